@@ -1,0 +1,1 @@
+"""Connectors: one small class per security tool, declared in the registry."""

@@ -1,0 +1,177 @@
+"""The one exception tree of ARX.
+
+Every error the service raises on purpose is an ``ARXError``. Each class
+carries a stable machine-readable ``code`` and the HTTP ``status_code`` it
+maps to; ``arx.api.problems`` turns any of them into an RFC 9457
+``application/problem+json`` body. Routes never build error bodies by hand,
+and nothing branches on an exception's message text.
+
+    ARXError (500)
+    ├── BadRequestError (400)
+    │   ├── MalformedJSONError (400)
+    │   ├── InvalidFieldError (422)           names the offending field
+    │   └── PayloadTooLargeError (413)
+    ├── NotFoundError (404)
+    │   ├── UnknownConnectorError (404)
+    │   ├── UnknownOperationError (404)
+    │   └── CredentialNotFoundError (409)     the org has not configured it
+    ├── AuthenticationError (401)
+    ├── AdminAuthenticationError (401)
+    ├── PermissionDeniedError (403)           policy said DENY
+    ├── ConflictError (409)
+    ├── ServiceUnavailableError (503)         nothing was executed
+    │   ├── PolicyEngineUnavailableError (503)
+    │   └── DatabaseUnavailableError (503)
+    ├── ConnectorError (502)                  the target tool failed
+    │   ├── ConnectorAuthError (502)
+    │   └── ConnectorRequestError (502)
+    └── VaultError (500)                      a credential cannot be decrypted
+
+Messages must never contain a credential, an API key or a decrypted value:
+they are logged and returned to agents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class ARXError(Exception):
+    """Base of every error ARX raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        # Extra members of the problem body (RFC 9457 extension members).
+        self.extra: dict[str, Any] = dict(extra or {})
+
+
+class BadRequestError(ARXError):
+    status_code = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class MalformedJSONError(BadRequestError):
+    code = "malformed_json"
+    title = "Request body is not valid JSON"
+
+
+class InvalidFieldError(BadRequestError):
+    status_code = 422
+    code = "invalid_field"
+    title = "A field is missing or has the wrong type"
+
+    def __init__(self, detail: str, *, field: str | None) -> None:
+        super().__init__(detail, extra={"field": field})
+        self.field = field
+
+
+class PayloadTooLargeError(BadRequestError):
+    status_code = 413
+    code = "payload_too_large"
+    title = "Request body is too large"
+
+
+class NotFoundError(ARXError):
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class UnknownConnectorError(NotFoundError):
+    code = "unknown_connector"
+    title = "Unknown connector"
+
+
+class UnknownOperationError(NotFoundError):
+    code = "unknown_operation"
+    title = "Unknown operation"
+
+
+class CredentialNotFoundError(NotFoundError):
+    status_code = 409
+    code = "credential_not_configured"
+    title = "The organization has no credential for this connector"
+
+
+class AuthenticationError(ARXError):
+    status_code = 401
+    code = "invalid_api_key"
+    title = "Missing or invalid API key"
+
+
+class AdminAuthenticationError(AuthenticationError):
+    code = "invalid_admin_token"
+    title = "Missing or invalid admin token"
+
+
+class PermissionDeniedError(ARXError):
+    """The policy engine returned DENY; the body carries policy id and reasons."""
+
+    status_code = 403
+    code = "policy_denied"
+    title = "Denied by policy"
+
+
+class ConflictError(ARXError):
+    status_code = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class ServiceUnavailableError(ARXError):
+    """An infrastructure dependency is down. Guarantee: nothing was executed."""
+
+    status_code = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+class PolicyEngineUnavailableError(ServiceUnavailableError):
+    code = "policy_engine_unavailable"
+    title = "Policy engine unavailable"
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    code = "database_unavailable"
+    title = "Database unavailable"
+
+
+class ConnectorError(ARXError):
+    """The target tool failed or answered unexpectedly."""
+
+    status_code = 502
+    code = "connector_error"
+    title = "The security tool returned an error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        upstream_status: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        merged = {"upstream_status": upstream_status, **(extra or {})}
+        super().__init__(detail, extra=merged)
+        self.upstream_status = upstream_status
+
+
+class ConnectorAuthError(ConnectorError):
+    code = "connector_auth_failed"
+    title = "The security tool rejected ARX's stored credential"
+
+
+class ConnectorRequestError(ConnectorError):
+    code = "connector_request_failed"
+    title = "The security tool rejected or failed the request"
+
+
+class VaultError(ARXError):
+    code = "vault_error"
+    title = "A stored credential could not be decrypted"
