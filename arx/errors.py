@@ -71,6 +71,31 @@ class InvalidFieldError(BadRequestError):
         super().__init__(detail, extra={"field": field})
         self.field = field
 
+    @classmethod
+    def from_validation(
+        cls, exc: Exception, *, prefix: str = "", what: str = ""
+    ) -> InvalidFieldError:
+        """Build from a ``msgspec.ValidationError``, naming the field it points at.
+
+        msgspec messages name the path (``- at `$.params.ids[0]```) and never
+        echo the offending value, so they are safe to return.
+        """
+        message = str(exc)
+        path = _field_path(message)
+        field = ".".join(p for p in (prefix, path) if p) or None
+        return cls(f"{what}{message}", field=field)
+
+
+def _field_path(message: str) -> str | None:
+    marker = "- at `$"
+    start = message.rfind(marker)
+    if start >= 0:
+        return message[start + len(marker) :].rstrip("`").lstrip(".") or None
+    for lead in ("Object missing required field `", "Object contains unknown field `"):
+        if message.startswith(lead):
+            return message[len(lead) :].split("`", 1)[0]
+    return None
+
 
 class PayloadTooLargeError(BadRequestError):
     status_code = 413

@@ -1,1 +1,1 @@
-
+"""Approval requests for ESCALATE verdicts (the full review flow comes later)."""

@@ -1,1 +1,1 @@
-
+"""The append-only audit trail (INV-001)."""

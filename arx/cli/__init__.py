@@ -1,1 +1,1 @@
-
+"""The ``arx`` command line."""

@@ -9,15 +9,48 @@ order DESIGN.md section 3 fixes.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
 
 import httpx
 import msgspec
+import psycopg
+from psycopg.types.json import Jsonb
 
-from arx.connectors.types import CallContext, Operation
-from arx.errors import UnknownOperationError
+from arx.approvals.service import create_request
+from arx.audit import repo as audit_repo
+from arx.audit.service import recent_actions
+from arx.connectors.types import CallContext, ExecuteCall, Executed, Operation, Outcome, Pending
+from arx.db.pool import org_transaction
+from arx.errors import (
+    ARXError,
+    ConnectorError,
+    DatabaseUnavailableError,
+    InvalidFieldError,
+    PermissionDeniedError,
+    UnknownOperationError,
+)
+from arx.identity.types import AgentIdentity
+from arx.logs import get_logger, request_id_var
+from arx.policy.client import revision_label
+from arx.policy.types import (
+    AgentInput,
+    Decision,
+    OperationInput,
+    OrgInput,
+    PolicyInput,
+    Verdict,
+)
+from arx.vault.service import StoredCredential, locate, open_secret
+
+if TYPE_CHECKING:
+    from arx.runtime import Runtime
+
+log = get_logger("arx.intercept")
 
 
 class BaseConnector(ABC):
@@ -56,3 +89,204 @@ class BaseConnector(ABC):
         returned, or placed in an exception message. Failures raise
         ``ConnectorAuthError`` / ``ConnectorRequestError``.
         """
+
+    @classmethod
+    def validate(cls, operation_name: str, params: dict[str, Any]) -> ExecuteCall:
+        """Check an operation's params against its table entry (no I/O)."""
+        operation = cls.operation(operation_name)
+        try:
+            typed = msgspec.convert(params, operation.params)
+        except msgspec.ValidationError as exc:
+            raise InvalidFieldError.from_validation(
+                exc, prefix="params", what=f"invalid params for {cls.id} {operation_name}: "
+            ) from None
+        return ExecuteCall(operation=operation, params=typed, raw_params=params)
+
+    async def execute(self, rt: Runtime, who: AgentIdentity, call: ExecuteCall) -> Outcome:
+        """The intercept: the six steps of DESIGN.md section 3, in order."""
+        op = call.operation
+
+        # 1. Locate the org's credential (decrypted only in step 5) and read the
+        #    agent's recent actions for the policy's intent scoring.
+        async with org_transaction(rt.pool, who.org_id) as conn:
+            credential = await locate(conn, who.org_id, self.id)
+            session = await recent_actions(conn, who.org_id, who.agent_id)
+
+        # 2. Evaluate policy. Any failure raises and nothing below runs.
+        decision = await rt.policy.decide(
+            PolicyInput(
+                agent=AgentInput(
+                    id=who.agent_id, name=who.agent_name, intent=msgspec.to_builtins(who.intent)
+                ),
+                org=OrgInput(id=who.org_id, slug=who.org_slug),
+                connector=self.id,
+                operation=OperationInput(
+                    name=op.name,
+                    kind=op.kind.value,
+                    base_risk=op.base_risk,
+                    reversible=op.reversible,
+                    target_type=op.target_type,
+                ),
+                params=call.raw_params,
+                session_context=session,
+                now=datetime.now(UTC),
+            )
+        )
+
+        # 3. Commit the decision event (and, for ESCALATE, its approval request)
+        #    before anything executes. If this fails, nothing executes.
+        event_id = uuid.uuid4()
+        revision = revision_label(decision.bundle_revisions)
+        async with org_transaction(rt.pool, who.org_id) as conn:
+            await conn.execute(
+                audit_repo.INSERT_DECISION,
+                (
+                    event_id,
+                    who.org_id,
+                    who.agent_id,
+                    self.id,
+                    op.name,
+                    op.kind.value,
+                    Jsonb(call.raw_params),
+                    decision.verdict.value,
+                    decision.risk_score,
+                    decision.policy_id,
+                    Jsonb(decision.reasons),
+                    Jsonb(decision.bundle_revisions),
+                    request_id_var.get(),
+                ),
+            )
+            if decision.verdict is Verdict.ESCALATE:
+                approval_id, expires_at = await create_request(
+                    conn,
+                    org_id=who.org_id,
+                    event_id=event_id,
+                    agent_id=who.agent_id,
+                    connector=self.id,
+                    operation=op.name,
+                    params=call.raw_params,
+                    ttl_seconds=rt.settings.approval_ttl_seconds,
+                )
+
+        # 4. Route on the verdict.
+        if decision.verdict is Verdict.DENY:
+            raise PermissionDeniedError(
+                f"{self.id} {op.name} was denied by policy {decision.policy_id}",
+                extra=_decision_members(event_id, decision, revision),
+            )
+        if decision.verdict is Verdict.ESCALATE:
+            return Pending(
+                event_id=event_id,
+                approval_id=approval_id,
+                verdict=decision.verdict.value,
+                risk_score=decision.risk_score,
+                policy_id=decision.policy_id,
+                reasons=decision.reasons,
+                bundle_revision=revision,
+                expires_at=expires_at,
+            )
+
+        # 5. Execute with credentials decrypted for this one call.
+        try:
+            result = await self._run(rt, credential, call)
+        except ConnectorError as exc:
+            # 6 (failure). The error, never the secret, is appended.
+            exc.extra["event_id"] = str(event_id)
+            await self._log_result(
+                rt,
+                who,
+                event_id,
+                op,
+                outcome="error",
+                result=None,
+                error={"code": exc.code, "detail": exc.detail, **_jsonable(exc.extra)},
+            )
+            raise
+
+        # 6. Append the result event referencing the decision.
+        result_id = await self._log_result(
+            rt, who, event_id, op, outcome="success", result=result, error=None
+        )
+        return Executed(
+            event_id=event_id,
+            result_event_id=result_id,
+            verdict=decision.verdict.value,
+            risk_score=decision.risk_score,
+            policy_id=decision.policy_id,
+            reasons=decision.reasons,
+            bundle_revision=revision,
+            result=result,
+        )
+
+    async def _run(
+        self, rt: Runtime, credential: StoredCredential, call: ExecuteCall
+    ) -> dict[str, Any]:
+        secret = open_secret(rt.settings.kek, credential, self.secret_type)
+        context = CallContext(base_url=credential.base_url, credential_key=credential.cache_key)
+        try:
+            return await self._execute_impl(call.operation, call.params, secret, context)
+        except ARXError:
+            raise
+        except httpx.HTTPError as exc:
+            raise ConnectorError(f"{self.id} could not be reached ({type(exc).__name__})") from None
+        finally:
+            del secret
+
+    async def _log_result(
+        self,
+        rt: Runtime,
+        who: AgentIdentity,
+        decision_id: UUID,
+        op: Operation,
+        *,
+        outcome: str,
+        result: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+    ) -> UUID | None:
+        result_id = uuid.uuid4()
+        try:
+            async with org_transaction(rt.pool, who.org_id) as conn:
+                await conn.execute(
+                    audit_repo.INSERT_RESULT,
+                    (
+                        result_id,
+                        who.org_id,
+                        who.agent_id,
+                        decision_id,
+                        self.id,
+                        op.name,
+                        outcome,
+                        Jsonb(result) if result is not None else None,
+                        Jsonb(error) if error is not None else None,
+                        request_id_var.get(),
+                    ),
+                )
+        except (DatabaseUnavailableError, psycopg.Error) as exc:
+            # The operation already ran: answering 503 ("nothing executed")
+            # would be a lie. Record the loss loudly and let the caller see
+            # the result; the committed decision event proves the attempt.
+            log.error(
+                "result event could not be written: outcome unknown in the audit trail",
+                extra={
+                    "decision_id": str(decision_id),
+                    "outcome": outcome,
+                    "cause": type(exc).__name__,
+                },
+            )
+            return None
+        return result_id
+
+
+def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
+    return msgspec.to_builtins(extra, enc_hook=str)  # type: ignore[no-any-return]
+
+
+def _decision_members(event_id: UUID, decision: Decision, revision: str | None) -> dict[str, Any]:
+    return {
+        "event_id": str(event_id),
+        "verdict": decision.verdict.value,
+        "risk_score": decision.risk_score,
+        "policy_id": decision.policy_id,
+        "reasons": decision.reasons,
+        "bundle_revision": revision,
+    }

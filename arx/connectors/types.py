@@ -8,7 +8,10 @@ and the SDK's discovery call are all derived from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
+from uuid import UUID
 
 import msgspec
 
@@ -49,3 +52,39 @@ class CallContext:
 
     base_url: str
     credential_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteCall:
+    """A validated request to run one operation."""
+
+    operation: Operation
+    params: msgspec.Struct
+    raw_params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    event_id: UUID
+    result_event_id: UUID | None
+    verdict: str
+    risk_score: int
+    policy_id: str | None
+    reasons: list[str]
+    bundle_revision: str | None
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    event_id: UUID
+    approval_id: UUID
+    verdict: str
+    risk_score: int
+    policy_id: str | None
+    reasons: list[str]
+    bundle_revision: str | None
+    expires_at: datetime
+
+
+Outcome = Executed | Pending

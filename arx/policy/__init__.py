@@ -1,1 +1,1 @@
-
+"""The policy engine client: asks the OPA sidecar for ``data.arx.decision``."""

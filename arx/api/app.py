@@ -1,0 +1,70 @@
+"""The Litestar application.
+
+``create_app(settings)`` opens the runtime in the app's lifespan (uvicorn);
+``create_app(settings, runtime=rt)`` serves an already-open runtime (tests
+drive it in-process on their own event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+import arx
+from arx.api.admin import admin_router
+from arx.api.health import health
+from arx.api.middleware import request_id_middleware
+from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
+from arx.api.sdk import execute, get_approval, list_connectors
+from arx.config import Settings, load_settings
+from arx.errors import ARXError
+from arx.logs import configure_logging
+from arx.runtime import Runtime, open_runtime
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        async with open_runtime(settings) as rt:
+            app.state.runtime = rt
+            yield
+
+    app = Litestar(
+        route_handlers=[execute, get_approval, list_connectors, health, admin_router],
+        lifespan=[lifespan],
+        middleware=[request_id_middleware],
+        exception_handlers={
+            ARXError: handle_arx_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ARX",
+            version=arx.__version__,
+            description="Governance proxy between AI agents and security tools.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        debug=False,
+        logging_config=None,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory arx.api.app:app_from_env``."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

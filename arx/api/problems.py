@@ -1,0 +1,76 @@
+"""RFC 9457 problem details: the one place error bodies are built.
+
+Every ``ARXError`` becomes ``application/problem+json`` with its stable
+``code``; Litestar's own HTTP errors (unknown route, wrong method, body too
+large) get the same shape; anything unexpected is a 500 whose body says
+nothing about internals and whose log line names only the exception type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from arx.errors import ARXError
+from arx.logs import get_logger, request_id_var
+
+log = get_logger("arx.api")
+
+PROBLEM_TYPE_BASE = "https://arx.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, extra: dict[str, Any] | None = None
+) -> Response[bytes]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id_var.get(),
+    }
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    headers = {"www-authenticate": 'Bearer realm="arx"'} if status == 401 else None
+    return Response(
+        content=msgspec.json.encode(body, enc_hook=str),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def handle_arx_error(_: Request[Any, Any, Any], exc: ARXError) -> Response[bytes]:
+    if exc.status_code >= 500:
+        log.warning("request failed", extra={"code": exc.code, "status": exc.status_code})
+    return problem(exc.status_code, exc.code, exc.title, exc.detail, exc.extra)
+
+
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        return handle_unexpected(_, exc)
+    code = _HTTP_CODES.get(status, "http_error")
+    detail = "the request body exceeds the size limit" if status == 413 else str(exc.detail)
+    return problem(status, code, code.replace("_", " ").capitalize(), detail)
+
+
+def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("unhandled error", extra={"exc_type": type(exc).__name__})
+    return problem(500, "internal_error", "Internal error", "an unexpected error occurred")

@@ -1,0 +1,152 @@
+"""Agent-facing routes (``/v1/sdk``): translate HTTP to the intercept, never decide."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.enums import MediaType
+from litestar.openapi.spec import OpenAPIMediaType, RequestBody
+from litestar.openapi.spec import Operation as OpenAPIOperation
+from litestar.params import FromPath
+
+from arx.api import body
+from arx.api.state import runtime
+from arx.api.types import (
+    ConnectorInfo,
+    ConnectorList,
+    ExecuteRequest,
+    ExecuteResponse,
+    OperationInfo,
+    PendingResponse,
+)
+from arx.approvals.service import get_for_agent
+from arx.approvals.types import ApprovalView
+from arx.connectors.catalog import connectors
+from arx.connectors.types import Executed
+from arx.identity.service import authenticate
+from arx.identity.types import AgentIdentity
+from arx.logs import agent_id_var, org_id_var
+
+_encoder = msgspec.json.Encoder()
+
+
+class _ExecuteOperation(OpenAPIOperation):
+    """Documents the JSON body that ``execute`` decodes itself, strictly."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="The operation to run: connector id, operation name and its params.",
+            content={MediaType.JSON: OpenAPIMediaType(schema=_inline_schema(ExecuteRequest))},
+        )
+
+
+def _inline_schema(type_: type[msgspec.Struct]) -> Any:
+    """msgspec's JSON Schema for a Struct, with its one ``$ref`` resolved."""
+    schema = msgspec.json.schema(type_)
+    defs = schema.get("$defs", {})
+    ref = schema.get("$ref", "").rsplit("/", 1)[-1]
+    return dict(defs.get(ref, schema))
+
+
+async def _identify(request: Request[Any, Any, Any]) -> AgentIdentity:
+    who = await authenticate(runtime(request).pool, request.headers.get("authorization"))
+    org_id_var.set(str(who.org_id))
+    agent_id_var.set(str(who.agent_id))
+    return who
+
+
+@post(
+    "/v1/sdk/execute",
+    operation_class=_ExecuteOperation,
+    summary="Run one operation through policy, audit and the connector",
+    tags=["sdk"],
+    status_code=200,
+)
+async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
+    rt = runtime(request)
+    who = await _identify(request)
+    req = await body.read(request, ExecuteRequest)
+    connector = rt.connector(req.connector)
+    call = connector.validate(req.operation, req.params)
+    outcome = await connector.execute(rt, who, call)
+    if isinstance(outcome, Executed):
+        return Response(
+            _encoder.encode(
+                ExecuteResponse(
+                    event_id=outcome.event_id,
+                    verdict=outcome.verdict,
+                    risk_score=outcome.risk_score,
+                    policy_id=outcome.policy_id,
+                    reasons=outcome.reasons,
+                    bundle_revision=outcome.bundle_revision,
+                    result=outcome.result,
+                )
+            ),
+            status_code=200,
+            media_type="application/json",
+        )
+    poll_url = f"/v1/sdk/approvals/{outcome.approval_id}"
+    return Response(
+        _encoder.encode(
+            PendingResponse(
+                event_id=outcome.event_id,
+                approval_id=outcome.approval_id,
+                status="pending",
+                verdict=outcome.verdict,
+                risk_score=outcome.risk_score,
+                policy_id=outcome.policy_id,
+                reasons=outcome.reasons,
+                bundle_revision=outcome.bundle_revision,
+                poll_url=poll_url,
+                expires_at=outcome.expires_at,
+            )
+        ),
+        status_code=202,
+        media_type="application/json",
+        headers={"location": poll_url},
+    )
+
+
+@get("/v1/sdk/approvals/{approval_id:uuid}", tags=["sdk"], summary="Poll an approval request")
+async def get_approval(
+    request: Request[Any, Any, Any], approval_id: FromPath[UUID]
+) -> ApprovalView:
+    who = await _identify(request)
+    return await get_for_agent(runtime(request).pool, who.org_id, who.agent_id, approval_id)
+
+
+@cache
+def _catalog() -> ConnectorList:
+    return ConnectorList(
+        connectors=[
+            ConnectorInfo(
+                id=cid,
+                auth_scheme=cls.auth_scheme,
+                operations=[
+                    OperationInfo(
+                        name=op.name,
+                        kind=op.kind.value,
+                        base_risk=op.base_risk,
+                        reversible=op.reversible,
+                        target_type=op.target_type,
+                        summary=op.summary,
+                        inverse=op.inverse,
+                        params_schema=_inline_schema(op.params),
+                    )
+                    for op in cls.operations.values()
+                ],
+            )
+            for cid, cls in sorted(connectors().items())
+        ]
+    )
+
+
+@get("/v1/sdk/connectors", tags=["sdk"], summary="List connectors and their operation tables")
+async def list_connectors(request: Request[Any, Any, Any]) -> ConnectorList:
+    await _identify(request)
+    return _catalog()

@@ -1,0 +1,18 @@
+"""Approval request shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+
+class ApprovalView(msgspec.Struct, frozen=True, kw_only=True):
+    approval_id: UUID
+    event_id: UUID
+    status: str
+    connector: str
+    operation: str
+    created_at: datetime
+    expires_at: datetime

@@ -1,0 +1,55 @@
+"""Schema migrations: numbered SQL files applied once each, in order.
+
+Runs with an administrative connection (one that may create roles); the
+API itself never migrates. A migration and its bookkeeping row commit in the
+same transaction, and an advisory lock keeps two migrators from racing.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+_LOCK_KEY = 0x41525800  # "ARX\0": any constant shared by all migrators
+
+
+def _migrations() -> list[tuple[str, str]]:
+    folder = resources.files("arx.db").joinpath("migrations")
+    files = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(name.removesuffix(".sql"), folder.joinpath(name).read_text()) for name in files]
+
+
+def migrate(admin_url: str) -> list[str]:
+    """Apply pending migrations; return the versions applied now."""
+    applied_now: list[str] = []
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS public.arx_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM public.arx_migrations")}
+            for version, text in _migrations():
+                if version in done:
+                    continue
+                with conn.transaction():
+                    # Migration files are trusted text shipped inside the package.
+                    conn.execute(text.encode())
+                    conn.execute(
+                        "INSERT INTO public.arx_migrations (version) VALUES (%s)", (version,)
+                    )
+                applied_now.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now
+
+
+def set_app_password(admin_url: str, password: str) -> None:
+    """Give the app role a password (the local cluster and tests use this)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE arx_app WITH LOGIN PASSWORD {}").format(sql.Literal(password))
+        )

@@ -1,0 +1,1 @@
+"""Identity: organizations, agents and the API keys that identify them."""

@@ -1,0 +1,51 @@
+"""API key format, generation and verification.
+
+A key reads ``arx_<id>_<secret>``: ``id`` (16 hex chars) is public and finds
+the row; ``secret`` is 32 random bytes, url-safe base64. Only SHA-256 of the
+secret is stored and it is compared with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from arx.errors import AuthenticationError
+
+PREFIX = "arx_"
+_ID_HEX = 16
+
+
+def generate() -> tuple[str, str, bytes]:
+    """Return (key id, full key, hash of the secret)."""
+    key_id = secrets.token_hex(_ID_HEX // 2)
+    secret = secrets.token_urlsafe(32)
+    return key_id, f"{PREFIX}{key_id}_{secret}", hash_secret(secret)
+
+
+def hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def parse(key: str) -> tuple[str, str]:
+    """Split a presented key into (id, secret); any malformed key is a 401."""
+    if not key.startswith(PREFIX):
+        raise AuthenticationError("the API key is malformed")
+    key_id, sep, secret = key[len(PREFIX) :].partition("_")
+    if not sep or len(key_id) != _ID_HEX or not secret or len(secret) > 128:
+        raise AuthenticationError("the API key is malformed")
+    return key_id, secret
+
+
+def parse_bearer(header: str | None) -> tuple[str, str]:
+    if not header:
+        raise AuthenticationError("an Authorization: Bearer <ARX API key> header is required")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("the Authorization header must be 'Bearer <ARX API key>'")
+    return parse(token.strip())
+
+
+def verify(secret: str, stored_hash: bytes) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)

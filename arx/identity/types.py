@@ -1,0 +1,54 @@
+"""Domain types of orgs, agents and API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+AgentName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+OperationPattern = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class IntentManifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What an agent declares it is for; the policy scores drift from it.
+
+    ``scope`` maps a connector id (or ``"*"``) to operation globs, with ``:``
+    as the glob delimiter: ``{"crowdstrike": ["hosts:search", "hosts:get"]}``.
+    """
+
+    purpose: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    scope: dict[str, list[OperationPattern]] = msgspec.field(default_factory=dict)
+
+
+class AgentIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling: resolved from the API key, never from the request body."""
+
+    org_id: UUID
+    org_slug: str
+    agent_id: UUID
+    agent_name: str
+    intent: IntentManifest
+
+
+class Org(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    slug: str
+    name: str
+
+
+class Agent(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    org_id: UUID
+    name: str
+    intent: IntentManifest
+
+
+class IssuedApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """Returned exactly once, at creation; only a hash is stored."""
+
+    key_id: str
+    agent_id: UUID
+    api_key: str

@@ -1,0 +1,58 @@
+"""The policy input and decision documents (see rego/schema/input.json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+
+from arx.audit.types import SessionAction
+
+
+class Verdict(StrEnum):
+    PERMIT = "PERMIT"
+    ESCALATE = "ESCALATE"
+    DENY = "DENY"
+
+
+class AgentInput(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    name: str
+    intent: dict[str, Any]
+
+
+class OrgInput(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    slug: str
+
+
+class OperationInput(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str
+    base_risk: int
+    reversible: bool
+    target_type: str
+
+
+class PolicyInput(msgspec.Struct, frozen=True, kw_only=True):
+    agent: AgentInput
+    org: OrgInput
+    connector: str
+    operation: OperationInput
+    params: dict[str, Any]
+    session_context: list[SessionAction]
+    now: datetime
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated ``data.arx.decision``; anything else fails closed."""
+
+    verdict: Verdict
+    risk_score: Annotated[int, msgspec.Meta(ge=0, le=100)]
+    policy_id: str | None
+    reasons: list[str]
+    # Filled in from OPA provenance, not from the policy's own output.
+    bundle_revisions: dict[str, str] = msgspec.field(default_factory=dict)
