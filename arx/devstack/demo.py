@@ -1,0 +1,315 @@
+"""``arx demo``: the whole system on one machine, and an agent that uses it.
+
+Starts (or reuses) a project-local PostgreSQL cluster, builds the policy
+bundles and starts the OPA sidecar, the Falcon sandbox and the ARX API, seeds
+the example org in a fresh ``arx_demo`` database, then runs
+``examples/demo_agent.py`` (a real SDK client in its own process) for a
+PERMIT, a DENY and an ESCALATE. Everything keeps running until Ctrl-C.
+
+State lives in ``.arx/`` (or ``--home``): the cluster, the generated KEK,
+admin token and passwords (0600 files), logs, and ``demo.env`` for the CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from arx.devstack.opa import OpaSidecar, opa_binary
+from arx.devstack.ports import LOOPBACK, free_port, is_port_open
+from arx.devstack.postgres import LocalPostgres, check_traversable
+from arx.devstack.process import DevstackError, ManagedProcess
+from arx.devstack.stack import (
+    build_policy_bundles,
+    create_database,
+    drop_database,
+    migrate_and_grant,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_DB = "arx_demo"
+SANDBOX_CLIENT_ID = "arxdemo0000000000000000000000001"
+
+
+def _secret_file(path: Path, make: str) -> str:
+    """Read a 0600 file, creating it with ``make`` the first time."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(make)
+    return path.read_text().strip()
+
+
+def _cluster_dir(home: Path) -> Path:
+    """``home/pg`` when the postgres OS user can reach it, else a dir under /var/tmp."""
+    preferred = home / "pg"
+    try:
+        if os.geteuid() == 0:
+            check_traversable(home, "postgres")
+        return preferred
+    except (DevstackError, KeyError):
+        digest = hashlib.sha256(str(home).encode()).hexdigest()[:10]
+        fallback = Path("/var/tmp") / f"arx-{digest}" / "pg"  # noqa: S108 (per-checkout name)
+        fallback.parent.mkdir(parents=True, exist_ok=True)
+        fallback.parent.chmod(0o755)
+        print(f"  (PostgreSQL cannot enter {home}; its cluster lives in {fallback})")
+        return fallback
+
+
+def _http_ok(port: int, path: str) -> bool:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=1.0)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+def _python_service(
+    module_args: list[str],
+    *,
+    name: str,
+    log: Path,
+    port: int,
+    probe: str | None,
+    env: dict[str, str],
+) -> ManagedProcess:
+    return ManagedProcess(
+        [sys.executable, "-m", *module_args],
+        name=name,
+        log_path=log,
+        ready=(lambda: _http_ok(port, probe)) if probe else (lambda: is_port_open(port)),
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+    )
+
+
+@contextmanager
+def _running(proc: ManagedProcess | OpaSidecar, timeout: float = 30.0) -> Iterator[None]:
+    if isinstance(proc, OpaSidecar):
+        proc.start()
+    else:
+        proc.start(timeout=timeout)
+    try:
+        yield
+    finally:
+        proc.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """A running local ARX: where everything is, and the seeded demo keys."""
+
+    base_url: str
+    falcon_url: str
+    falcon_client_secret: str
+    opa_url: str
+    api_keys: dict[str, str]
+    env_file: Path
+    logs: Path
+
+    def __repr__(self) -> str:
+        return f"Stack({self.base_url})"
+
+
+@contextmanager
+def local_stack(
+    *,
+    home: Path,
+    port: int,
+    admin_url: str | None = None,
+    db_name: str = DEMO_DB,
+    api_workers: int = 1,
+) -> Iterator[Stack]:
+    """Start PostgreSQL (unless ``admin_url`` names a server), OPA, the Falcon
+    sandbox and the API, and seed the example org in a fresh ``db_name``."""
+    home = home.absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    if is_port_open(port):
+        raise DevstackError(f"port {port} is in use: is ARX already running? (use --port N)")
+    _secret_file(home / "kek", base64.b64encode(os.urandom(32)).decode())
+    admin_token = _secret_file(home / "admin_token", secrets.token_urlsafe(24))
+    sandbox_secret = _secret_file(home / "sandbox_secret", secrets.token_urlsafe(24))
+
+    with ExitStack() as stack:
+        if admin_url:
+            print("- PostgreSQL: using the given server (ARX_DATABASE_URL)")
+        else:
+            cluster = LocalPostgres(_cluster_dir(home) / "data")
+            started = not cluster.is_running()
+            cluster.ensure()
+            if started:
+                stack.callback(cluster.stop)
+            admin_url = cluster.admin_url
+            print(f"- PostgreSQL: local cluster on {LOOPBACK}:{cluster.port}")
+        drop_database(admin_url, db_name)
+        db_admin_url = create_database(admin_url, db_name)
+        app_url, _ = migrate_and_grant(db_admin_url)
+        print(f"- database {db_name!r} created and migrated (the API connects as arx_app)")
+
+        opa = opa_binary(REPO_ROOT)
+        bundles = build_policy_bundles(opa, REPO_ROOT, home / "bundles")
+        sidecar = OpaSidecar(opa, bundles, log_path=logs / "opa.log")
+        stack.enter_context(_running(sidecar))
+        print(f"- OPA sidecar {sidecar.url} with bundles: {', '.join(b.name for b in bundles)}")
+
+        falcon_port = free_port()
+        falcon = _python_service(
+            [
+                "uvicorn",
+                "--factory",
+                "arx.sandbox.falcon:app_from_env",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(falcon_port),
+                "--log-level",
+                "warning",
+            ],
+            name="Falcon sandbox",
+            log=logs / "falcon.log",
+            port=falcon_port,
+            probe=None,
+            env={
+                "ARX_SANDBOX_FALCON_CLIENT_ID": SANDBOX_CLIENT_ID,
+                "ARX_SANDBOX_FALCON_CLIENT_SECRET": sandbox_secret,
+            },
+        )
+        stack.enter_context(_running(falcon))
+        falcon_url = f"http://{LOOPBACK}:{falcon_port}"
+        print(f"- CrowdStrike Falcon sandbox {falcon_url}")
+
+        api_env = {
+            "ARX_DATABASE_URL": app_url,
+            "ARX_OPA_URL": sidecar.url,
+            "ARX_KEK_FILE": str(home / "kek"),
+            "ARX_ADMIN_TOKEN": admin_token,
+            "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",
+        }
+        env_file = home / "demo.env"
+        env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in api_env.items()))
+        env_file.chmod(0o600)
+        api = _python_service(
+            ["arx.cli.main", "serve", "--port", str(port), "--workers", str(api_workers)],
+            name="ARX API",
+            log=logs / "api.log",
+            port=port,
+            probe="/health",
+            env=api_env,
+        )
+        stack.enter_context(_running(api))
+        base = f"http://{LOOPBACK}:{port}"
+        print(f"- ARX API {base} (logs: {logs / 'api.log'})")
+        keys = _seed(app_url, home, falcon_url, sandbox_secret)
+        yield Stack(
+            base_url=base,
+            falcon_url=falcon_url,
+            falcon_client_secret=sandbox_secret,
+            opa_url=sidecar.url,
+            api_keys=keys,
+            env_file=env_file,
+            logs=logs,
+        )
+
+
+def run_demo(*, port: int = 8080, wait: bool = True, home: Path | None = None) -> None:
+    print("ARX demo: starting the whole system locally")
+    home = home or REPO_ROOT / ".arx"
+    # The demo is a developer tool run from a shell: its one environment knob.
+    admin_url = os.environ.get("ARX_DATABASE_URL") or None
+    with local_stack(home=home, port=port, admin_url=admin_url) as st:
+        print("\nRunning the demo agent (examples/demo_agent.py, using the agentvault SDK):\n")
+        code = _run_agent(st.base_url, st.api_keys)
+        if code != 0:
+            raise DevstackError(f"the demo agent failed (exit {code}); see {st.logs / 'api.log'}")
+        base, key = st.base_url, st.api_keys["triage-bot"]
+        print(
+            f"""
+ARX is running.
+  API:            {base}
+  OpenAPI:        {base}/schema/openapi.json  (browse: {base}/schema)
+  Health:         {base}/health
+  Demo agent key: {key}   (agent triage-bot)
+  Try it:         curl -s -X POST {base}/v1/sdk/execute \\
+                    -H "Authorization: Bearer {key}" \\
+                    -H 'content-type: application/json' \\
+                    -d '{{"connector":"crowdstrike","operation":"hosts:search","params":{{}}}}'
+  Audit trail:    . {st.env_file} && .venv/bin/arx audit list --org example
+  Stop:           Ctrl-C here (stops the API, OPA, the sandbox and the cluster it started)
+"""
+        )
+        if wait:
+            _wait_for_interrupt()
+        print("Stopping ARX ...")
+
+
+def _seed(app_url: str, home: Path, falcon_url: str, sandbox_secret: str) -> dict[str, str]:
+    import asyncio  # noqa: PLC0415
+
+    from arx.config import load_settings  # noqa: PLC0415
+    from arx.devstack.seed import seed_example_org  # noqa: PLC0415
+    from arx.runtime import open_runtime  # noqa: PLC0415
+
+    settings = load_settings(
+        {
+            "ARX_DATABASE_URL": app_url,
+            "ARX_KEK_FILE": str(home / "kek"),
+            "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",
+        }
+    )
+
+    async def seed() -> dict[str, str]:
+        async with open_runtime(settings) as rt:
+            await rt.pool.wait(timeout=10)
+            seeded = await seed_example_org(
+                rt,
+                falcon_url=falcon_url,
+                client_id=SANDBOX_CLIENT_ID,
+                client_secret=sandbox_secret,
+            )
+        return seeded.api_keys
+
+    keys = asyncio.run(seed())
+    print("- seeded org 'example': agents triage-bot and responder-bot, a Falcon credential")
+    return keys
+
+
+def _run_agent(base: str, keys: dict[str, str]) -> int:
+    import subprocess  # noqa: PLC0415
+
+    env = {
+        **os.environ,
+        "ARX_BASE_URL": base,
+        "DEMO_TRIAGE_KEY": keys["triage-bot"],
+        "DEMO_RESPONDER_KEY": keys["responder-bot"],
+    }
+    return subprocess.call(
+        [sys.executable, str(REPO_ROOT / "examples" / "demo_agent.py")], env=env, cwd=REPO_ROOT
+    )
+
+
+def _wait_for_interrupt() -> None:
+    stop = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        while not stop:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,198 @@
+"""The ``opa`` binary, bundle builds, and an OPA sidecar on loopback.
+
+Guarantees: the binary is exactly the version pinned in ``opa/VERSION``; a
+bundle's revision is a pure function of its source (same files, same revision;
+any change to a non-test file, a new one or a removed one, a new revision), so
+the revision recorded with a decision names the policy text that made it; the
+sidecar listens on 127.0.0.1 only and is ready once every bundle is active.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+from collections.abc import Sequence
+from fnmatch import fnmatch
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from arx.devstack.ports import LOOPBACK, free_port
+from arx.devstack.process import DevstackError, ManagedProcess, run_command
+
+OPA_PATH_FILE = Path(".arx") / "opa-path"
+TEST_FILES = "*_test.rego"
+
+
+def pinned_version(repo_root: Path) -> str:
+    """The OPA version in ``opa/VERSION``, without a leading ``v``."""
+    return (repo_root / "opa" / "VERSION").read_text(encoding="utf-8").strip().removeprefix("v")
+
+
+def opa_binary(repo_root: Path) -> Path:
+    """Return a usable ``opa`` of the pinned version, installing it if needed.
+
+    Trusts ``.arx/opa-path`` (written by scripts/bootstrap.sh) when the binary it
+    names reports the pinned version; otherwise runs ``opa/install.sh`` and
+    records its answer there.
+    """
+    version = pinned_version(repo_root)
+    recorded = repo_root / OPA_PATH_FILE
+    try:
+        candidate = Path(recorded.read_text(encoding="utf-8").strip())
+    except OSError:
+        candidate = None
+    if candidate is not None and candidate.is_absolute() and _reports(candidate, version):
+        return candidate
+    out = run_command(
+        ["bash", repo_root / "opa" / "install.sh"],
+        what=f"opa/install.sh (find or build opa v{version})",
+        timeout=1800,  # a first `go install` compiles OPA from source
+    )
+    path = Path(out.strip())
+    if not _reports(path, version):
+        raise DevstackError(f"opa/install.sh answered {path}, which is not opa v{version}")
+    recorded.parent.mkdir(parents=True, exist_ok=True)
+    tmp = recorded.with_suffix(".tmp")
+    tmp.write_text(f"{path}\n", encoding="utf-8")
+    tmp.replace(recorded)
+    return path
+
+
+def _reports(opa: Path, version: str) -> bool:
+    if not os.access(opa, os.X_OK):
+        return False
+    try:
+        out = run_command([opa, "version"], what="opa version", timeout=30)
+    except DevstackError:
+        return False
+    return any(line.split() == ["Version:", version] for line in out.splitlines())
+
+
+def bundle_revision(source: Path, *, name: str) -> str:
+    """``<name>-<12 hex>``: sha256 over the sorted relative paths and bytes of ``source``.
+
+    Test files (``*_test.rego``) are left out, as they are left out of the bundle.
+    Each path and content is length-prefixed, so no two different trees hash alike
+    by moving bytes between a name and a file.
+    """
+    digest = hashlib.sha256()
+    files = sorted(
+        (p.relative_to(source).as_posix(), p)
+        for p in source.rglob("*")
+        if p.is_file() and not fnmatch(p.name, TEST_FILES)
+    )
+    for relative, path in files:
+        for chunk in (relative.encode(), path.read_bytes()):
+            digest.update(len(chunk).to_bytes(8, "big"))
+            digest.update(chunk)
+    return f"{name}-{digest.hexdigest()[:12]}"
+
+
+def build_bundle(opa: Path, source: Path, out: Path, *, name: str) -> str:
+    """Build ``source`` into the bundle tarball ``out`` and return its revision.
+
+    Runs ``opa build -b . --ignore '*_test.rego' -r <revision> -o <out>`` from
+    inside ``source``, so file names in the bundle are relative to the bundle
+    root rather than carrying this machine's path.
+    """
+    source = source.resolve()
+    if not source.is_dir():
+        raise DevstackError(f"bundle source {source} is not a directory")
+    revision = bundle_revision(source, name=name)
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_command(
+        [opa, "build", "-b", ".", "--ignore", TEST_FILES, "-r", revision, "-o", out],
+        what=f"opa build {source}",
+        cwd=source,
+    )
+    return revision
+
+
+class OpaSidecar:
+    """``opa run --server`` on ``127.0.0.1:<port>`` serving the given bundle files.
+
+    Ready when ``GET /health?bundles`` answers 200, i.e. every bundle is active.
+    Bundles must declare disjoint ``roots`` in their manifests. Use as a context
+    manager, or call ``start()`` and ``stop()``.
+    """
+
+    def __init__(
+        self,
+        opa: Path,
+        bundles: Sequence[Path],
+        *,
+        log_path: Path,
+        port: int | None = None,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        if not bundles:
+            raise ValueError("OpaSidecar needs at least one bundle")
+        self.opa = opa
+        self.bundles = [b.absolute() for b in bundles]
+        self.log_path = log_path
+        self.port = port if port is not None else free_port()
+        self.startup_timeout = startup_timeout
+        self._process = ManagedProcess(
+            [
+                opa,
+                "run",
+                "--server",
+                "--addr",
+                f"{LOOPBACK}:{self.port}",
+                "--log-level",
+                "error",
+                "--log-format",
+                "json",
+                # No phoning home: offline machines would only log a failed check.
+                "--skip-version-check",
+                # Local sidecar: a stop should not wait the default 10 s for clients.
+                "--shutdown-grace-period",
+                "1",
+                "--bundle",
+                *self.bundles,
+            ],
+            name=f"opa sidecar on {LOOPBACK}:{self.port}",
+            log_path=log_path,
+            ready=self._bundles_active,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def is_running(self) -> bool:
+        return self._process.is_running()
+
+    def start(self) -> None:
+        missing = [str(b) for b in self.bundles if not b.is_file()]
+        if missing:
+            raise DevstackError(f"bundle file(s) not found: {', '.join(missing)}")
+        self._process.start(timeout=self.startup_timeout)
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def _bundles_active(self) -> bool:
+        # http.client rather than an HTTP library: no proxy settings from the
+        # environment can get between us and loopback.
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=1.0)
+        try:
+            conn.request("GET", "/health?bundles")
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

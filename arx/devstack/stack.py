@@ -1,0 +1,59 @@
+"""Pieces shared by the demo and the test suite: policy bundles and databases."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from arx.db.migrate import migrate, set_app_password
+from arx.devstack.opa import build_bundle
+from arx.devstack.postgres import psql_url_with
+
+BASE_BUNDLE = "arx-base"
+APP_ROLE = "arx_app"
+
+
+def build_policy_bundles(opa: Path, repo_root: Path, out_dir: Path) -> list[Path]:
+    """Build the base library (``rego/``) and every org bundle (``bundles/*``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    built = [out_dir / f"{BASE_BUNDLE}.tar.gz"]
+    build_bundle(opa, repo_root / "rego", built[0], name=BASE_BUNDLE)
+    for source in sorted(p for p in (repo_root / "bundles").iterdir() if p.is_dir()):
+        out = out_dir / f"{source.name}.tar.gz"
+        build_bundle(opa, source, out, name=source.name)
+        built.append(out)
+    return built
+
+
+def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
+    """Create database ``name`` (optionally from ``template``); return its admin URL."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+        conn.execute(query)
+    return psql_url_with(admin_url, dbname=name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def database_exists(admin_url: str, name: str) -> bool:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        cur = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return cur.fetchone() is not None
+
+
+def migrate_and_grant(db_admin_url: str, app_password: str | None = None) -> tuple[str, str]:
+    """Migrate a database and give the app role a password; return (app URL, password)."""
+    migrate(db_admin_url)
+    password = app_password or secrets.token_urlsafe(24)
+    set_app_password(db_admin_url, password)
+    return psql_url_with(db_admin_url, user=APP_ROLE, password=password), password

@@ -1,0 +1,176 @@
+# METADATA
+# title: Example org policy tests
+# description: |
+#   Drive data.arx.decision with this bundle's data (data.orgs.example) and the
+#   CrowdStrike operation table the demo uses.
+#
+#   The package is orgs_test.example, not orgs.example_test: anything under
+#   data.orgs is reachable from data.orgs[input.org.slug], so a test package
+#   there that calls data.arx.decision would make the policy recursive.
+package orgs_test.example
+
+import data.arx
+
+now := "2026-11-25T17:05:00Z"
+
+triage_bot := {
+	"id": "0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c0001",
+	"name": "triage-bot",
+	"intent": {
+		"purpose": "Look up hosts named in alerts and summarise them for the SOC",
+		"scope": {"crowdstrike": ["hosts:search", "hosts:get"]},
+	},
+}
+
+responder_bot := {
+	"id": "0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c0002",
+	"name": "responder-bot",
+	"intent": {
+		"purpose": "Contain compromised hosts and release them once cleaned",
+		"scope": {"crowdstrike": ["hosts:*"]},
+	},
+}
+
+# The demo's CrowdStrike operation table.
+operations := {
+	"hosts:search": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
+	"hosts:get": {"name": "hosts:get", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
+	"hosts:contain": {"name": "hosts:contain", "kind": "containment", "base_risk": 60, "reversible": true, "target_type": "host"},
+	"hosts:lift_containment": {
+		"name": "hosts:lift_containment",
+		"kind": "containment",
+		"base_risk": 40,
+		"reversible": true,
+		"target_type": "host",
+	},
+	"hosts:update": {"name": "hosts:update", "kind": "write", "base_risk": 30, "reversible": true, "target_type": "host"},
+	"hosts:hide": {"name": "hosts:hide", "kind": "destructive", "base_risk": 50, "reversible": false, "target_type": "host"},
+}
+
+call(agent, operation) := {
+	"agent": agent,
+	"org": {"id": "0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c00aa", "slug": "example"},
+	"connector": "crowdstrike",
+	"operation": operations[operation],
+	"params": {"ids": ["a1b2c3d4e5f6"]},
+	"session_context": [],
+	"now": now,
+}
+
+# A session with five recent containment calls: the write-burst factor (+20).
+busy_session := [{
+	"connector": "crowdstrike",
+	"operation": "hosts:contain",
+	"kind": "containment",
+	"verdict": "ESCALATE",
+	"at": "2026-11-25T17:01:00Z",
+} |
+	some _ in numbers.range(1, 5)
+]
+
+decide(i) := d if {
+	d := arx.decision with input as i
+}
+
+test_triage_bot_search_is_permitted_by_the_read_default if {
+	decide(call(triage_bot, "hosts:search")) == {
+		"verdict": "PERMIT",
+		"risk_score": 10,
+		"policy_id": "default:read",
+		"reasons": ["no rule matched; org default for read operations is PERMIT"],
+	}
+}
+
+test_triage_bot_get_is_permitted_by_the_read_default if {
+	d := decide(call(triage_bot, "hosts:get"))
+	d.verdict == "PERMIT"
+	d.policy_id == "default:read"
+}
+
+test_triage_bot_contain_is_outside_intent_and_denied_at_high_risk if {
+	decide(call(triage_bot, "hosts:contain")) == {
+		"verdict": "DENY",
+		"risk_score": 100,
+		"policy_id": "EX-001",
+		"reasons": [
+			"Deny any action scored at high risk (>= 80)",
+			"operation outside declared intent: crowdstrike hosts:contain",
+		],
+	}
+}
+
+test_responder_bot_contain_needs_approval if {
+	decide(call(responder_bot, "hosts:contain")) == {
+		"verdict": "ESCALATE",
+		"risk_score": 60,
+		"policy_id": "EX-010",
+		"reasons": ["Host containment needs a human approval"],
+	}
+}
+
+test_responder_bot_lift_containment_is_permitted if {
+	decide(call(responder_bot, "hosts:lift_containment")) == {
+		"verdict": "PERMIT",
+		"risk_score": 40,
+		"policy_id": "EX-020",
+		"reasons": ["responder-bot may lift a host's containment while its risk stays below 60"],
+	}
+}
+
+test_first_match_wins_lift_rule_before_containment_rule if {
+	# EX-020 (priority 30) and EX-010 (priority 40) both match; EX-020 wins.
+	decide(call(responder_bot, "hosts:lift_containment")).policy_id == "EX-020"
+}
+
+test_first_match_wins_high_risk_deny_before_containment_approval if {
+	# A write burst lifts the responder's containment to 80: EX-001 (priority
+	# 10) wins over EX-010 (priority 40), which also matches.
+	i := object.union(call(responder_bot, "hosts:contain"), {"session_context": busy_session})
+	d := decide(i)
+	d.verdict == "DENY"
+	d.risk_score == 80
+	d.policy_id == "EX-001"
+	d.reasons == [
+		"Deny any action scored at high risk (>= 80)",
+		"write burst: 5 non-read actions in the 10 minutes before now",
+	]
+}
+
+test_lift_during_a_burst_falls_through_to_containment_approval if {
+	# Risk 60 is above EX-020's max_risk, so EX-010 decides.
+	i := object.union(call(responder_bot, "hosts:lift_containment"), {"session_context": busy_session})
+	d := decide(i)
+	d.verdict == "ESCALATE"
+	d.risk_score == 60
+	d.policy_id == "EX-010"
+}
+
+test_lift_by_another_in_scope_agent_needs_approval if {
+	ops_bot := object.union(responder_bot, {"name": "ops-bot"})
+	d := decide(call(ops_bot, "hosts:lift_containment"))
+	d.verdict == "ESCALATE"
+	d.policy_id == "EX-010"
+}
+
+test_write_escalates_by_default if {
+	d := decide(call(responder_bot, "hosts:update"))
+	d.verdict == "ESCALATE"
+	d.risk_score == 30
+	d.policy_id == "default:write"
+}
+
+test_destructive_operations_are_denied_by_rule if {
+	d := decide(call(responder_bot, "hosts:hide"))
+	d.verdict == "DENY"
+	d.policy_id == "EX-005"
+}
+
+test_rules_are_well_formed if {
+	data.arx.org.valid with input as call(triage_bot, "hosts:search")
+	count(data.arx.org.errors) == 0 with input as call(triage_bot, "hosts:search")
+}
+
+test_other_orgs_get_no_policy_from_this_bundle if {
+	i := object.union(call(triage_bot, "hosts:search"), {"org": {"slug": "not-example"}})
+	decide(i).policy_id == "arx.no_org_policy"
+}

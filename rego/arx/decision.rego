@@ -1,0 +1,116 @@
+# METADATA
+# title: ARX decision
+# description: |
+#   The entrypoint OPA is asked for on every intercepted tool call. It always
+#   returns {"verdict", "risk_score", "policy_id", "reasons"}; whatever cannot
+#   be decided is denied. Reasons list the rule's or default's reason first,
+#   then one reason per active risk factor.
+package arx
+
+import data.arx.intent
+import data.arx.org
+import data.arx.validation
+
+# METADATA
+# title: Decision
+# description: |
+#   Fail-closed decision. Checked in order: malformed input (arx.invalid_input),
+#   no org bundle (arx.no_org_policy), malformed org data that this call
+#   touches (arx.invalid_org_policy, see package arx.org),
+#   the first matching org rule (its id), the org default for the kind
+#   (default:<kind>, ESCALATE when unset). Undefined anywhere falls to
+#   arx.default_deny.
+# entrypoint: true
+# custom:
+#   code: ARX-D000
+#   returns: '{"verdict": "PERMIT"|"ESCALATE"|"DENY", "risk_score": 0..100, "policy_id": string|null, "reasons": [string]}'
+default decision := {
+	"verdict": "DENY",
+	"risk_score": 100,
+	"policy_id": "arx.default_deny",
+	"reasons": ["no policy produced a decision"],
+}
+
+decision := invalid_input if {
+	not validation.valid
+} else := no_org_policy if {
+	not org.loaded
+} else := invalid_org_policy if {
+	not org.usable
+} else := rule_decision if {
+	org.winner
+} else := org_default_decision
+
+# METADATA
+# title: Invalid input
+# description: The input does not match rego/schema/input.json; the reasons list every problem.
+# custom:
+#   code: ARX-D001
+#   policy_id: arx.invalid_input
+invalid_input := {
+	"verdict": "DENY",
+	"risk_score": 100,
+	"policy_id": "arx.invalid_input",
+	"reasons": explain(validation.errors, "input does not match rego/schema/input.json"),
+}
+
+# METADATA
+# title: No org policy
+# description: No bundle has been activated for the org (data.orgs[slug] is undefined).
+# custom:
+#   code: ARX-D002
+#   policy_id: arx.no_org_policy
+no_org_policy := {
+	"verdict": "DENY",
+	"risk_score": 100,
+	"policy_id": "arx.no_org_policy",
+	"reasons": [sprintf("no policy bundle is active for org %q", [input.org.slug])],
+}
+
+# METADATA
+# title: Invalid org policy
+# description: |
+#   A rule this call may match, or the default it falls to, is malformed; the
+#   reasons list every problem in the org's data.
+# custom:
+#   code: ARX-D003
+#   policy_id: arx.invalid_org_policy
+invalid_org_policy := {
+	"verdict": "DENY",
+	"risk_score": 100,
+	"policy_id": "arx.invalid_org_policy",
+	"reasons": explain(org.errors, "org policy is malformed"),
+}
+
+# METADATA
+# title: Rule decision
+# description: The first matching org rule decides; its id is the policy_id.
+# custom:
+#   code: ARX-D004
+rule_decision := {
+	"verdict": org.winner.verdict,
+	"risk_score": intent.risk_score,
+	"policy_id": org.winner.id,
+	"reasons": array.concat([rule_reason], intent.reasons),
+}
+
+rule_reason := object.get(org.winner, "description", sprintf("org rule %s matched", [org.winner.id]))
+
+# METADATA
+# title: Default decision
+# description: No rule matched; the org's default verdict for the operation's kind decides.
+# custom:
+#   code: ARX-D005
+#   policy_id: default:<kind>
+org_default_decision := {
+	"verdict": org.default_verdict,
+	"risk_score": intent.risk_score,
+	"policy_id": concat(":", ["default", input.operation.kind]),
+	"reasons": array.concat([org.default_reason], intent.reasons),
+}
+
+# The sorted messages, or a generic one should the gate and the explanation
+# ever disagree (the decision stays DENY either way).
+explain(errors, fallback) := sort(errors) if count(errors) > 0
+
+else := [fallback]

@@ -1,0 +1,275 @@
+package arx_test
+
+import data.arx
+
+agent := {
+	"id": "7a0c1b7e-0000-4000-8000-000000000001",
+	"name": "triage-bot",
+	"intent": {"purpose": "triage alerts", "scope": {"crowdstrike": ["hosts:search", "hosts:get"]}},
+}
+
+read_input := {
+	"agent": agent,
+	"org": {"id": "7a0c1b7e-0000-4000-8000-0000000000aa", "slug": "acme"},
+	"connector": "crowdstrike",
+	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
+	"params": {"filter": "hostname:'web-1'"},
+	"session_context": [],
+	"now": "2026-11-25T17:05:00Z",
+}
+
+contain_input := object.union(read_input, {"operation": {
+	"name": "hosts:contain",
+	"kind": "containment",
+	"base_risk": 60,
+}})
+
+write_input := object.union(read_input, {"operation": {"name": "hosts:tag", "kind": "write", "base_risk": 30}})
+
+acme := {
+	"defaults": {"read": "PERMIT", "write": "ESCALATE", "containment": "ESCALATE", "destructive": "DENY"},
+	"rules": [
+		{
+			"id": "AC-010",
+			"priority": 10,
+			"description": "Deny high risk",
+			"verdict": "DENY",
+			"match": {"min_risk": 80},
+		},
+		{
+			"id": "AC-020",
+			"priority": 20,
+			"description": "Containment needs approval",
+			"verdict": "ESCALATE",
+			"match": {"connectors": ["crowdstrike"], "operations": ["hosts:*"], "kinds": ["containment"]},
+		},
+	],
+}
+
+orgs := {"acme": acme}
+
+shape_ok(d) if {
+	object.keys(d) == {"verdict", "risk_score", "policy_id", "reasons"}
+	d.verdict in {"PERMIT", "ESCALATE", "DENY"}
+	is_number(d.risk_score)
+	d.risk_score == floor(d.risk_score)
+	d.risk_score >= 0
+	d.risk_score <= 100
+	is_array(d.reasons)
+	every r in d.reasons {
+		is_string(r)
+	}
+}
+
+test_read_in_scope_falls_to_org_default_permit if {
+	d := arx.decision with input as read_input with data.orgs as orgs
+	d == {
+		"verdict": "PERMIT",
+		"risk_score": 10,
+		"policy_id": "default:read",
+		"reasons": ["no rule matched; org default for read operations is PERMIT"],
+	}
+}
+
+test_write_outside_manifest_raises_risk_and_escalates_by_default if {
+	d := arx.decision with input as write_input with data.orgs as orgs
+	d.verdict == "ESCALATE"
+	d.policy_id == "default:write"
+	d.risk_score == 70
+	d.reasons == [
+		"no rule matched; org default for write operations is ESCALATE",
+		"operation outside declared intent: crowdstrike hosts:tag",
+	]
+}
+
+test_high_risk_rule_denies_out_of_scope_containment if {
+	d := arx.decision with input as contain_input with data.orgs as orgs
+	d == {
+		"verdict": "DENY",
+		"risk_score": 100,
+		"policy_id": "AC-010",
+		"reasons": ["Deny high risk", "operation outside declared intent: crowdstrike hosts:contain"],
+	}
+}
+
+test_in_scope_containment_escalates_by_rule if {
+	i := object.union(contain_input, {"agent": {"intent": {"scope": {"crowdstrike": ["hosts:*"]}}}})
+	d := arx.decision with input as i with data.orgs as orgs
+	d == {
+		"verdict": "ESCALATE",
+		"risk_score": 60,
+		"policy_id": "AC-020",
+		"reasons": ["Containment needs approval"],
+	}
+}
+
+test_lowest_priority_number_wins_regardless_of_list_order if {
+	rules := [
+		{"id": "Z-late", "priority": 50, "verdict": "DENY", "description": "late"},
+		{"id": "A-early", "priority": 5, "verdict": "PERMIT", "description": "early"},
+	]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
+	d.policy_id == "A-early"
+	d.verdict == "PERMIT"
+	d.reasons == ["early"]
+}
+
+test_priority_tie_is_broken_by_id if {
+	rules := [
+		{"id": "R-2", "priority": 10, "verdict": "DENY", "description": "second by id"},
+		{"id": "R-1", "priority": 10, "verdict": "ESCALATE", "description": "first by id"},
+	]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
+	d.policy_id == "R-1"
+	d.verdict == "ESCALATE"
+}
+
+test_rule_without_description_gets_a_generated_reason if {
+	rules := [{"id": "R-1", "priority": 1, "verdict": "PERMIT"}]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
+	d.reasons == ["org rule R-1 matched"]
+}
+
+test_missing_default_for_kind_escalates if {
+	org := {"defaults": {"read": "PERMIT"}, "rules": []}
+	d := arx.decision with input as write_input with data.orgs as {"acme": org}
+	d.verdict == "ESCALATE"
+	d.policy_id == "default:write"
+	d.reasons[0] == "no rule matched and the org sets no default for write operations; escalating"
+}
+
+test_org_without_defaults_or_rules_escalates_even_reads if {
+	d := arx.decision with input as read_input with data.orgs as {"acme": {}}
+	d.verdict == "ESCALATE"
+	d.policy_id == "default:read"
+}
+
+test_org_default_deny_is_honoured if {
+	i := object.union(read_input, {"operation": {"name": "hosts:delete", "kind": "destructive", "base_risk": 10}})
+	d := arx.decision with input as i with data.orgs as {"acme": {"defaults": {"destructive": "DENY"}}}
+	d.verdict == "DENY"
+	d.policy_id == "default:destructive"
+}
+
+test_no_org_policy_denies if {
+	d := arx.decision with input as read_input with data.orgs as {"other": acme}
+	d == {
+		"verdict": "DENY",
+		"risk_score": 100,
+		"policy_id": "arx.no_org_policy",
+		"reasons": ["no policy bundle is active for org \"acme\""],
+	}
+}
+
+test_no_orgs_at_all_denies if {
+	d := arx.decision with input as read_input
+	d.verdict == "DENY"
+	d.policy_id == "arx.no_org_policy"
+}
+
+test_missing_operation_is_invalid_input if {
+	d := arx.decision with input as object.remove(read_input, ["operation"]) with data.orgs as orgs
+	d.verdict == "DENY"
+	d.risk_score == 100
+	d.policy_id == "arx.invalid_input"
+	"input.operation must be an object" in d.reasons
+}
+
+test_missing_agent_is_invalid_input if {
+	d := arx.decision with input as object.remove(read_input, ["agent"]) with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+	d.reasons == ["input.agent must be an object", "input.agent.name must be a string"]
+}
+
+test_missing_org_is_invalid_input if {
+	d := arx.decision with input as object.remove(read_input, ["org"]) with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+	d.verdict == "DENY"
+}
+
+test_unknown_kind_is_invalid_input if {
+	i := object.union(read_input, {"operation": {"kind": "admin"}})
+	d := arx.decision with input as i with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+	d.reasons == ["input.operation.kind must be one of read, write, containment, destructive"]
+}
+
+test_non_numeric_base_risk_is_invalid_input if {
+	i := object.union(read_input, {"operation": {"base_risk": "60"}})
+	d := arx.decision with input as i with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+	d.reasons == ["input.operation.base_risk must be a number"]
+}
+
+test_empty_input_is_invalid_input if {
+	d := arx.decision with input as {} with data.orgs as orgs
+	d.verdict == "DENY"
+	d.policy_id == "arx.invalid_input"
+}
+
+test_invalid_input_wins_over_missing_org if {
+	i := object.union(object.remove(read_input, ["now"]), {"org": {"slug": "nobody"}})
+	d := arx.decision with input as i with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+}
+
+test_malformed_org_rule_denies if {
+	rules := [{"id": "BAD", "priority": 1, "verdict": "ALLOW"}]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
+	d == {
+		"verdict": "DENY",
+		"risk_score": 100,
+		"policy_id": "arx.invalid_org_policy",
+		"reasons": ["org rule #0: verdict must be one of PERMIT, ESCALATE, DENY"],
+	}
+}
+
+test_malformed_org_default_denies if {
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"defaults": {"read": "ALLOW"}}}
+	d.policy_id == "arx.invalid_org_policy"
+	d.verdict == "DENY"
+}
+
+test_malformed_rule_that_may_match_denies if {
+	# min_risk "80" would compare as greater than any number: a silent skip.
+	rules := [{"id": "HIGH", "priority": 1, "verdict": "DENY", "match": {"min_risk": "80"}}]
+	d := arx.decision with input as contain_input with data.orgs as {"acme": {"defaults": {"containment": "PERMIT"}, "rules": rules}}
+	d.verdict == "DENY"
+	d.policy_id == "arx.invalid_org_policy"
+	d.reasons == ["org rule #0: match.min_risk must be a number"]
+}
+
+test_malformed_rule_for_another_connector_does_not_block if {
+	rules := [{"id": "S1", "priority": 1, "verdict": "DENY", "match": {"connectors": ["sentinelone"], "min_risk": "80"}}]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"defaults": {"read": "PERMIT"}, "rules": rules}}
+	d.verdict == "PERMIT"
+	d.policy_id == "default:read"
+}
+
+test_malformed_default_for_another_kind_does_not_block if {
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"defaults": {"read": "PERMIT", "write": "ALLOW"}}}
+	d.verdict == "PERMIT"
+}
+
+# Stands in for round() to make the risk score undefined.
+undefined_number(_) := 0 if false
+
+test_undefined_risk_falls_to_default_deny if {
+	d := arx.decision with input as read_input with data.orgs as orgs with round as undefined_number
+	d == {
+		"verdict": "DENY",
+		"risk_score": 100,
+		"policy_id": "arx.default_deny",
+		"reasons": ["no policy produced a decision"],
+	}
+}
+
+test_every_path_returns_the_contract_shape if {
+	shape_ok(arx.decision) with input as read_input with data.orgs as orgs
+	shape_ok(arx.decision) with input as contain_input with data.orgs as orgs
+	shape_ok(arx.decision) with input as write_input with data.orgs as {"acme": {}}
+	shape_ok(arx.decision) with input as read_input
+	shape_ok(arx.decision) with input as {}
+	shape_ok(arx.decision) with input as read_input with data.orgs as {"acme": {"rules": "nope"}}
+	shape_ok(arx.decision) with input as read_input with data.orgs as orgs with round as undefined_number
+}

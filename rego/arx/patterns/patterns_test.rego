@@ -1,0 +1,32 @@
+package arx.patterns_test
+
+import data.arx.patterns
+
+test_exact_name_matches if {
+	patterns.matches_any(["hosts:get", "hosts:search"], "hosts:search")
+}
+
+test_segment_wildcard_matches_one_segment if {
+	patterns.matches_any(["hosts:*"], "hosts:contain")
+	not patterns.matches_any(["hosts:*"], "detects:get")
+	not patterns.matches_any(["hosts:*"], "hosts:groups:add")
+}
+
+test_single_star_does_not_cross_delimiter if {
+	not patterns.matches_any(["*"], "hosts:contain")
+	patterns.matches_any(["*"], "ping")
+}
+
+test_double_star_matches_everything if {
+	patterns.matches_any(["**"], "hosts:contain")
+	patterns.matches_any(["hosts:**"], "hosts:groups:add")
+}
+
+test_prefix_glob_within_segment if {
+	patterns.matches_any(["hosts:lift_*"], "hosts:lift_containment")
+	not patterns.matches_any(["hosts:lift_*"], "hosts:contain")
+}
+
+test_empty_pattern_list_matches_nothing if {
+	not patterns.matches_any([], "hosts:search")
+}

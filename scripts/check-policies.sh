@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Checks the Rego side: formatting, strict compilation, the input schema,
+# bundle layout (roots, data paths, builds) and the tests with coverage.
+#
+#   OPA=/path/to/opa bash scripts/check-policies.sh
+#
+# Layout: rego/ is the base library bundle (root "arx"); each bundles/<slug>/
+# is an org bundle (root "orgs/<slug>") that depends on the base library.
+# Tests (*_test.rego) live beside the code but are never part of a built
+# bundle: their packages (arx_test, orgs_test.<slug>) sit outside the bundle
+# roots, so bundle-mode commands pass --ignore '*_test.rego' and the tests run
+# in directory mode, where data.json files land at the same data paths.
+set -euo pipefail
+
+OPA="${OPA:-opa}"
+THRESHOLD="${ARX_REGO_COVERAGE_THRESHOLD:-90}"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v "$OPA" >/dev/null 2>&1; then
+	echo "check-policies: opa binary not found: $OPA (set OPA=/path/to/opa)" >&2
+	exit 127
+fi
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+run() {
+	echo "+ $*"
+	"$@"
+}
+
+bundles=()
+for dir in bundles/*/; do
+	[ -f "$dir.manifest" ] && bundles+=("${dir%/}")
+done
+
+echo "== opa $("$OPA" version | sed -n 's/^Version: //p'); org bundles: ${bundles[*]:-none}"
+
+echo "== format"
+run "$OPA" fmt --fail --list rego bundles
+
+echo "== strict compile (with tests)"
+run "$OPA" check --strict rego
+for b in "${bundles[@]}"; do
+	run "$OPA" check --strict rego "$b"
+done
+
+echo "== input schema (rego/schema/input.json)"
+run "$OPA" check --strict --schema rego/schema/input.json rego "${bundles[@]}"
+
+echo "== bundle mode (roots, no tests)"
+run "$OPA" check --strict -b rego --ignore '*_test.rego'
+for b in "${bundles[@]}"; do
+	slug="$(basename "$b")"
+	run "$OPA" check --strict -b rego -b "$b" --ignore '*_test.rego'
+	# The org bundle's data must land at data.orgs.<slug>, where
+	# data.arx.decision looks it up by input.org.slug.
+	query="count(data.orgs[\"$slug\"].rules) >= 0"
+	echo "+ $OPA eval --fail -b rego -b $b --ignore '*_test.rego' '$query'"
+	"$OPA" eval --fail -b rego -b "$b" --ignore '*_test.rego' --format raw "$query" >/dev/null
+done
+
+echo "== build"
+run "$OPA" build -b rego -r check --ignore '*_test.rego' -o "$tmp/base.tar.gz"
+for b in "${bundles[@]}"; do
+	run "$OPA" build -b "$b" -r check --ignore '*_test.rego' -o "$tmp/$(basename "$b").tar.gz"
+done
+
+echo "== tests: base library (coverage threshold ${THRESHOLD}%)"
+# --ignore schema: in directory mode the loader would read
+# rego/schema/input.json as data (data.schema.input).
+run "$OPA" test rego --ignore schema
+echo "+ $OPA test rego --ignore schema --coverage --threshold $THRESHOLD > $tmp/coverage.json"
+cov_rc=0
+"$OPA" test rego --ignore schema --coverage --threshold "$THRESHOLD" >"$tmp/coverage.json" || cov_rc=$?
+coverage="$(sed -n 's/^  "coverage": \([0-9.]*\).*/\1/p' "$tmp/coverage.json" | tail -n 1)"
+if [ -n "$coverage" ]; then
+	coverage="$(printf '%.1f' "$coverage")"
+fi
+echo "coverage: base library ${coverage:-unknown}% of lines (threshold ${THRESHOLD}%)"
+if [ "$cov_rc" -ne 0 ]; then
+	echo "check-policies: base library coverage below ${THRESHOLD}% or tests failed (exit $cov_rc)" >&2
+	exit "$cov_rc"
+fi
+
+for b in "${bundles[@]}"; do
+	echo "== tests: base library + $b"
+	run "$OPA" test rego "$b" --ignore schema
+done
+
+if command -v regal >/dev/null 2>&1; then
+	echo "== regal"
+	run regal lint rego bundles
+else
+	echo "== regal: not installed, skipped"
+fi
+
+echo "check-policies: all policy checks passed"

@@ -1,0 +1,17 @@
+"""Fixtures live in small plugin modules under tests/fixtures/."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.database",
+    "tests.fixtures.policy",
+    "tests.fixtures.arx",
+]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,138 @@
+"""The running system as a user meets it: real API process (uvicorn), real
+OPA sidecar, real PostgreSQL, the Falcon sandbox on a port, and the agentvault
+SDK in this process or the demo agent in its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from agentvault import (
+    ApprovalPendingError,
+    ARXClient,
+    AsyncARXClient,
+    AuthenticationError,
+    InvalidRequestError,
+    PermissionDeniedError,
+)
+
+from arx.devstack.demo import Stack, local_stack
+from arx.devstack.ports import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stack(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("stack")
+    with local_stack(
+        home=home, port=free_port(), admin_url=pg_admin_url, db_name="arx_e2e"
+    ) as running:
+        yield running
+
+
+def test_sdk_sees_permit_deny_and_escalate(stack: Stack) -> None:
+    with (
+        ARXClient(stack.api_keys["triage-bot"], base_url=stack.base_url) as triage,
+        ARXClient(stack.api_keys["responder-bot"], base_url=stack.base_url) as responder,
+    ):
+        found = triage.execute("crowdstrike", "hosts:search", {"filter": "hostname:'WS-FIN-0142'"})
+        assert found.verdict == "PERMIT"
+        assert len(found.result["resources"]) == 1
+        host = found.result["resources"][0]
+
+        with pytest.raises(PermissionDeniedError) as denied:
+            triage.execute("crowdstrike", "hosts:contain", {"ids": [host]})
+        assert denied.value.policy_id == "EX-001"
+        assert denied.value.event_id
+
+        with pytest.raises(ApprovalPendingError) as pending:
+            responder.execute("crowdstrike", "hosts:contain", {"ids": [host]})
+        approval = responder.get_approval(pending.value.approval_id or "")
+        assert approval.status == "pending"
+
+        # The host was never contained: neither the DENY nor the ESCALATE ran.
+        detail = triage.execute("crowdstrike", "hosts:get", {"ids": [host]})
+        assert detail.result["resources"][0]["status"] == "normal"
+
+
+def test_sdk_errors_for_bad_key_and_bad_request(stack: Stack) -> None:
+    bad_key = "arx_0000000000000000_notavalidsecret"
+    with (
+        ARXClient(bad_key, base_url=stack.base_url) as bad,
+        pytest.raises(AuthenticationError),
+    ):
+        bad.execute("crowdstrike", "hosts:search", {})
+    with ARXClient(stack.api_keys["triage-bot"], base_url=stack.base_url) as arx:
+        with pytest.raises(InvalidRequestError) as exc:
+            arx.execute("crowdstrike", "hosts:search", {"limit": "many"})
+        assert exc.value.status == 422
+        assert exc.value.field == "params.limit"
+        operations = {o.name for c in arx.connectors() for o in c.operations}
+        assert {
+            "hosts:search",
+            "hosts:get",
+            "hosts:contain",
+            "hosts:lift_containment",
+        } <= operations
+
+
+@pytest.mark.anyio
+async def test_async_client_executes(stack: Stack, anyio_backend: str) -> None:
+    async with AsyncARXClient(stack.api_keys["triage-bot"], base_url=stack.base_url) as arx:
+        result = await arx.execute("crowdstrike", "hosts:search", {"limit": 2})
+    assert result.verdict == "PERMIT"
+    assert len(result.result["resources"]) == 2
+
+
+def test_openapi_and_health_are_served(stack: Stack) -> None:
+    health = httpx.get(f"{stack.base_url}/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "database": "ok", "policy_engine": "ok"}
+    spec = httpx.get(f"{stack.base_url}/schema/openapi.json").json()
+    execute = spec["paths"]["/v1/sdk/execute"]["post"]
+    assert execute["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+        "connector",
+        "operation",
+    ]
+
+
+def test_demo_agent_script_runs_against_the_stack(stack: Stack) -> None:
+    env = {
+        **os.environ,
+        "ARX_BASE_URL": stack.base_url,
+        "DEMO_TRIAGE_KEY": stack.api_keys["triage-bot"],
+        "DEMO_RESPONDER_KEY": stack.api_keys["responder-bot"],
+    }
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "demo_agent.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "-> PERMIT" in done.stdout
+    assert "-> DENY" in done.stdout
+    assert "-> ESCALATE" in done.stdout
+
+
+def test_api_logs_are_json_without_secrets(stack: Stack) -> None:
+    import msgspec  # noqa: PLC0415
+
+    lines = (stack.logs / "api.log").read_text().splitlines()
+    records = [msgspec.json.decode(line) for line in lines if line.startswith("{")]
+    requests = [r for r in records if r.get("msg") == "request"]
+    assert requests, "the API logged no request lines"
+    assert all("request_id" in r for r in requests)
+    assert any("org_id" in r and "agent_id" in r for r in requests)
+    text = "\n".join(lines)
+    for key in stack.api_keys.values():
+        assert key not in text
+    assert stack.falcon_client_secret not in text
