@@ -26,6 +26,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     # Used only by `arx db migrate`; defaults to database_url.
     admin_database_url: str | None = None
+    # When set, `arx db migrate` gives the arx_app role this password.
+    app_db_password: str = ""
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout_seconds: float = 2.0
     # AES-256 key-encryption key (32 bytes) wrapping every credential's data key.
@@ -80,6 +82,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         return Settings(
             database_url=url,
             admin_database_url=env.get("ARX_ADMIN_DATABASE_URL") or None,
+            app_db_password=env.get("ARX_APP_DB_PASSWORD", ""),
             opa_url=env.get("ARX_OPA_URL", "http://127.0.0.1:8181").rstrip("/"),
             opa_timeout_seconds=float(env.get("ARX_OPA_TIMEOUT_SECONDS", "2.0")),
             kek=_load_kek(env),

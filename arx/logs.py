@@ -54,8 +54,12 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Access logs would duplicate our own request log line without context.
+    # Access logs would duplicate our own request log line without context,
+    # and httpx's per-request INFO lines would double the log volume of the
+    # hot path (its URLs are loopback OPA and the tools, never credentials).
     logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> logging.Logger:

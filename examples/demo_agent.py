@@ -24,8 +24,10 @@ def main() -> int:
     print("1. triage-bot searches CrowdStrike for Windows hosts (a read inside its intent)")
     found = triage.execute("crowdstrike", "hosts:search", {"filter": "platform_name:'Windows'"})
     hosts = found.result.get("resources", [])
-    print(f"   -> {found.verdict} (risk {found.risk_score}, policy {found.policy_id}); "
-          f"{len(hosts)} host(s): {', '.join(hosts)}")
+    print(
+        f"   -> {found.verdict} (risk {found.risk_score}, policy {found.policy_id}); "
+        f"{len(hosts)} host(s): {', '.join(hosts)}"
+    )
     print(f"      audit event {found.event_id}, bundle {found.bundle_revision}")
     seen.append(found.verdict)
     target = hosts[0]
@@ -34,16 +36,22 @@ def main() -> int:
     try:
         triage.execute("crowdstrike", "hosts:contain", {"ids": [target]})
     except PermissionDeniedError as exc:
-        print(f"   -> DENY (risk {exc.risk_score}, policy {exc.policy_id}): {'; '.join(exc.reasons)}")
+        print(
+            f"   -> DENY (risk {exc.risk_score}, policy {exc.policy_id}): {'; '.join(exc.reasons)}"
+        )
         print(f"      audit event {exc.event_id}; CrowdStrike was never called")
         seen.append("DENY")
 
-    print(f"3. responder-bot asks to contain host {target} (in scope, but containment is high impact)")
+    print(
+        f"3. responder-bot asks to contain host {target} (in scope, but containment is high impact)"
+    )
     try:
         responder.execute("crowdstrike", "hosts:contain", {"ids": [target]})
     except ApprovalPendingError as exc:
-        print(f"   -> ESCALATE (risk {exc.risk_score}, policy {exc.policy_id}): "
-              f"{'; '.join(exc.reasons)}")
+        print(
+            f"   -> ESCALATE (risk {exc.risk_score}, policy {exc.policy_id}): "
+            f"{'; '.join(exc.reasons)}"
+        )
         print(f"      approval {exc.approval_id} is pending; poll {exc.poll_url}")
         seen.append("ESCALATE")
 

@@ -37,7 +37,8 @@ _encoder = msgspec.json.Encoder()
 class _ExecuteOperation(OpenAPIOperation):
     """Documents the JSON body that ``execute`` decodes itself, strictly."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.request_body = RequestBody(
             required=True,
             description="The operation to run: connector id, operation name and its params.",

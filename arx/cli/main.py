@@ -19,7 +19,7 @@ import uvicorn
 
 from arx.audit.service import list_events
 from arx.config import ConfigError, load_settings
-from arx.db.migrate import migrate
+from arx.db.migrate import migrate, set_app_password
 from arx.errors import ARXError
 from arx.identity.service import create_agent, create_api_key, create_org, find_agent, org_id_for
 from arx.identity.types import IntentManifest
@@ -104,7 +104,10 @@ async def _audit_list(ns: argparse.Namespace) -> Any:
 async def _db_migrate(_: argparse.Namespace) -> Any:
     settings = load_settings()
     url = settings.admin_database_url or settings.database_url
-    return {"applied": await asyncio.to_thread(migrate, url)}
+    applied = await asyncio.to_thread(migrate, url)
+    if settings.app_db_password:
+        await asyncio.to_thread(set_app_password, url, settings.app_db_password)
+    return {"applied": applied}
 
 
 def _serve(ns: argparse.Namespace) -> None:

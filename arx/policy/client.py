@@ -6,7 +6,7 @@ decision that does not match the schema all raise
 
 One shared ``httpx.AsyncClient`` (keep-alive to loopback) is used for every
 decision; it measured faster than opa-python-client's aiohttp client (see
-bench/opa_client.py and docs/decisions/0002-opa-client.md).
+bench/policy_client.py and docs/decisions/0002-opa-client.md).
 """
 
 from __future__ import annotations
