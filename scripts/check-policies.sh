@@ -55,10 +55,17 @@ for b in "${bundles[@]}"; do
 	slug="$(basename "$b")"
 	run "$OPA" check --strict -b rego -b "$b" --ignore '*_test.rego'
 	# The org bundle's data must land at data.orgs.<slug>, where
-	# data.arx.decision looks it up by input.org.slug.
-	query="count(data.orgs[\"$slug\"].rules) >= 0"
-	echo "+ $OPA eval --fail -b rego -b $b --ignore '*_test.rego' '$query'"
-	"$OPA" eval --fail -b rego -b "$b" --ignore '*_test.rego' --format raw "$query" >/dev/null
+	# data.arx.decision looks it up by input.org.slug, and be well-formed as a
+	# whole (the same check an activation can run; on failure, print why).
+	printf '{"org": {"slug": "%s"}}' "$slug" >"$tmp/org-input.json"
+	echo "+ $OPA eval --fail -b rego -b $b --ignore '*_test.rego' -i <{\"org\": {\"slug\": \"$slug\"}}> data.arx.org.valid"
+	if ! "$OPA" eval --fail -b rego -b "$b" --ignore '*_test.rego' -i "$tmp/org-input.json" \
+		--format raw data.arx.org.valid >/dev/null; then
+		echo "check-policies: $b: data.orgs.$slug is missing or malformed:" >&2
+		"$OPA" eval -b rego -b "$b" --ignore '*_test.rego' -i "$tmp/org-input.json" \
+			--format pretty data.arx.org.errors >&2 || true
+		exit 1
+	fi
 done
 
 echo "== build"

@@ -111,6 +111,7 @@ org_default_decision := {
 
 # The sorted messages, or a generic one should the gate and the explanation
 # ever disagree (the decision stays DENY either way).
-explain(errors, fallback) := sort(errors) if count(errors) > 0
-
-else := [fallback]
+explain(errors, fallback) := sorted if {
+	count(errors) > 0
+	sorted := sort(errors)
+} else := [fallback]

@@ -273,3 +273,8 @@ test_every_path_returns_the_contract_shape if {
 	shape_ok(arx.decision) with input as read_input with data.orgs as {"acme": {"rules": "nope"}}
 	shape_ok(arx.decision) with input as read_input with data.orgs as orgs with round as undefined_number
 }
+
+test_explain_lists_sorted_errors_or_a_generic_reason if {
+	arx.explain({"b", "a"}, "generic") == ["a", "b"]
+	arx.explain(set(), "generic") == ["generic"]
+}

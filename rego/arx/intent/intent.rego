@@ -28,11 +28,6 @@ write_burst_threshold := 5
 denial_threshold := 3
 
 # METADATA
-# title: Factor order
-# description: The order in which active factors are listed in the reasons.
-factor_order := ["outside_intent", "write_burst", "repeated_denials"]
-
-# METADATA
 # title: Declared patterns
 # description: The agent's scope patterns for this connector plus those under the "*" connector key.
 declared_patterns contains pattern if {
@@ -65,9 +60,10 @@ recent contains i if {
 
 before_window(at) if time.parse_rfc3339_ns(at) < cutoff_ns
 
+# An entry without a kind counts as a write.
 recent_writes contains i if {
 	some i in recent
-	input.session_context[i].kind != "read"
+	object.get(input.session_context[i], "kind", null) != "read"
 }
 
 recent_denials contains i if {
@@ -77,53 +73,61 @@ recent_denials contains i if {
 
 # METADATA
 # title: Outside declared intent
-# description: The operation is not covered by the agent's intent scope.
+# description: The operation is not covered by the agent's intent scope; null when it is.
 # custom:
 #   code: ARX-R001
 #   points: 40
-factors["outside_intent"] := {
+outside_intent := {
+	"code": "ARX-R001",
 	"points": 40,
 	"reason": sprintf("operation outside declared intent: %s %s", [input.connector, input.operation.name]),
-} if not in_scope
+} if {
+	not in_scope
+} else := null
 
 # METADATA
 # title: Write burst
-# description: Five or more non-read actions in the 10 minutes before now.
+# description: Five or more non-read actions in the 10 minutes before now; null otherwise.
 # custom:
 #   code: ARX-R002
 #   points: 20
-factors["write_burst"] := {
+write_burst := {
+	"code": "ARX-R002",
 	"points": 20,
 	"reason": sprintf("write burst: %d non-read actions in the 10 minutes before now", [n]),
 } if {
 	n := count(recent_writes)
 	n >= write_burst_threshold
-}
+} else := null
 
 # METADATA
 # title: Repeated denials
-# description: Three or more DENY verdicts in the 10 minutes before now.
+# description: Three or more DENY verdicts in the 10 minutes before now; null otherwise.
 # custom:
 #   code: ARX-R003
 #   points: 20
-factors["repeated_denials"] := {
+repeated_denials := {
+	"code": "ARX-R003",
 	"points": 20,
 	"reason": sprintf("repeated denials: %d denied actions in the 10 minutes before now", [n]),
 } if {
 	n := count(recent_denials)
 	n >= denial_threshold
-}
+} else := null
+
+# METADATA
+# title: Active factors
+# description: The factors that fire, in a fixed order (the order of their reasons).
+factors := [f | some f in [outside_intent, write_burst, repeated_denials]; f != null]
 
 # METADATA
 # title: Risk reasons
-# description: One reason per active factor, in factor_order.
-reasons := [factors[name].reason | some name in factor_order; factors[name]]
+# description: One reason per active factor.
+reasons := [f.reason | some f in factors]
 
 # METADATA
 # title: Risk score
 # description: base_risk plus the active factors' points, clamped to 0..100 and rounded to an integer.
 # custom:
 #   code: ARX-R000
-risk_score := round(min([100, max([0, raw])])) if {
-	raw := input.operation.base_risk + sum([f.points | some f in factors])
-}
+risk_score := round(min([100, max([0, input.operation.base_risk + sum([f.points | some f in factors])])]))

@@ -107,13 +107,18 @@ test_containment_and_destructive_count_as_non_read if {
 		entries(3, "containment", "ESCALATE", "2026-11-25T17:04:00Z"),
 		entries(2, "destructive", "ESCALATE", "2026-11-25T17:03:00Z"),
 	)
-	intent.factors.write_burst with input as with_session(session)
+	intent.write_burst != null with input as with_session(session)
 }
 
 test_four_recent_writes_are_not_a_burst if {
 	i := with_session(entries(4, "write", "PERMIT", "2026-11-25T17:00:00Z"))
-	not intent.factors.write_burst with input as i
+	intent.write_burst == null with input as i
 	intent.risk_score == 10 with input as i
+}
+
+test_entries_without_a_kind_count_as_writes if {
+	session := [object.remove(e, ["kind"]) | some e in entries(5, "read", "PERMIT", "2026-11-25T17:04:00Z")]
+	intent.write_burst != null with input as with_session(session)
 }
 
 test_reads_do_not_count_towards_a_burst if {
@@ -131,23 +136,23 @@ test_writes_older_than_the_window_do_not_count if {
 
 test_window_edge_exactly_ten_minutes_ago_counts if {
 	i := with_session(entries(5, "write", "PERMIT", "2026-11-25T16:55:00Z"))
-	intent.factors.write_burst with input as i
+	intent.write_burst != null with input as i
 }
 
 test_future_dated_entries_count_against_the_agent if {
 	i := with_session(entries(5, "write", "PERMIT", "2026-11-25T17:06:00Z"))
-	intent.factors.write_burst with input as i
+	intent.write_burst != null with input as i
 }
 
 test_unparseable_timestamps_count_as_recent if {
 	i := with_session(entries(5, "write", "PERMIT", "a while ago"))
-	intent.factors.write_burst with input as i
+	intent.write_burst != null with input as i
 }
 
 test_window_respects_time_zone_offsets if {
 	# 18:01 at +01:00 is 17:01Z, inside the window.
 	i := with_session(entries(5, "write", "PERMIT", "2026-11-25T18:01:00+01:00"))
-	intent.factors.write_burst with input as i
+	intent.write_burst != null with input as i
 }
 
 test_three_recent_denials_raise_risk if {
@@ -163,7 +168,7 @@ test_two_recent_denials_do_not_raise_risk if {
 
 test_old_denials_do_not_count if {
 	i := with_session(entries(3, "read", "DENY", "2026-11-25T16:50:00Z"))
-	not intent.factors.repeated_denials with input as i
+	intent.repeated_denials == null with input as i
 }
 
 test_reasons_follow_factor_order if {

@@ -79,11 +79,9 @@ usable if {
 # description: |
 #   Indexes of the rules this call may match: those no match field rejects.
 #   Only a present, well-typed field can reject, so absent fields match
-#   anything and broken ones hold (see the package).
-applicable contains i if {
-	some i, _ in rules
-	not rejected[i]
-}
+#   anything and broken ones hold (see the package). Set difference on the
+#   whole of `rejected`: a lookup rejected[i] per rule would re-run its bodies.
+applicable := {i | some i, _ in rules} - rejected
 
 # METADATA
 # title: Rejected rules
@@ -100,6 +98,11 @@ rejected contains i if {
 	operations := rule.match.operations
 	is_array(operations)
 	not patterns.matches_any(operations, facts.operation)
+
+	# A bad glob never matches; only well-formed patterns may reject.
+	every pattern in operations {
+		patterns.valid(pattern)
+	}
 }
 
 rejected contains i if {
@@ -176,19 +179,39 @@ rule_ok(rule) if {
 	verdicts[rule.verdict]
 	is_string(object.get(rule, "description", ""))
 	match := object.get(rule, "match", {})
-	is_object(match)
-	every key, value in match {
-		match_field_ok(key, value)
-	}
+	count(object.remove(match, match_fields)) == 0
+	string_list(object.get(match, "connectors", []))
+	operations_ok(object.get(match, "operations", []))
+	string_list(object.get(match, "agents", []))
+	string_list(object.get(match, "kinds", []))
+	is_number(object.get(match, "min_risk", 0))
+	is_number(object.get(match, "max_risk", 0))
 }
 
-match_field_ok(key, value) if {
-	list_fields[key]
+match_fields := list_fields | number_fields
+
+string_list(value) if {
 	is_array(value)
 	every item in value {
 		is_string(item)
 	}
 }
+
+operations_ok(value) if {
+	is_array(value)
+	every pattern in value {
+		patterns.valid(pattern)
+	}
+}
+
+# One match field, for the error messages.
+match_field_ok(key, value) if {
+	list_fields[key]
+	key != "operations"
+	string_list(value)
+}
+
+match_field_ok("operations", value) if operations_ok(value)
 
 match_field_ok(key, value) if {
 	number_fields[key]
@@ -278,7 +301,9 @@ rule_checks(rule) := [
 	{"ok": is_string(object.get(rule, "description", "")), "msg": "description must be a string"},
 ]
 
-match_field_error(key) := sprintf("match.%s must be a list of strings", [key]) if {
+match_field_error(key) := "match.operations must be a list of valid glob patterns" if {
+	key == "operations"
+} else := sprintf("match.%s must be a list of strings", [key]) if {
 	list_fields[key]
 } else := sprintf("match.%s must be a number", [key]) if {
 	number_fields[key]

@@ -128,6 +128,14 @@ test_wrongly_typed_match_field_counts_as_holding if {
 	not usable_for(policy)
 }
 
+test_malformed_glob_counts_as_holding if {
+	# glob.match is undefined on "hosts:[": it must not read as "does not match".
+	policy := {"rules": [rule("A", 1, {"operations": ["hosts:["]})]}
+	broken_for(policy) == {0}
+	not usable_for(policy)
+	errors_for(policy) == {"org rule #0: match.operations must be a list of valid glob patterns"}
+}
+
 test_unknown_match_field_counts_as_holding if {
 	policy := {"rules": [rule("A", 1, {"agent": ["triage-bot"], "kinds": ["containment"]})]}
 	broken_for(policy) == {0}
@@ -206,7 +214,7 @@ malformed := [
 		]},
 		{
 			"org rule #1: match.connectors must be a list of strings",
-			"org rule #1: match.operations must be a list of strings",
+			"org rule #1: match.operations must be a list of valid glob patterns",
 			"org rule #1: match.agents must be a list of strings",
 			"org rule #1: match.kinds must be a list of strings",
 			"org rule #1: match.min_risk must be a number",
@@ -214,6 +222,10 @@ malformed := [
 		},
 	],
 	[{"rules": [rule("A", 1, {}), rule("A", 2, {})]}, {"org rule id A is used more than once"}],
+	[
+		{"rules": [rule("A", 1, {"connectors": ["crowdstrike"], "operations": ["hosts:*"], "max_risk": 90, "min_risk": "80"})]},
+		{"org rule #0: match.min_risk must be a number"},
+	],
 ]
 
 test_well_formed_policy_is_valid if {

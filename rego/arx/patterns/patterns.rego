@@ -18,3 +18,14 @@ matches_any(patterns, name) if {
 	some pattern in patterns
 	glob.match(pattern, delimiters, name)
 }
+
+# METADATA
+# title: Valid pattern
+# description: |
+#   True when pattern is a string that glob.match can compile. glob.match is
+#   undefined (a builtin error) on a bad pattern such as "hosts:[", so callers
+#   must not read "no match" as "does not apply" without this check.
+valid(pattern) if {
+	is_string(pattern)
+	is_boolean(glob.match(pattern, delimiters, ""))
+}

@@ -30,3 +30,14 @@ test_prefix_glob_within_segment if {
 test_empty_pattern_list_matches_nothing if {
 	not patterns.matches_any([], "hosts:search")
 }
+
+test_valid_patterns if {
+	patterns.valid("hosts:*")
+	patterns.valid("**")
+	patterns.valid("hosts:{contain,lift_containment}")
+}
+
+test_malformed_patterns_are_not_valid if {
+	not patterns.valid("hosts:[")
+	not patterns.valid(7)
+}
