@@ -19,7 +19,7 @@ from arx.connectors import catalog
 from arx.connectors.base import BaseConnector
 from arx.connectors.registry import connector_class
 from arx.db.pool import Conn, create_pool
-from arx.policy.client import PolicyClient
+from arx.policy.client import PolicyClient, open_opa_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +45,7 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open every shared resource; ``connector_transport`` lets tests route
     connector traffic to in-process fake vendor APIs."""
-    opa_http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.opa_timeout_seconds),
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-    )
+    opa = open_opa_client(settings.opa_url, settings.opa_timeout_seconds)
     connector_http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.connector_timeout_seconds, connect=5.0),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -60,13 +57,15 @@ async def open_runtime(
     # unhealthy) when PostgreSQL is down, answering 503 rather than crashing.
     await pool.open(wait=False)
     try:
-        yield Runtime(
-            settings=settings,
-            pool=pool,
-            policy=PolicyClient(opa_http, settings.opa_url),
-            connectors={cid: cls(connector_http) for cid, cls in catalog.connectors().items()},
-        )
+        async with opa:
+            yield Runtime(
+                settings=settings,
+                pool=pool,
+                policy=PolicyClient(opa),
+                connectors={
+                    cid: cls(connector_http) for cid, cls in catalog.connectors().items()
+                },
+            )
     finally:
         await pool.close()
         await connector_http.aclose()
-        await opa_http.aclose()

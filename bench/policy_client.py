@@ -32,6 +32,7 @@ import httpx
 import msgspec
 from opa_client import AsyncOpaClient
 
+from arx.audit.service import epoch_ns
 from arx.devstack.opa import OpaSidecar, opa_binary
 from arx.devstack.stack import build_policy_bundles
 from arx.policy.client import PolicyClient
@@ -39,6 +40,7 @@ from arx.policy.types import AgentInput, OperationInput, OrgInput, PolicyInput
 
 REPO = Path(__file__).resolve().parents[1]
 
+NOW = datetime.now(UTC)
 INPUT = PolicyInput(
     agent=AgentInput(
         id=uuid.uuid4(),
@@ -52,7 +54,8 @@ INPUT = PolicyInput(
     ),
     params={"limit": 10},
     session_context=[],
-    now=datetime.now(UTC),
+    now=NOW,
+    now_ns=epoch_ns(NOW),
 )
 
 

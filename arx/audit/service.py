@@ -8,6 +8,7 @@ decision without a result, never a result without a decision.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -37,9 +38,20 @@ async def record_admin_event(
 async def recent_actions(conn: Conn, org_id: UUID, agent_id: UUID) -> list[SessionAction]:
     cur = await conn.execute(repo.RECENT_DECISIONS, (org_id, agent_id, SESSION_CONTEXT_SIZE))
     return [
-        SessionAction(connector=r[0], operation=r[1], kind=r[2], verdict=r[3], at=r[4])
+        SessionAction(
+            connector=r[0], operation=r[1], kind=r[2], verdict=r[3], at=r[4], at_ns=epoch_ns(r[4])
+        )
         for r in await cur.fetchall()
     ]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_ns(moment: datetime) -> int:
+    """Nanoseconds since the Unix epoch, exact for PostgreSQL's microseconds."""
+    return (moment - _EPOCH) // _MICROSECOND * 1000
 
 
 def _event(row: tuple[Any, ...]) -> AuditEvent:

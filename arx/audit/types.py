@@ -17,6 +17,9 @@ class SessionAction(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     verdict: str
     at: datetime
+    # The same instant as integer nanoseconds: lets the policy do window
+    # arithmetic without parsing a timestamp per entry.
+    at_ns: int
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

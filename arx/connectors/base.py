@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from arx.approvals.service import create_request
 from arx.audit import repo as audit_repo
-from arx.audit.service import recent_actions
+from arx.audit.service import epoch_ns, recent_actions
 from arx.connectors.types import CallContext, ExecuteCall, Executed, Operation, Outcome, Pending
 from arx.db.pool import org_transaction
 from arx.errors import (
@@ -113,6 +113,7 @@ class BaseConnector(ABC):
             session = await recent_actions(conn, who.org_id, who.agent_id)
 
         # 2. Evaluate policy. Any failure raises and nothing below runs.
+        now = datetime.now(UTC)
         decision = await rt.policy.decide(
             PolicyInput(
                 agent=AgentInput(
@@ -129,7 +130,8 @@ class BaseConnector(ABC):
                 ),
                 params=call.raw_params,
                 session_context=session,
-                now=datetime.now(UTC),
+                now=now,
+                now_ns=epoch_ns(now),
             )
         )
 

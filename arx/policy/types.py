@@ -45,6 +45,7 @@ class PolicyInput(msgspec.Struct, frozen=True, kw_only=True):
     params: dict[str, Any]
     session_context: list[SessionAction]
     now: datetime
+    now_ns: int
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
