@@ -78,6 +78,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     url = env.get("ARX_DATABASE_URL")
     if not url:
         raise ConfigError("ARX_DATABASE_URL is not set")
+    kek = _load_kek(env)
     try:
         return Settings(
             database_url=url,
@@ -85,7 +86,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             app_db_password=env.get("ARX_APP_DB_PASSWORD", ""),
             opa_url=env.get("ARX_OPA_URL", "http://127.0.0.1:8181").rstrip("/"),
             opa_timeout_seconds=float(env.get("ARX_OPA_TIMEOUT_SECONDS", "2.0")),
-            kek=_load_kek(env),
+            kek=kek,
             admin_token=env.get("ARX_ADMIN_TOKEN", ""),
             connector_timeout_seconds=float(env.get("ARX_CONNECTOR_TIMEOUT_SECONDS", "15")),
             max_body_bytes=int(env.get("ARX_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),

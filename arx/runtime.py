@@ -62,9 +62,7 @@ async def open_runtime(
                 settings=settings,
                 pool=pool,
                 policy=PolicyClient(opa),
-                connectors={
-                    cid: cls(connector_http) for cid, cls in catalog.connectors().items()
-                },
+                connectors={cid: cls(connector_http) for cid, cls in catalog.connectors().items()},
             )
     finally:
         await pool.close()

@@ -41,7 +41,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
     app = Litestar(
         route_handlers=[execute, get_approval, list_connectors, health, admin_router],
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
         exception_handlers={
             ARXError: handle_arx_error,
             HTTPException: handle_http_exception,
@@ -60,6 +59,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
     )
     if runtime is not None:
         app.state.runtime = runtime
+    # Wrap the whole ASGI app, not the route middleware stack: Litestar runs
+    # app-level middleware only for matched routes, and unrouted 404/405
+    # answers need a request id and an access log line too.
+    app.asgi_handler = request_id_middleware(app.asgi_handler)
     return app
 
 

@@ -21,7 +21,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[Health]:
         database = "ok"
     except DatabaseUnavailableError:
         database = "unavailable"
-    policy = "ok" if await rt.policy.bundles_ready() else "unavailable"
+    policy = "ok" if await rt.policy.ready() else "unavailable"
     ok = database == "ok" and policy == "ok"
     return Response(
         Health(status="ok" if ok else "degraded", database=database, policy_engine=policy),

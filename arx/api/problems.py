@@ -35,7 +35,13 @@ _HTTP_CODES = {
 
 
 def problem(
-    status: int, code: str, title: str, detail: str, extra: dict[str, Any] | None = None
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
@@ -47,7 +53,9 @@ def problem(
     }
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
-    headers = {"www-authenticate": 'Bearer realm="arx"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["www-authenticate"] = 'Bearer realm="arx"'
     return Response(
         content=msgspec.json.encode(body, enc_hook=str),
         status_code=status,
@@ -59,7 +67,7 @@ def problem(
 def handle_arx_error(_: Request[Any, Any, Any], exc: ARXError) -> Response[bytes]:
     if exc.status_code >= 500:
         log.warning("request failed", extra={"code": exc.code, "status": exc.status_code})
-    return problem(exc.status_code, exc.code, exc.title, exc.detail, exc.extra)
+    return problem(exc.status_code, exc.code, exc.title, exc.detail, extra=exc.extra)
 
 
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -68,7 +76,8 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
         return handle_unexpected(_, exc)
     code = _HTTP_CODES.get(status, "http_error")
     detail = "the request body exceeds the size limit" if status == 413 else str(exc.detail)
-    return problem(status, code, code.replace("_", " ").capitalize(), detail)
+    # Keep Litestar's own headers (Allow on a 405).
+    return problem(status, code, code.replace("_", " ").capitalize(), detail, headers=exc.headers)
 
 
 def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from arx.audit import repo
 from arx.audit.types import AuditEvent, SessionAction
 from arx.db.pool import Conn, org_transaction
+from arx.identity.orgs import require_org
 from arx.logs import request_id_var
 
 SESSION_CONTEXT_SIZE = 100
@@ -62,6 +63,7 @@ async def list_events(
     pool: AsyncConnectionPool[Conn], org_id: UUID, *, after_seq: int = 0, limit: int = 100
 ) -> list[AuditEvent]:
     async with org_transaction(pool, org_id) as conn:
+        await require_org(conn, org_id)
         cur = await conn.execute(repo.LIST_EVENTS, (org_id, after_seq, limit))
         rows = await cur.fetchall()
     return [_event(r) for r in rows]

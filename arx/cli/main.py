@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 import uvicorn
 
 from arx.audit.service import list_events
@@ -56,7 +57,9 @@ async def _org_create(ns: argparse.Namespace) -> Any:
 
 
 async def _agent_create(ns: argparse.Namespace) -> Any:
-    intent = ns.intent or IntentManifest(purpose=ns.purpose or "", scope=_parse_scope(ns.scope))
+    intent = ns.intent or IntentManifest(
+        purpose=ns.purpose or "", scope=_parse_scope(ns.scope or [])
+    )
 
     async def run(rt: Any) -> Any:
         org_id = await org_id_for(rt.pool, ns.org)
@@ -220,17 +223,32 @@ def _read_inputs(ns: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _build_parser().parse_args(argv)
-    _read_inputs(ns)
     try:
+        _read_inputs(ns)
         if hasattr(ns, "sync"):
             ns.sync(ns)
         else:
             _print(asyncio.run(ns.run(ns)))
-    except (ARXError, ConfigError) as exc:
-        code = getattr(exc, "code", "config_error")
-        sys.stderr.write(f"arx: error: {exc} [{code}]\n")
-        return 1
+    except ARXError as exc:
+        return _fail(f"{exc} [{exc.code}]")
+    except ConfigError as exc:
+        return _fail(f"{exc} [config_error]")
+    except OSError as exc:
+        return _fail(f"cannot read {exc.filename or 'input'}: {exc.strerror} [io_error]")
+    except msgspec.DecodeError as exc:
+        # msgspec names the position, never the content (which may be a secret).
+        return _fail(f"the input is not valid JSON of the expected shape: {exc} [bad_input]")
+    except psycopg.Error as exc:
+        return _fail(
+            f"the database refused or could not be reached ({type(exc).__name__}; "
+            f"SQLSTATE {exc.sqlstate or 'n/a'}) [database_error]"
+        )
     return 0
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"arx: error: {message}\n")
+    return 1
 
 
 if __name__ == "__main__":

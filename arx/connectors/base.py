@@ -191,7 +191,7 @@ class BaseConnector(ABC):
         # 5. Execute with credentials decrypted for this one call.
         try:
             result = await self._run(rt, credential, call)
-        except ConnectorError as exc:
+        except ARXError as exc:
             # 6 (failure). The error, never the secret, is appended.
             exc.extra["event_id"] = str(event_id)
             await self._log_result(
@@ -202,6 +202,18 @@ class BaseConnector(ABC):
                 outcome="error",
                 result=None,
                 error={"code": exc.code, "detail": exc.detail, **_jsonable(exc.extra)},
+            )
+            raise
+        except Exception as exc:
+            # A bug, not a tool failure: still close the trail, naming only the type.
+            await self._log_result(
+                rt,
+                who,
+                event_id,
+                op,
+                outcome="error",
+                result=None,
+                error={"code": "internal_error", "detail": type(exc).__name__},
             )
             raise
 

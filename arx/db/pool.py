@@ -48,6 +48,12 @@ def create_pool(settings: Settings) -> AsyncConnectionPool[Conn]:
         # multi-statement work opens an explicit transaction.
         kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
         name="arx",
+        # psycopg_pool retries a lost connection with exponential backoff
+        # (1 s, doubling) until reconnect_timeout, and no new attempt starts
+        # meanwhile: a long outage would leave the pool idle for many seconds
+        # after PostgreSQL is back. Giving up quickly lets the next request
+        # start a fresh connection attempt instead.
+        reconnect_timeout=POOL_WAIT_SECONDS,
     )
 
 

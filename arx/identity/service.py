@@ -19,6 +19,7 @@ from arx.audit.service import record_admin_event
 from arx.db.pool import Conn, connection, org_transaction
 from arx.errors import AuthenticationError, ConflictError, NotFoundError
 from arx.identity import keys, repo
+from arx.identity.orgs import require_org
 from arx.identity.types import Agent, AgentIdentity, IntentManifest, IssuedApiKey, Org
 
 # Compared against when a key id is unknown, so both paths hash and compare.
@@ -42,8 +43,8 @@ async def authenticate(pool: AsyncConnectionPool[Conn], authorization: str | Non
     )
 
 
-def _conflict(exc: psycopg.errors.UniqueViolation, what: str) -> ConflictError:
-    return ConflictError(f"{what} already exists", extra={"constraint": exc.diag.constraint_name})
+def _conflict(what: str) -> ConflictError:
+    return ConflictError(f"{what} already exists")
 
 
 async def create_org(pool: AsyncConnectionPool[Conn], *, slug: str, name: str, actor: str) -> Org:
@@ -54,8 +55,8 @@ async def create_org(pool: AsyncConnectionPool[Conn], *, slug: str, name: str, a
             await record_admin_event(
                 conn, org.id, action="org.created", actor=actor, details={"slug": slug}
             )
-    except psycopg.errors.UniqueViolation as exc:
-        raise _conflict(exc, f"an org with slug {slug!r}") from None
+    except psycopg.errors.UniqueViolation:
+        raise _conflict(f"an org with slug {slug!r}") from None
     return org
 
 
@@ -85,7 +86,7 @@ async def create_agent(
     agent = Agent(id=uuid.uuid4(), org_id=org_id, name=name, intent=intent)
     try:
         async with org_transaction(pool, org_id) as conn:
-            await _require_org(conn, org_id)
+            await require_org(conn, org_id)
             await conn.execute(
                 repo.INSERT_AGENT,
                 (agent.id, org_id, name, Jsonb(msgspec.to_builtins(intent))),
@@ -101,8 +102,8 @@ async def create_agent(
                     "intent": msgspec.to_builtins(intent),
                 },
             )
-    except psycopg.errors.UniqueViolation as exc:
-        raise _conflict(exc, f"an agent named {name!r}") from None
+    except psycopg.errors.UniqueViolation:
+        raise _conflict(f"an agent named {name!r}") from None
     return agent
 
 
@@ -132,12 +133,6 @@ async def create_api_key(
             details={"key_id": key_id, "agent_id": str(agent_id)},
         )
     return IssuedApiKey(key_id=key_id, agent_id=agent_id, api_key=full_key)
-
-
-async def _require_org(conn: Conn, org_id: UUID) -> None:
-    cur = await conn.execute(repo.SELECT_ORG_BY_ID, (org_id,))
-    if await cur.fetchone() is None:
-        raise NotFoundError(f"no org {org_id}")
 
 
 async def org_id_for(pool: AsyncConnectionPool[Conn], ref: str) -> UUID:

@@ -13,7 +13,6 @@ docs/decisions/0002-opa-client.md).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,7 +79,7 @@ class PolicyClient:
             raise PolicyEngineUnavailableError(
                 f"the policy engine answered HTTP {exc.status}"
             ) from None
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise PolicyEngineUnavailableError(
                 f"the policy engine is unreachable or answered garbage ({type(exc).__name__})"
             ) from None
@@ -103,6 +102,16 @@ class PolicyClient:
                 revisions = {"bundle": answer.provenance.revision}
         return msgspec.structs.replace(answer.result, bundle_revisions=revisions)
 
-    async def bundles_ready(self) -> bool:
-        """OPA's ``/health?bundles``: every configured bundle has activated."""
-        return bool(await self._opa.check_health({"bundles": True}))
+    async def ready(self) -> bool:
+        """Every bundle has activated **and** the entrypoint is defined.
+
+        Active bundles alone are not enough: a sidecar without the base
+        library would pass ``/health?bundles`` yet answer every execute 503.
+        """
+        if not await self._opa.check_health({"bundles": True}):
+            return False
+        try:
+            raw = await self._opa.query_rule({}, "arx", "decision")
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+        return isinstance(raw, dict) and "result" in raw

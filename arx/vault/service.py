@@ -21,6 +21,7 @@ from arx.audit.service import record_admin_event
 from arx.connectors.registry import connector_class
 from arx.db.pool import Conn, org_transaction
 from arx.errors import ConflictError, CredentialNotFoundError, InvalidFieldError
+from arx.identity.orgs import require_org
 from arx.vault import crypto, repo
 
 
@@ -102,11 +103,14 @@ async def store_credential(
         typed = msgspec.convert(secret, cls.secret_type)
     except msgspec.ValidationError as exc:
         # msgspec names the path but never echoes the offending value.
-        raise InvalidFieldError(f"invalid secret for {connector}: {exc}", field="secret") from None
+        raise InvalidFieldError.from_validation(
+            exc, prefix="secret", what=f"invalid secret for {connector}: "
+        ) from None
     url = _check_base_url(base_url or cls.default_base_url, allow_insecure=allow_insecure_urls)
     plaintext = msgspec.json.encode(typed)
     try:
         async with org_transaction(pool, org_id) as conn:
+            await require_org(conn, org_id)
             cur = await conn.execute(repo.NEXT_VERSION, (org_id, connector))
             row = await cur.fetchone()
             version = int(row[0]) if row else 1
@@ -138,10 +142,9 @@ async def store_credential(
                     "kek_id": sealed.kek_id,
                 },
             )
-    except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation) as exc:
+    except psycopg.errors.UniqueViolation:
         raise ConflictError(
-            "the credential could not be stored (concurrent rotation or unknown org)",
-            extra={"constraint": exc.diag.constraint_name},
+            "a concurrent rotation stored the same credential version; retry"
         ) from None
     return CredentialInfo(
         id=cred_id, connector=connector, version=version, base_url=url, kek_id=sealed.kek_id

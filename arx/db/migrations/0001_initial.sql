@@ -84,7 +84,7 @@ CREATE TABLE arx.audit_events (
     org_id            uuid NOT NULL REFERENCES arx.orgs (id),
     kind              text NOT NULL CHECK (kind IN ('decision', 'result', 'admin')),
     agent_id          uuid,
-    decision_id       uuid REFERENCES arx.audit_events (id),
+    decision_id       uuid,
     connector         text,
     operation         text,
     operation_kind    text,
@@ -104,7 +104,12 @@ CREATE TABLE arx.audit_events (
     created_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
     CHECK (kind <> 'decision' OR (verdict IS NOT NULL AND risk_score IS NOT NULL)),
     CHECK (kind <> 'result' OR (decision_id IS NOT NULL AND outcome IS NOT NULL)),
-    CHECK (kind <> 'admin' OR action IS NOT NULL)
+    CHECK (kind <> 'admin' OR action IS NOT NULL),
+    -- Every reference carries org_id: FK checks ignore RLS, so a key on id
+    -- alone would let one org's row point at another org's event or agent.
+    UNIQUE (org_id, id),
+    FOREIGN KEY (org_id, decision_id) REFERENCES arx.audit_events (org_id, id),
+    FOREIGN KEY (org_id, agent_id) REFERENCES arx.agents (org_id, id)
 );
 CREATE INDEX audit_events_agent_recent ON arx.audit_events (org_id, agent_id, seq DESC)
     WHERE kind = 'decision';
@@ -113,7 +118,7 @@ CREATE INDEX audit_events_org_seq ON arx.audit_events (org_id, seq);
 CREATE TABLE arx.approval_requests (
     id            uuid PRIMARY KEY,
     org_id        uuid NOT NULL REFERENCES arx.orgs (id),
-    event_id      uuid NOT NULL UNIQUE REFERENCES arx.audit_events (id),
+    event_id      uuid NOT NULL UNIQUE,
     agent_id      uuid NOT NULL,
     connector     text NOT NULL,
     operation     text NOT NULL,
@@ -124,7 +129,8 @@ CREATE TABLE arx.approval_requests (
                   CHECK (status IN ('pending', 'approved', 'rejected', 'expired')),
     created_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz NOT NULL,
-    FOREIGN KEY (org_id, agent_id) REFERENCES arx.agents (org_id, id)
+    FOREIGN KEY (org_id, agent_id) REFERENCES arx.agents (org_id, id),
+    FOREIGN KEY (org_id, event_id) REFERENCES arx.audit_events (org_id, id)
 );
 
 CREATE FUNCTION arx.reject_audit_change() RETURNS trigger
@@ -134,6 +140,20 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END
 $$;
+-- Order and time are the database's, never the writer's: without this an
+-- INSERT ... OVERRIDING SYSTEM VALUE could pick its own seq and created_at.
+CREATE FUNCTION arx.stamp_audit_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.seq := nextval(pg_get_serial_sequence('arx.audit_events', 'seq'));
+    NEW.created_at := clock_timestamp();
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER audit_events_stamp
+    BEFORE INSERT ON arx.audit_events
+    FOR EACH ROW EXECUTE FUNCTION arx.stamp_audit_event();
+
 CREATE TRIGGER audit_events_no_update_delete
     BEFORE UPDATE OR DELETE ON arx.audit_events
     FOR EACH ROW EXECUTE FUNCTION arx.reject_audit_change();
@@ -142,6 +162,7 @@ CREATE TRIGGER audit_events_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_audit_change();
 -- ALWAYS: still fires under session_replication_role = replica.
 ALTER TABLE arx.audit_events
+    ENABLE ALWAYS TRIGGER audit_events_stamp,
     ENABLE ALWAYS TRIGGER audit_events_no_update_delete,
     ENABLE ALWAYS TRIGGER audit_events_no_truncate;
 
