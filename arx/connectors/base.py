@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from arx.approvals.service import create_request
 from arx.audit import repo as audit_repo
 from arx.audit.service import epoch_ns, recent_actions
+from arx.audit.types import SessionAction
 from arx.connectors.types import CallContext, ExecuteCall, Executed, Operation, Outcome, Pending
 from arx.db.pool import org_transaction
 from arx.errors import (
@@ -113,32 +114,92 @@ class BaseConnector(ABC):
             session = await recent_actions(conn, who.org_id, who.agent_id)
 
         # 2. Evaluate policy. Any failure raises and nothing below runs.
-        now = datetime.now(UTC)
-        decision = await rt.policy.decide(
-            PolicyInput(
-                agent=AgentInput(
-                    id=who.agent_id, name=who.agent_name, intent=msgspec.to_builtins(who.intent)
-                ),
-                org=OrgInput(id=who.org_id, slug=who.org_slug),
-                connector=self.id,
-                operation=OperationInput(
-                    name=op.name,
-                    kind=op.kind.value,
-                    base_risk=op.base_risk,
-                    reversible=op.reversible,
-                    target_type=op.target_type,
-                ),
-                params=call.raw_params,
-                session_context=session,
-                now=now,
-                now_ns=epoch_ns(now),
-            )
-        )
+        decision = await rt.policy.decide(self._policy_input(who, call, session))
 
         # 3. Commit the decision event (and, for ESCALATE, its approval request)
         #    before anything executes. If this fails, nothing executes.
-        event_id = uuid.uuid4()
+        event_id, approval = await self._record_decision(rt, who, call, decision)
         revision = revision_label(decision.bundle_revisions)
+
+        # 4. Route on the verdict.
+        if decision.verdict is Verdict.DENY:
+            raise PermissionDeniedError(
+                f"{self.id} {op.name} was denied by policy {decision.policy_id}",
+                extra=_decision_members(event_id, decision, revision),
+            )
+        if approval is not None:
+            approval_id, expires_at = approval
+            return Pending(
+                event_id=event_id,
+                approval_id=approval_id,
+                verdict=decision.verdict.value,
+                risk_score=decision.risk_score,
+                policy_id=decision.policy_id,
+                reasons=decision.reasons,
+                bundle_revision=revision,
+                expires_at=expires_at,
+            )
+
+        # 5. Execute with credentials decrypted for this one call.
+        try:
+            result = await self._run(rt, credential, call)
+        except Exception as exc:
+            # 6 (failure). The error, never the secret, is appended. Anything
+            # that is not an ARXError is a bug: only its type is recorded.
+            if isinstance(exc, ARXError):
+                exc.extra["event_id"] = str(event_id)
+                error = {"code": exc.code, "detail": exc.detail, **_jsonable(exc.extra)}
+            else:
+                error = {"code": "internal_error", "detail": type(exc).__name__}
+            await self._log_result(rt, who, event_id, op, outcome="error", result=None, error=error)
+            raise
+
+        # 6. Append the result event referencing the decision.
+        result_id = await self._log_result(
+            rt, who, event_id, op, outcome="success", result=result, error=None
+        )
+        return Executed(
+            event_id=event_id,
+            result_event_id=result_id,
+            verdict=decision.verdict.value,
+            risk_score=decision.risk_score,
+            policy_id=decision.policy_id,
+            reasons=decision.reasons,
+            bundle_revision=revision,
+            result=result,
+        )
+
+    def _policy_input(
+        self, who: AgentIdentity, call: ExecuteCall, session: list[SessionAction]
+    ) -> PolicyInput:
+        op = call.operation
+        now = datetime.now(UTC)
+        return PolicyInput(
+            agent=AgentInput(
+                id=who.agent_id, name=who.agent_name, intent=msgspec.to_builtins(who.intent)
+            ),
+            org=OrgInput(id=who.org_id, slug=who.org_slug),
+            connector=self.id,
+            operation=OperationInput(
+                name=op.name,
+                kind=op.kind.value,
+                base_risk=op.base_risk,
+                reversible=op.reversible,
+                target_type=op.target_type,
+            ),
+            params=call.raw_params,
+            session_context=session,
+            now=now,
+            now_ns=epoch_ns(now),
+        )
+
+    async def _record_decision(
+        self, rt: Runtime, who: AgentIdentity, call: ExecuteCall, decision: Decision
+    ) -> tuple[UUID, tuple[UUID, datetime] | None]:
+        """Commit the decision event; for ESCALATE also its approval request."""
+        op = call.operation
+        event_id = uuid.uuid4()
+        approval = None
         async with org_transaction(rt.pool, who.org_id) as conn:
             await conn.execute(
                 audit_repo.INSERT_DECISION,
@@ -159,7 +220,7 @@ class BaseConnector(ABC):
                 ),
             )
             if decision.verdict is Verdict.ESCALATE:
-                approval_id, expires_at = await create_request(
+                approval = await create_request(
                     conn,
                     org_id=who.org_id,
                     event_id=event_id,
@@ -169,68 +230,7 @@ class BaseConnector(ABC):
                     params=call.raw_params,
                     ttl_seconds=rt.settings.approval_ttl_seconds,
                 )
-
-        # 4. Route on the verdict.
-        if decision.verdict is Verdict.DENY:
-            raise PermissionDeniedError(
-                f"{self.id} {op.name} was denied by policy {decision.policy_id}",
-                extra=_decision_members(event_id, decision, revision),
-            )
-        if decision.verdict is Verdict.ESCALATE:
-            return Pending(
-                event_id=event_id,
-                approval_id=approval_id,
-                verdict=decision.verdict.value,
-                risk_score=decision.risk_score,
-                policy_id=decision.policy_id,
-                reasons=decision.reasons,
-                bundle_revision=revision,
-                expires_at=expires_at,
-            )
-
-        # 5. Execute with credentials decrypted for this one call.
-        try:
-            result = await self._run(rt, credential, call)
-        except ARXError as exc:
-            # 6 (failure). The error, never the secret, is appended.
-            exc.extra["event_id"] = str(event_id)
-            await self._log_result(
-                rt,
-                who,
-                event_id,
-                op,
-                outcome="error",
-                result=None,
-                error={"code": exc.code, "detail": exc.detail, **_jsonable(exc.extra)},
-            )
-            raise
-        except Exception as exc:
-            # A bug, not a tool failure: still close the trail, naming only the type.
-            await self._log_result(
-                rt,
-                who,
-                event_id,
-                op,
-                outcome="error",
-                result=None,
-                error={"code": "internal_error", "detail": type(exc).__name__},
-            )
-            raise
-
-        # 6. Append the result event referencing the decision.
-        result_id = await self._log_result(
-            rt, who, event_id, op, outcome="success", result=result, error=None
-        )
-        return Executed(
-            event_id=event_id,
-            result_event_id=result_id,
-            verdict=decision.verdict.value,
-            risk_score=decision.risk_score,
-            policy_id=decision.policy_id,
-            reasons=decision.reasons,
-            bundle_revision=revision,
-            result=result,
-        )
+        return event_id, approval
 
     async def _run(
         self, rt: Runtime, credential: StoredCredential, call: ExecuteCall
