@@ -10,6 +10,7 @@ and nothing branches on an exception's message text.
     ├── BadRequestError (400)
     │   ├── MalformedJSONError (400)
     │   ├── InvalidFieldError (422)           names the offending field
+    │   │   └── IdempotencyKeyReusedError (422)
     │   └── PayloadTooLargeError (413)
     ├── NotFoundError (404)
     │   ├── UnknownConnectorError (404)
@@ -19,6 +20,7 @@ and nothing branches on an exception's message text.
     ├── AdminAuthenticationError (401)
     ├── PermissionDeniedError (403)           policy said DENY
     ├── ConflictError (409)
+    │   └── IdempotencyKeyInFlightError (409)
     ├── ServiceUnavailableError (503)         nothing was executed
     │   ├── PolicyEngineUnavailableError (503)
     │   └── DatabaseUnavailableError (503)
@@ -148,6 +150,16 @@ class ConflictError(ARXError):
     status_code = 409
     code = "conflict"
     title = "Conflict"
+
+
+class IdempotencyKeyInFlightError(ConflictError):
+    code = "idempotency_key_in_flight"
+    title = "A request with this Idempotency-Key is still running"
+
+
+class IdempotencyKeyReusedError(InvalidFieldError):
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used for a different request"
 
 
 class ServiceUnavailableError(ARXError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -14,6 +15,7 @@ from litestar.openapi.spec import Operation as OpenAPIOperation
 from litestar.params import FromPath
 
 from arx.api import body
+from arx.api.problems import handle_arx_error
 from arx.api.state import runtime
 from arx.api.types import (
     ConnectorInfo,
@@ -26,10 +28,13 @@ from arx.api.types import (
 from arx.approvals.service import get_for_agent
 from arx.approvals.types import ApprovalView
 from arx.connectors.catalog import connectors
-from arx.connectors.types import Executed
+from arx.connectors.types import Executed, Outcome
+from arx.errors import ARXError, ServiceUnavailableError
+from arx.idempotency import service as idempotency
 from arx.identity.service import authenticate
 from arx.identity.types import AgentIdentity
 from arx.logs import agent_id_var, org_id_var
+from arx.runtime import Runtime
 
 _encoder = msgspec.json.Encoder()
 
@@ -71,10 +76,55 @@ async def _identify(request: Request[Any, Any, Any]) -> AgentIdentity:
 async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     rt = runtime(request)
     who = await _identify(request)
+    header = request.headers.get("idempotency-key")
+    key = idempotency.check_key(header) if header is not None else None
     req = await body.read(request, ExecuteRequest)
     connector = rt.connector(req.connector)
     call = connector.validate(req.operation, req.params)
-    outcome = await connector.execute(rt, who, call)
+    if key is None:
+        return _respond(await connector.execute(rt, who, call))
+
+    digest = idempotency.request_hash(req.connector, req.operation, req.params)
+    stored = await idempotency.claim(rt.pool, who, key, digest)
+    if stored is not None:
+        return Response(
+            stored.body,
+            status_code=stored.status_code,
+            media_type=stored.media_type,
+            headers={"idempotent-replayed": "true"},
+        )
+    try:
+        response = _respond(await connector.execute(rt, who, call))
+    except ServiceUnavailableError:
+        # Nothing was executed: free the key so the agent's retry runs.
+        with suppress(ARXError):
+            await idempotency.release(rt.pool, who, key)
+        raise
+    except ARXError as exc:
+        problem = handle_arx_error(request, exc)
+        await _store(rt, who, key, problem)
+        raise
+    await _store(rt, who, key, response)
+    return response
+
+
+async def _store(rt: Runtime, who: AgentIdentity, key: str, response: Response[bytes]) -> None:
+    # If this write fails the claim stays unfinished and is re-claimable after
+    # idempotency.ABANDONED_AFTER_SECONDS; the agent still gets its answer now.
+    with suppress(ARXError):
+        await idempotency.complete(
+            rt.pool,
+            who,
+            key,
+            idempotency.StoredResponse(
+                status_code=response.status_code or 200,
+                media_type=str(response.media_type),
+                body=bytes(response.content),
+            ),
+        )
+
+
+def _respond(outcome: Outcome) -> Response[bytes]:
     if isinstance(outcome, Executed):
         return Response(
             _encoder.encode(

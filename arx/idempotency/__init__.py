@@ -1,0 +1,1 @@
+"""Idempotency keys: a retried execute replays its first response."""
