@@ -26,7 +26,7 @@ from arx.audit import repo as audit_repo
 from arx.audit.service import epoch_ns, recent_actions
 from arx.audit.types import SessionAction
 from arx.connectors.types import CallContext, ExecuteCall, Executed, Operation, Outcome, Pending
-from arx.db.pool import org_transaction
+from arx.db.pool import Conn, org_transaction
 from arx.errors import (
     ARXError,
     ConnectorError,
@@ -107,18 +107,21 @@ class BaseConnector(ABC):
         """The intercept: the six steps of DESIGN.md section 3, in order."""
         op = call.operation
 
-        # 1. Locate the org's credential (decrypted only in step 5) and read the
-        #    agent's recent actions for the policy's intent scoring.
+        # Steps 1-3 share one transaction (one BEGIN/COMMIT instead of two);
+        # the decision event is committed when it closes, before step 4.
         async with org_transaction(rt.pool, who.org_id) as conn:
+            # 1. Locate the org's credential (decrypted only in step 5) and
+            #    read the agent's recent actions for intent scoring.
             credential = await locate(conn, who.org_id, self.id)
             session = await recent_actions(conn, who.org_id, who.agent_id)
 
-        # 2. Evaluate policy. Any failure raises and nothing below runs.
-        decision = await rt.policy.decide(self._policy_input(who, call, session))
+            # 2. Evaluate policy. Any failure raises, the transaction rolls
+            #    back, and nothing below runs.
+            decision = await rt.policy.decide(self._policy_input(who, call, session))
 
-        # 3. Commit the decision event (and, for ESCALATE, its approval request)
-        #    before anything executes. If this fails, nothing executes.
-        event_id, approval = await self._record_decision(rt, who, call, decision)
+            # 3. Write the decision event (and, for ESCALATE, its approval
+            #    request). If the commit fails, nothing executes.
+            event_id, approval = await self._record_decision(conn, rt, who, call, decision)
         revision = revision_label(decision.bundle_revisions)
 
         # 4. Route on the verdict.
@@ -194,42 +197,41 @@ class BaseConnector(ABC):
         )
 
     async def _record_decision(
-        self, rt: Runtime, who: AgentIdentity, call: ExecuteCall, decision: Decision
+        self, conn: Conn, rt: Runtime, who: AgentIdentity, call: ExecuteCall, decision: Decision
     ) -> tuple[UUID, tuple[UUID, datetime] | None]:
-        """Commit the decision event; for ESCALATE also its approval request."""
+        """Write the decision event; for ESCALATE also its approval request."""
         op = call.operation
         event_id = uuid.uuid4()
         approval = None
-        async with org_transaction(rt.pool, who.org_id) as conn:
-            await conn.execute(
-                audit_repo.INSERT_DECISION,
-                (
-                    event_id,
-                    who.org_id,
-                    who.agent_id,
-                    self.id,
-                    op.name,
-                    op.kind.value,
-                    Jsonb(call.raw_params),
-                    decision.verdict.value,
-                    decision.risk_score,
-                    decision.policy_id,
-                    Jsonb(decision.reasons),
-                    Jsonb(decision.bundle_revisions),
-                    request_id_var.get(),
-                ),
+        await conn.execute(
+            audit_repo.INSERT_DECISION,
+            (
+                event_id,
+                who.org_id,
+                who.agent_id,
+                self.id,
+                op.name,
+                op.kind.value,
+                Jsonb(call.raw_params),
+                decision.verdict.value,
+                decision.risk_score,
+                decision.policy_id,
+                Jsonb(decision.reasons),
+                Jsonb(decision.bundle_revisions),
+                request_id_var.get(),
+            ),
+        )
+        if decision.verdict is Verdict.ESCALATE:
+            approval = await create_request(
+                conn,
+                org_id=who.org_id,
+                event_id=event_id,
+                agent_id=who.agent_id,
+                connector=self.id,
+                operation=op.name,
+                params=call.raw_params,
+                ttl_seconds=rt.settings.approval_ttl_seconds,
             )
-            if decision.verdict is Verdict.ESCALATE:
-                approval = await create_request(
-                    conn,
-                    org_id=who.org_id,
-                    event_id=event_id,
-                    agent_id=who.agent_id,
-                    connector=self.id,
-                    operation=op.name,
-                    params=call.raw_params,
-                    ttl_seconds=rt.settings.approval_ttl_seconds,
-                )
         return event_id, approval
 
     async def _run(
