@@ -96,6 +96,40 @@ for b in "${bundles[@]}"; do
 	run "$OPA" test rego "$b" --ignore schema
 done
 
+# The decision runs on every agent action with up to 100 session entries, so
+# the per-entry cost must stay a few allocations (one pass per count, no
+# per-entry parsing or rule lookups). Allocations per op are deterministic,
+# unlike timings on a shared machine: compare an empty session with 100 worst-
+# case entries (non-read, DENY, all in the window).
+if [ "${#bundles[@]}" -gt 0 ]; then
+	b="${bundles[0]}"
+	slug="$(basename "$b")"
+	budget="${ARX_REGO_ALLOCS_PER_ENTRY:-8}"
+	echo "== session cost: allocations per session_context entry (budget $budget), rego + $b"
+	session_input() {
+		local n="$1" now_ns=1795626300000000000 i entries=""
+		for ((i = 0; i < n; i++)); do
+			# "at" is for humans and not read by the policy; at_ns is 1 s apart.
+			entries+="${entries:+,}{\"connector\":\"crowdstrike\",\"operation\":\"hosts:update\",\"kind\":\"write\",\"verdict\":\"DENY\",\"at\":\"2026-11-25T17:05:00Z\",\"at_ns\":$((now_ns - i * 1000000000))}"
+		done
+		printf '{"agent":{"id":"a","name":"bench-bot","intent":{"scope":{"crowdstrike":["hosts:*"]}}},"org":{"id":"o","slug":"%s"},"connector":"crowdstrike","operation":{"name":"hosts:search","kind":"read","base_risk":10},"session_context":[%s],"now":"2026-11-25T17:05:00Z","now_ns":%s}' \
+			"$slug" "$entries" "$now_ns"
+	}
+	allocs() {
+		"$OPA" bench -b rego -b "$b" --ignore '*_test.rego' -i "$1" --format gobench --metrics=false data.arx.decision |
+			awk '/allocs\/op/ {print $(NF - 1)}'
+	}
+	session_input 0 >"$tmp/session-0.json"
+	session_input 100 >"$tmp/session-100.json"
+	a0="$(allocs "$tmp/session-0.json")"
+	a100="$(allocs "$tmp/session-100.json")"
+	echo "allocs/op: ${a0} with no session, ${a100} with 100 entries ($(((a100 - a0) / 100)) per entry)"
+	if [ -z "$a0" ] || [ -z "$a100" ] || [ $((a100 - a0)) -gt $((100 * budget)) ]; then
+		echo "check-policies: data.arx.decision costs more than $budget allocations per session entry" >&2
+		exit 1
+	fi
+fi
+
 if command -v regal >/dev/null 2>&1; then
 	echo "== regal"
 	run regal lint rego bundles

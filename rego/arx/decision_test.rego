@@ -16,6 +16,7 @@ read_input := {
 	"params": {"filter": "hostname:'web-1'"},
 	"session_context": [],
 	"now": "2026-11-25T17:05:00Z",
+	"now_ns": 1795626300000000000,
 }
 
 contain_input := object.union(read_input, {"operation": {
@@ -199,6 +200,22 @@ test_non_numeric_base_risk_is_invalid_input if {
 	d := arx.decision with input as i with data.orgs as orgs
 	d.policy_id == "arx.invalid_input"
 	d.reasons == ["input.operation.base_risk must be a number"]
+}
+
+test_missing_now_ns_is_invalid_input if {
+	d := arx.decision with input as object.remove(read_input, ["now_ns"]) with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+	d.reasons == ["input.now_ns must be a number (nanoseconds since the Unix epoch)"]
+}
+
+test_session_entry_without_at_ns_is_invalid_input if {
+	entry := {"connector": "crowdstrike", "operation": "hosts:get", "kind": "read", "verdict": "PERMIT", "at": "2026-11-25T17:00:00Z"}
+	i := object.union(read_input, {"session_context": [object.union(entry, {"at_ns": 1795626000000000000}), entry]})
+	d := arx.decision with input as i with data.orgs as orgs
+	d.verdict == "DENY"
+	d.risk_score == 100
+	d.policy_id == "arx.invalid_input"
+	d.reasons == ["input.session_context[1] must be an object with a numeric \"at_ns\" (nanoseconds since the Unix epoch)"]
 }
 
 test_empty_input_is_invalid_input if {

@@ -5,9 +5,10 @@
 #   from a normal session. The score starts at the operation's base risk, each
 #   active factor adds its points, and the sum is clamped to an integer in
 #   0..100. Org rules match on the score (match.min_risk / match.max_risk).
-#   Session factors look at input.session_context entries stamped at or after
-#   now minus the window; entries stamped after now, or with an "at" that does
-#   not parse, still count (doubt is held against the agent, never for it).
+#   Session factors look at input.session_context entries stamped (at_ns) at
+#   or after now_ns minus the window; entries stamped after now still count
+#   (doubt is held against the agent, never for it). The window arithmetic
+#   uses the integer stamps only: no timestamp is parsed per entry.
 package arx.intent
 
 import data.arx.patterns
@@ -15,7 +16,7 @@ import data.arx.patterns
 # METADATA
 # title: Session window
 # description: How far back the session factors look, in nanoseconds (10 minutes).
-window_ns := (10 * 60) * 1000000000
+window_ns := 600000000000
 
 # METADATA
 # title: Write burst threshold
@@ -28,47 +29,48 @@ write_burst_threshold := 5
 denial_threshold := 3
 
 # METADATA
-# title: Declared patterns
-# description: The agent's scope patterns for this connector plus those under the "*" connector key.
-declared_patterns contains pattern if {
-	some pattern in input.agent.intent.scope[input.connector]
-}
-
-declared_patterns contains pattern if {
-	some pattern in input.agent.intent.scope["*"]
-}
-
-# METADATA
 # title: Operation in declared intent
-# description: True when the operation matches one of the declared patterns.
-in_scope if patterns.matches_any(declared_patterns, input.operation.name)
+# description: |
+#   True when the operation matches one of the agent's scope patterns for this
+#   connector or under the "*" connector key.
+in_scope if patterns.matches_any(input.agent.intent.scope[input.connector], input.operation.name)
+
+in_scope if patterns.matches_any(input.agent.intent.scope["*"], input.operation.name)
 
 # METADATA
 # title: Window start
-# description: The start of the session window, in nanoseconds since the epoch.
-cutoff_ns := time.parse_rfc3339_ns(input.now) - window_ns
+# description: The start of the session window, in nanoseconds since the Unix epoch.
+cutoff_ns := input.now_ns - window_ns
+
+# The counts below make one pass each over the session. The cheap kind or
+# verdict test comes first, so most entries cost one comparison; the window
+# start is bound to a local first, because a rule reference inside the loop
+# would be looked up once per entry.
 
 # METADATA
-# title: Recent session entries
+# title: Recent writes
 # description: |
-#   Indexes of session_context entries not stamped before the window. An entry
-#   whose "at" does not parse counts as recent: it can only raise the risk.
-recent contains i if {
-	some i, entry in input.session_context
-	not before_window(entry.at)
+#   Non-read actions stamped (at_ns) at or after the window start, future
+#   ones included. An entry without a kind counts as a write.
+recent_writes := n if {
+	cutoff := cutoff_ns
+	n := count([1 |
+		some entry in input.session_context
+		not entry.kind == "read"
+		entry.at_ns >= cutoff
+	])
 }
 
-before_window(at) if time.parse_rfc3339_ns(at) < cutoff_ns
-
-# An entry without a kind counts as a write.
-recent_writes contains i if {
-	some i in recent
-	object.get(input.session_context[i], "kind", null) != "read"
-}
-
-recent_denials contains i if {
-	some i in recent
-	input.session_context[i].verdict == "DENY"
+# METADATA
+# title: Recent denials
+# description: DENY verdicts stamped (at_ns) at or after the window start, future ones included.
+recent_denials := n if {
+	cutoff := cutoff_ns
+	n := count([1 |
+		some entry in input.session_context
+		entry.verdict == "DENY"
+		entry.at_ns >= cutoff
+	])
 }
 
 # METADATA
@@ -96,7 +98,7 @@ write_burst := {
 	"points": 20,
 	"reason": sprintf("write burst: %d non-read actions in the 10 minutes before now", [n]),
 } if {
-	n := count(recent_writes)
+	n := recent_writes
 	n >= write_burst_threshold
 } else := null
 
@@ -111,7 +113,7 @@ repeated_denials := {
 	"points": 20,
 	"reason": sprintf("repeated denials: %d denied actions in the 10 minutes before now", [n]),
 } if {
-	n := count(recent_denials)
+	n := recent_denials
 	n >= denial_threshold
 } else := null
 

@@ -4,6 +4,11 @@ import data.arx.intent
 
 now := "2026-11-25T17:05:00Z"
 
+now_ns := time.parse_rfc3339_ns(now)
+
+# The window starts ten minutes before now: 16:55:00Z.
+window_start_ns := now_ns - ((10 * 60) * 1000000000)
+
 call := {
 	"agent": {
 		"id": "7a0c1b7e-0000-4000-8000-000000000001",
@@ -16,6 +21,7 @@ call := {
 	"params": {},
 	"session_context": [],
 	"now": now,
+	"now_ns": now_ns,
 }
 
 with_operation(name, kind, base_risk) := object.union(call, {"operation": {
@@ -29,13 +35,18 @@ with_scope(scope) := json.patch(call, [{"op": "replace", "path": "/agent/intent/
 
 with_session(entries) := object.union(call, {"session_context": entries})
 
-# n session entries of the given kind and verdict, all stamped at.
-entries(n, kind, verdict, at) := [{
+# n session entries of the given kind and verdict, all stamped at (at_ns is
+# the same instant).
+entries(n, kind, verdict, at) := stamped(n, kind, verdict, at, time.parse_rfc3339_ns(at))
+
+# n session entries with an explicit at_ns, which need not match at.
+stamped(n, kind, verdict, at, at_ns) := [{
 	"connector": "crowdstrike",
 	"operation": "hosts:update",
 	"kind": kind,
 	"verdict": verdict,
 	"at": at,
+	"at_ns": at_ns,
 } |
 	some _ in numbers.range(1, n)
 ]
@@ -139,20 +150,39 @@ test_window_edge_exactly_ten_minutes_ago_counts if {
 	intent.write_burst != null with input as i
 }
 
+test_window_edge_is_exact_to_the_nanosecond if {
+	at_edge := with_session(stamped(5, "write", "PERMIT", "2026-11-25T16:55:00Z", window_start_ns))
+	intent.write_burst != null with input as at_edge
+	just_before := with_session(stamped(5, "write", "PERMIT", "2026-11-25T16:54:59.999999999Z", window_start_ns - 1))
+	intent.write_burst == null with input as just_before
+	intent.recent_writes == 0 with input as just_before
+}
+
 test_future_dated_entries_count_against_the_agent if {
 	i := with_session(entries(5, "write", "PERMIT", "2026-11-25T17:06:00Z"))
 	intent.write_burst != null with input as i
 }
 
-test_unparseable_timestamps_count_as_recent if {
-	i := with_session(entries(5, "write", "PERMIT", "a while ago"))
-	intent.write_burst != null with input as i
+test_far_future_entries_count_against_the_agent if {
+	i := with_session(stamped(3, "read", "DENY", "2099-01-01T00:00:00Z", now_ns * 2))
+	intent.repeated_denials != null with input as i
 }
 
-test_window_respects_time_zone_offsets if {
-	# 18:01 at +01:00 is 17:01Z, inside the window.
-	i := with_session(entries(5, "write", "PERMIT", "2026-11-25T18:01:00+01:00"))
-	intent.write_burst != null with input as i
+test_window_uses_at_ns_not_at if {
+	# "at" is for humans; neither its text nor its time is read.
+	recent := with_session(stamped(5, "write", "PERMIT", "a while ago", now_ns))
+	intent.write_burst != null with input as recent
+	old := with_session(stamped(5, "write", "PERMIT", now, window_start_ns - 1000000000))
+	intent.write_burst == null with input as old
+}
+
+test_window_is_relative_to_now_ns_not_now if {
+	# now_ns one hour later than now: 17:01Z entries fall out of the window.
+	i := object.union(
+		with_session(entries(5, "write", "PERMIT", "2026-11-25T17:01:00Z")),
+		{"now_ns": now_ns + ((60 * 60) * 1000000000)},
+	)
+	intent.write_burst == null with input as i
 }
 
 test_three_recent_denials_raise_risk if {
@@ -203,4 +233,8 @@ test_fractional_base_risk_rounds_to_an_integer if {
 
 test_missing_session_context_adds_nothing if {
 	intent.risk_score == 10 with input as object.remove(call, ["session_context"])
+}
+
+test_window_is_ten_minutes if {
+	intent.window_ns == (10 * 60) * 1000000000
 }

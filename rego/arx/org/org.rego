@@ -50,17 +50,6 @@ rules := object.get(policy, "rules", [])
 defaults := object.get(policy, "defaults", {})
 
 # METADATA
-# title: Facts
-# description: What rules match on, taken from the input and the intent score.
-facts := {
-	"connector": input.connector,
-	"operation": input.operation.name,
-	"agent": input.agent.name,
-	"kind": input.operation.kind,
-	"risk": intent.risk_score,
-}
-
-# METADATA
 # title: Usable for this call
 # description: |
 #   The hot-path check: the policy has the right shape, no rule this call may
@@ -90,47 +79,44 @@ rejected contains i if {
 	some i, rule in rules
 	connectors := rule.match.connectors
 	is_array(connectors)
-	not facts.connector in connectors
+	not input.connector in connectors
 }
 
 rejected contains i if {
 	some i, rule in rules
 	operations := rule.match.operations
 	is_array(operations)
-	not patterns.matches_any(operations, facts.operation)
 
 	# A bad glob never matches; only well-formed patterns may reject.
-	every pattern in operations {
-		patterns.valid(pattern)
-	}
+	patterns.misses_all(operations, input.operation.name)
 }
 
 rejected contains i if {
 	some i, rule in rules
 	agents := rule.match.agents
 	is_array(agents)
-	not facts.agent in agents
+	not input.agent.name in agents
 }
 
 rejected contains i if {
 	some i, rule in rules
 	kinds := rule.match.kinds
 	is_array(kinds)
-	not facts.kind in kinds
+	not input.operation.kind in kinds
 }
 
 rejected contains i if {
 	some i, rule in rules
 	min_risk := rule.match.min_risk
 	is_number(min_risk)
-	facts.risk < min_risk
+	intent.risk_score < min_risk
 }
 
 rejected contains i if {
 	some i, rule in rules
 	max_risk := rule.match.max_risk
 	is_number(max_risk)
-	facts.risk > max_risk
+	intent.risk_score > max_risk
 }
 
 # METADATA

@@ -8,6 +8,7 @@ call := {
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:contain", "kind": "containment", "base_risk": 60},
 	"now": "2026-11-25T17:05:00Z",
+	"now_ns": 1795626300000000000,
 }
 
 rule(id, priority, match) := {"id": id, "priority": priority, "verdict": "ESCALATE", "description": id, "match": match}

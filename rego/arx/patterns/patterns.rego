@@ -20,6 +20,17 @@ matches_any(patterns, name) if {
 }
 
 # METADATA
+# title: Operation misses a pattern list
+# description: |
+#   True when every glob in patterns is well-formed and none matches name (so
+#   an empty list too). One glob.match per pattern: it is false for a valid
+#   pattern that does not match, and undefined (a builtin error) for a bad
+#   pattern such as "hosts:[" or a non-string, which so never counts as a miss.
+misses_all(patterns, name) if {
+	count([pattern | some pattern in patterns; glob.match(pattern, delimiters, name) == false]) == count(patterns)
+}
+
+# METADATA
 # title: Valid pattern
 # description: |
 #   True when pattern is a string that glob.match can compile. glob.match is

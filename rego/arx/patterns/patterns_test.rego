@@ -41,3 +41,11 @@ test_malformed_patterns_are_not_valid if {
 	not patterns.valid("hosts:[")
 	not patterns.valid(7)
 }
+
+test_a_list_is_missed_only_when_every_pattern_is_valid_and_none_matches if {
+	patterns.misses_all(["hosts:*", "detects:get"], "policies:list")
+	patterns.misses_all([], "hosts:search")
+	not patterns.misses_all(["detects:get", "hosts:*"], "hosts:contain")
+	not patterns.misses_all(["hosts:[", "detects:get"], "policies:list")
+	not patterns.misses_all([7], "policies:list")
+}

@@ -12,6 +12,11 @@
 #   with a null default because `not f(input.x)` is undefined, not true, when
 #   input.x is missing (the ref is evaluated outside the negation, OPA issue
 #   1877), so a bare ref would hide the error.
+#
+#   The session costs one pass, not a rule per entry: every entry must be an
+#   object with a numeric "at_ns" (nanoseconds since the Unix epoch; ARX sends
+#   integers, see the schema). Its "at" string is for humans: the policy does
+#   not read it, so it is not checked here.
 package arx.validation
 
 # METADATA
@@ -30,33 +35,32 @@ valid if {
 	is_string(input.org.slug)
 	is_string(input.connector)
 	is_string(input.operation.name)
-	input.operation.kind in kinds
+	kinds[input.operation.kind]
 	is_number(input.operation.base_risk)
 	rfc3339(input.now)
+	is_number(input.now_ns)
 	session_ok
 }
 
-# A missing or null intent declares nothing (so nothing is in scope).
+# A missing or null intent declares nothing (so nothing is in scope), and so
+# does a missing or null scope. The common case (a scope) is tried first.
+intent_ok if valid_scope(input.agent.intent.scope)
+
 intent_ok if object.get(input.agent, "intent", null) == null
 
 intent_ok if {
 	is_object(input.agent.intent)
-	scope_ok(object.get(input.agent.intent, "scope", null))
+	object.get(input.agent.intent, "scope", null) == null
 }
 
-scope_ok(scope) if scope == null
+# Missing, null or empty: no history.
+session_ok if object.get(input, "session_context", []) in {null, []}
 
-scope_ok(scope) if valid_scope(scope)
-
-session_ok if object.get(input, "session_context", null) == null
-
-# Timestamps are only required to be strings here: arx.intent counts an entry
-# whose "at" does not parse as recent, which can only raise the risk.
 session_ok if {
 	is_array(input.session_context)
-	every entry in input.session_context {
-		is_string(entry.at)
-	}
+	stamps := [entry.at_ns | some entry in input.session_context]
+	count(stamps) == count(input.session_context)
+	all_numbers(stamps)
 }
 
 # METADATA
@@ -70,6 +74,18 @@ valid_scope(scope) if {
 			is_string(pattern)
 		}
 	}
+}
+
+# METADATA
+# title: All numbers
+# description: |
+#   True when values is a non-empty array of numbers. Two builtin calls, not one
+#   per element: OPA orders values of different types null < booleans <
+#   numbers < strings < arrays < objects < sets, so when the smallest and the
+#   largest value are numbers, every value is.
+all_numbers(values) if {
+	is_number(min(values))
+	is_number(max(values))
 }
 
 # METADATA
@@ -138,17 +154,21 @@ errors contains "input.operation.base_risk must be a number" if {
 
 errors contains "input.now must be an RFC 3339 timestamp" if not rfc3339(field("now"))
 
+errors contains "input.now_ns must be a number (nanoseconds since the Unix epoch)" if {
+	not is_number(field("now_ns"))
+}
+
 errors contains "input.session_context must be an array" if {
 	not field("session_context") == null
 	not is_array(field("session_context"))
 }
 
-errors contains sprintf("input.session_context[%d] must be an object with a string \"at\"", [i]) if {
+errors contains sprintf("input.session_context[%d] must be an object with a numeric \"at_ns\" (nanoseconds since the Unix epoch)", [i]) if {
 	is_array(field("session_context"))
 	some i, entry in field("session_context")
-	not is_string(entry_at(entry))
+	not is_number(entry_at_ns(entry))
 }
 
-entry_at(entry) := object.get(entry, "at", null) if is_object(entry)
+entry_at_ns(entry) := object.get(entry, "at_ns", null) if is_object(entry)
 
 else := null

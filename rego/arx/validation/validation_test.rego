@@ -8,8 +8,16 @@ call := {
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
 	"params": {},
-	"session_context": [{"connector": "crowdstrike", "operation": "hosts:get", "kind": "read", "verdict": "PERMIT", "at": "2026-11-25T17:00:00Z"}],
+	"session_context": [{
+		"connector": "crowdstrike",
+		"operation": "hosts:get",
+		"kind": "read",
+		"verdict": "PERMIT",
+		"at": "2026-11-25T17:00:00Z",
+		"at_ns": 1795626000000000000,
+	}],
 	"now": "2026-11-25T17:05:00Z",
+	"now_ns": 1795626300000000000,
 }
 
 minimal := {
@@ -18,9 +26,14 @@ minimal := {
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10},
 	"now": "2026-11-25T17:05:00Z",
+	"now_ns": 1795626300000000000,
 }
 
 set_field(path, value) := json.patch(call, [{"op": "add", "path": path, "value": value}])
+
+now_ns_error := "input.now_ns must be a number (nanoseconds since the Unix epoch)"
+
+at_ns_error(i) := sprintf("input.session_context[%d] must be an object with a numeric \"at_ns\" (nanoseconds since the Unix epoch)", [i])
 
 # Invalid inputs and the exact errors each must report.
 invalid := [
@@ -41,13 +54,25 @@ invalid := [
 	[set_field("/operation/base_risk", null), {"input.operation.base_risk must be a number"}],
 	[set_field("/operation/base_risk", "60"), {"input.operation.base_risk must be a number"}],
 	[set_field("/now", "yesterday"), {"input.now must be an RFC 3339 timestamp"}],
+	[object.remove(call, ["now_ns"]), {now_ns_error}],
+	[set_field("/now_ns", "1795626300000000000"), {now_ns_error}],
+	[set_field("/now_ns", null), {now_ns_error}],
+	[set_field("/now_ns", true), {now_ns_error}],
+	[set_field("/now_ns", [1795626300000000000]), {now_ns_error}],
 	[set_field("/agent/intent", "read only"), {"input.agent.intent must be an object"}],
 	[set_field("/agent/intent/scope", ["hosts:*"]), {"input.agent.intent.scope must be an object of pattern lists"}],
 	[set_field("/agent/intent/scope", {"crowdstrike": "hosts:*"}), {"input.agent.intent.scope must be an object of pattern lists"}],
 	[set_field("/agent/intent/scope", {"crowdstrike": [1]}), {"input.agent.intent.scope must be an object of pattern lists"}],
 	[set_field("/session_context", {}), {"input.session_context must be an array"}],
-	[set_field("/session_context/0/at", 1700000000), {"input.session_context[0] must be an object with a string \"at\""}],
-	[set_field("/session_context/-", "entry"), {"input.session_context[1] must be an object with a string \"at\""}],
+	[set_field("/session_context/-", "entry"), {at_ns_error(1)}],
+	[set_field("/session_context/-", [1795626000000000000]), {at_ns_error(1)}],
+	[json.patch(call, [{"op": "remove", "path": "/session_context/0/at_ns"}]), {at_ns_error(0)}],
+	[set_field("/session_context/0/at_ns", "1795626000000000000"), {at_ns_error(0)}],
+	[set_field("/session_context/0/at_ns", null), {at_ns_error(0)}],
+	[set_field("/session_context/0/at_ns", false), {at_ns_error(0)}],
+	[set_field("/session_context/0/at_ns", {"ns": 1}), {at_ns_error(0)}],
+	[set_field("/session_context/0/at_ns", [1]), {at_ns_error(0)}],
+	[set_field("/session_context/-", {"at": "2026-11-25T17:01:00Z"}), {at_ns_error(1)}],
 	[
 		object.remove(call, ["operation"]),
 		{
@@ -85,8 +110,36 @@ test_each_kind_is_valid if {
 	}
 }
 
-test_unparseable_session_timestamps_are_left_to_scoring if {
+test_session_at_is_for_humans_and_not_checked if {
+	# The window runs on at_ns; the policy never reads "at".
 	validation.valid with input as set_field("/session_context/0/at", "17:00")
+	validation.valid with input as json.patch(call, [{"op": "remove", "path": "/session_context/0/at"}])
+}
+
+test_any_number_is_a_stamp if {
+	validation.valid with input as set_field("/now_ns", 0)
+	validation.valid with input as set_field("/session_context/0/at_ns", -1)
+	validation.valid with input as set_field("/session_context/0/at_ns", 1.7956263e18)
+}
+
+test_empty_session_is_valid if {
+	validation.valid with input as set_field("/session_context", [])
+	validation.errors == set() with input as set_field("/session_context", [])
+}
+
+test_full_session_of_100_entries_is_valid if {
+	entry := call.session_context[0]
+	session := [object.union(entry, {"at_ns": entry.at_ns + i}) | some i in numbers.range(0, 99)]
+	validation.valid with input as set_field("/session_context", session)
+}
+
+test_one_bad_stamp_in_a_long_session_is_found if {
+	entry := call.session_context[0]
+	good := [entry | some _ in numbers.range(1, 50)]
+	session := array.concat(good, array.concat([object.union(entry, {"at_ns": "1.5"})], good))
+	i := set_field("/session_context", session)
+	not validation.valid with input as i
+	validation.errors == {at_ns_error(50)} with input as i
 }
 
 test_invalid_inputs_are_not_valid_and_say_why if {

@@ -13,6 +13,8 @@ import data.arx
 
 now := "2026-11-25T17:05:00Z"
 
+now_ns := time.parse_rfc3339_ns(now)
+
 triage_bot := {
 	"id": "0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c0001",
 	"name": "triage-bot",
@@ -55,6 +57,7 @@ call(agent, operation) := {
 	"params": {"ids": ["a1b2c3d4e5f6"]},
 	"session_context": [],
 	"now": now,
+	"now_ns": now_ns,
 }
 
 # A session with five recent containment calls: the write-burst factor (+20).
@@ -64,6 +67,7 @@ busy_session := [{
 	"kind": "containment",
 	"verdict": "ESCALATE",
 	"at": "2026-11-25T17:01:00Z",
+	"at_ns": time.parse_rfc3339_ns("2026-11-25T17:01:00Z"),
 } |
 	some _ in numbers.range(1, 5)
 ]
