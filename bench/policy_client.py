@@ -4,8 +4,9 @@ Compares, against the real sidecar loaded with the repository's bundles and
 the same decision input (the demo's triage-bot searching hosts):
 
 - ``httpx``: one shared ``httpx.AsyncClient`` posting a msgspec-encoded body
-  and decoding with msgspec (what ``arx.policy.client.PolicyClient`` does);
-- ``opa-python-client``: ``opa_client.AsyncOpaClient.query_rule`` (aiohttp);
+  and decoding with msgspec;
+- ``opa-python-client``: ``opa_client.AsyncOpaClient.query_rule`` (aiohttp),
+  bare and wrapped in ARX's ``PolicyClient`` (validation, provenance);
 - raw ``aiohttp``: one ClientSession, msgspec in and out (the floor under the above).
 
 Prints decisions per second and p50/p95/p99 for each at several concurrency
@@ -92,13 +93,19 @@ async def _measure(
 async def _bench(url: str, port: int, total: int) -> None:
     raw_input: dict[str, Any] = msgspec.to_builtins(INPUT)
     for concurrency in (1, 8, 32):
+        body = msgspec.json.encode({"input": INPUT})
         async with httpx.AsyncClient(timeout=5.0) as http:
-            policy = PolicyClient(http, url)
 
-            async def via_httpx(p: PolicyClient = policy) -> str:
-                return (await p.decide(INPUT)).verdict.value
+            async def via_httpx(h: httpx.AsyncClient = http, b: bytes = body) -> str:
+                resp = await h.post(
+                    f"{url}/v1/data/arx/decision",
+                    params={"provenance": "true"},
+                    content=b,
+                    headers={"content-type": "application/json"},
+                )
+                return str(msgspec.json.decode(resp.content)["result"]["verdict"])
 
-            await _measure("httpx (ARX)", via_httpx, total=total, concurrency=concurrency)
+            await _measure("shared httpx", via_httpx, total=total, concurrency=concurrency)
 
         async with AsyncOpaClient(host="127.0.0.1", port=port, timeout=5.0) as opa:
 
@@ -111,8 +118,13 @@ async def _bench(url: str, port: int, total: int) -> None:
             await _measure(
                 "opa-python-client", via_opa_client, total=total, concurrency=concurrency
             )
+            policy = PolicyClient(opa)
 
-        body = msgspec.json.encode({"input": INPUT})
+            async def via_arx(p: PolicyClient = policy) -> str:
+                return (await p.decide(INPUT)).verdict.value
+
+            await _measure("ARX PolicyClient", via_arx, total=total, concurrency=concurrency)
+
         async with aiohttp.ClientSession() as session:
 
             async def via_aiohttp(s: aiohttp.ClientSession = session, b: bytes = body) -> str:
