@@ -15,7 +15,7 @@ from litestar.openapi.spec import Operation as OpenAPIOperation
 from litestar.params import FromPath
 
 from arx.api import body
-from arx.api.problems import handle_arx_error
+from arx.api.problems import problem
 from arx.api.state import runtime
 from arx.api.types import (
     ConnectorInfo,
@@ -101,8 +101,9 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
             await idempotency.release(rt.pool, who, key)
         raise
     except ARXError as exc:
-        problem = handle_arx_error(request, exc)
-        await _store(rt, who, key, problem)
+        # The same body the exception handler is about to send, stored for replay.
+        answer = problem(exc.status_code, exc.code, exc.title, exc.detail, extra=exc.extra)
+        await _store(rt, who, key, answer)
         raise
     await _store(rt, who, key, response)
     return response
