@@ -118,7 +118,7 @@ async def _store(rt: Runtime, who: AgentIdentity, key: str, response: Response[b
             who,
             key,
             idempotency.StoredResponse(
-                status_code=response.status_code or 200,
+                status_code=response.status_code or 200,  # always set by _respond/problem
                 media_type=str(response.media_type),
                 body=bytes(response.content),
             ),

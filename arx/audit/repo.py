@@ -39,8 +39,3 @@ LIST_EVENTS = (
     "SELECT " + _COLUMNS + " FROM arx.audit_events"  # noqa: S608
     " WHERE org_id = %s AND seq > %s ORDER BY seq LIMIT %s"
 )
-
-LIST_EVENTS_OF_DECISION = (
-    "SELECT " + _COLUMNS + " FROM arx.audit_events"  # noqa: S608
-    " WHERE org_id = %s AND (id = %s OR decision_id = %s) ORDER BY seq"
-)

@@ -67,12 +67,3 @@ async def list_events(
         cur = await conn.execute(repo.LIST_EVENTS, (org_id, after_seq, limit))
         rows = await cur.fetchall()
     return [_event(r) for r in rows]
-
-
-async def events_of_decision(
-    pool: AsyncConnectionPool[Conn], org_id: UUID, decision_id: UUID
-) -> list[AuditEvent]:
-    async with org_transaction(pool, org_id) as conn:
-        cur = await conn.execute(repo.LIST_EVENTS_OF_DECISION, (org_id, decision_id, decision_id))
-        rows = await cur.fetchall()
-    return [_event(r) for r in rows]

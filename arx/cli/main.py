@@ -27,8 +27,6 @@ from arx.identity.types import IntentManifest
 from arx.runtime import open_runtime
 from arx.vault.service import store_credential
 
-Handler = Callable[[argparse.Namespace], Awaitable[Any]]
-
 
 def _print(value: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(value, enc_hook=str)).decode() + "\n")

@@ -57,10 +57,6 @@ def create_pool(settings: Settings) -> AsyncConnectionPool[Conn]:
     )
 
 
-def is_connectivity_error(exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.OperationalError | PoolTimeout)
-
-
 @asynccontextmanager
 async def connection(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
     """A pooled autocommit connection; connectivity failures become 503."""

@@ -419,10 +419,6 @@ def check_traversable(path: Path, user: str | None) -> None:
             )
 
 
-# Kept for callers written against the earlier private name.
-_check_traversable = check_traversable
-
-
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to a new 0600 file at ``path``, replacing any old one."""
     path.unlink(missing_ok=True)

@@ -45,12 +45,6 @@ def drop_database(admin_url: str, name: str) -> None:
         )
 
 
-def database_exists(admin_url: str, name: str) -> bool:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        cur = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        return cur.fetchone() is not None
-
-
 def migrate_and_grant(db_admin_url: str, app_password: str | None = None) -> tuple[str, str]:
     """Migrate a database and give the app role a password; return (app URL, password)."""
     migrate(db_admin_url)

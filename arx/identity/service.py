@@ -60,15 +60,6 @@ async def create_org(pool: AsyncConnectionPool[Conn], *, slug: str, name: str, a
     return org
 
 
-async def get_org(pool: AsyncConnectionPool[Conn], org_id: UUID) -> Org:
-    async with org_transaction(pool, org_id) as conn:
-        cur = await conn.execute(repo.SELECT_ORG_BY_ID, (org_id,))
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError(f"no org {org_id}")
-    return Org(id=row[0], slug=row[1], name=row[2])
-
-
 def _agent(row: tuple[Any, ...]) -> Agent:
     return Agent(
         id=row[0], org_id=row[1], name=row[2], intent=msgspec.convert(row[3], IntentManifest)
