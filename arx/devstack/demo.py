@@ -106,6 +106,12 @@ def _running(proc: ManagedProcess | OpaSidecar, timeout: float = 30.0) -> Iterat
         proc.stop()
 
 
+def _pid(proc: ManagedProcess) -> int:
+    if proc.pid is None:
+        raise DevstackError(f"{proc.name} is not running")
+    return proc.pid
+
+
 @dataclass(frozen=True, slots=True)
 class Stack:
     """A running local ARX: where everything is, and the seeded demo keys."""
@@ -117,6 +123,12 @@ class Stack:
     api_keys: dict[str, str]
     env_file: Path
     logs: Path
+    # The API's ARX_* environment and the server's superuser URL (both hold
+    # secrets; for tools such as bench/).
+    api_env: dict[str, str]
+    admin_url: str
+    # Root process of each service, for tools that read their CPU from /proc.
+    pids: dict[str, int]
 
     def __repr__(self) -> str:
         return f"Stack({self.base_url})"
@@ -130,6 +142,7 @@ def local_stack(
     admin_url: str | None = None,
     db_name: str = DEMO_DB,
     api_workers: int = 1,
+    sandbox_rate_limit: int | None = None,
 ) -> Iterator[Stack]:
     """Start PostgreSQL (unless ``admin_url`` names a server), OPA, the Falcon
     sandbox and the API, and seed the example org in a fresh ``db_name``."""
@@ -143,6 +156,7 @@ def local_stack(
     admin_token = _secret_file(home / "admin_token", secrets.token_urlsafe(24))
     sandbox_secret = _secret_file(home / "sandbox_secret", secrets.token_urlsafe(24))
 
+    pids: dict[str, int] = {}
     with ExitStack() as stack:
         if admin_url:
             print("- PostgreSQL: using the given server (ARX_DATABASE_URL)")
@@ -153,6 +167,7 @@ def local_stack(
             if started:
                 stack.callback(cluster.stop)
             admin_url = cluster.admin_url
+            pids["postgres"] = cluster.postmaster_pid()
             print(f"- PostgreSQL: local cluster on {LOOPBACK}:{cluster.port}")
         drop_database(admin_url, db_name)
         db_admin_url = create_database(admin_url, db_name)
@@ -163,6 +178,7 @@ def local_stack(
         bundles = build_policy_bundles(opa, REPO_ROOT, home / "bundles")
         sidecar = OpaSidecar(opa, bundles, log_path=logs / "opa.log")
         stack.enter_context(_running(sidecar))
+        pids["opa"] = sidecar.pid
         print(f"- OPA sidecar {sidecar.url} with bundles: {', '.join(b.name for b in bundles)}")
 
         falcon_port = free_port()
@@ -185,9 +201,15 @@ def local_stack(
             env={
                 "ARX_SANDBOX_FALCON_CLIENT_ID": SANDBOX_CLIENT_ID,
                 "ARX_SANDBOX_FALCON_CLIENT_SECRET": sandbox_secret,
+                **(
+                    {"ARX_SANDBOX_FALCON_RATE_LIMIT": str(sandbox_rate_limit)}
+                    if sandbox_rate_limit is not None
+                    else {}
+                ),
             },
         )
         stack.enter_context(_running(falcon))
+        pids["sandbox"] = _pid(falcon)
         falcon_url = f"http://{LOOPBACK}:{falcon_port}"
         print(f"- CrowdStrike Falcon sandbox {falcon_url}")
 
@@ -210,6 +232,7 @@ def local_stack(
             env=api_env,
         )
         stack.enter_context(_running(api))
+        pids["api"] = _pid(api)
         base = f"http://{LOOPBACK}:{port}"
         print(f"- ARX API {base} (logs: {logs / 'api.log'})")
         keys = _seed(app_url, home, falcon_url, sandbox_secret)
@@ -221,6 +244,9 @@ def local_stack(
             api_keys=keys,
             env_file=env_file,
             logs=logs,
+            api_env=api_env,
+            admin_url=admin_url,
+            pids=pids,
         )
 
 

@@ -170,6 +170,13 @@ class OpaSidecar:
     def is_running(self) -> bool:
         return self._process.is_running()
 
+    @property
+    def pid(self) -> int:
+        pid = self._process.pid
+        if pid is None:
+            raise DevstackError("the OPA sidecar is not running")
+        return pid
+
     def start(self) -> None:
         missing = [str(b) for b in self.bundles if not b.is_file()]
         if missing:

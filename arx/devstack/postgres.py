@@ -315,6 +315,13 @@ class LocalPostgres:
             return False
         return True
 
+    def postmaster_pid(self) -> int:
+        """The running server's process id (line 1 of postmaster.pid)."""
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, IndexError, ValueError):
+            raise DevstackError(f"no running server in {self.data_dir}") from None
+
     def ensure(self) -> Self:
         """Initialise if needed, then start if not running; keeps the recorded port."""
         if not self.is_initialized():
