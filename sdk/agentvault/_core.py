@@ -27,11 +27,18 @@ from agentvault.errors import (
     AuthenticationError,
     ConflictError,
     ConnectorError,
+    ConnectorUnreachableError,
+    DeadlineExceededError,
+    IdempotencyOutcomeUnknownError,
     InvalidRequestError,
     NotFoundError,
+    OutcomeUnknownError,
     PermissionDeniedError,
+    RateLimitedError,
     ServiceUnavailableError,
+    SessionContentionError,
     TransportError,
+    UnsupportedMediaTypeError,
 )
 from agentvault.types import Approval, ConnectorInfo, ExecuteResult
 
@@ -262,11 +269,36 @@ class BaseClient(Generic[_H]):
                     policy_id=_str(problem, "policy_id"),
                     reasons=_strs(problem, "reasons"),
                 )
-            case 400 | 404 | 409 | 413 | 422:
+            case 400 | 404 | 409 | 413 | 415 | 422:
                 cls = _INVALID_REQUEST.get(status, InvalidRequestError)
-                error = cls(detail, **common, field=_str(problem, "field"))
-            case 502:
-                error = ConnectorError(
+                field = _str(problem, "field")
+                if status == 409 and common["code"] == "idempotency_outcome_unknown":
+                    error = IdempotencyOutcomeUnknownError(
+                        detail,
+                        **common,
+                        field=field,
+                        event_id=_str(problem, "event_id"),
+                        outcome=_str(problem, "outcome"),
+                    )
+                else:
+                    error = cls(detail, **common, field=field)
+            case 429:
+                wait = _retry_after(response.headers.get("retry-after"))
+                error = RateLimitedError(
+                    detail,
+                    **common,
+                    # The header, else the same number from the tool's answer.
+                    retry_after=_int(problem, "retry_after_seconds") if wait is None else wait,
+                    event_id=_str(problem, "event_id"),
+                    upstream_status=_int(problem, "upstream_status"),
+                )
+            case 502 | 504:
+                connector_cls = (
+                    OutcomeUnknownError
+                    if status == 504
+                    else _CONNECTOR_ERRORS.get(common["code"], ConnectorError)
+                )
+                error = connector_cls(
                     detail,
                     **common,
                     event_id=_str(problem, "event_id"),
@@ -274,7 +306,8 @@ class BaseClient(Generic[_H]):
                 )
             case 503:
                 retry_after = _retry_after(response.headers.get("retry-after"))
-                error = ServiceUnavailableError(detail, **common, retry_after=retry_after)
+                unavailable_cls = _UNAVAILABLE.get(common["code"], ServiceUnavailableError)
+                error = unavailable_cls(detail, **common, retry_after=retry_after)
             case _:
                 error = APIError(detail, **common)
         return error
@@ -338,7 +371,19 @@ class _ApprovalWait:
 
 
 # 400, 413 and 422 raise InvalidRequestError itself.
-_INVALID_REQUEST: dict[int, type[InvalidRequestError]] = {404: NotFoundError, 409: ConflictError}
+_INVALID_REQUEST: dict[int, type[InvalidRequestError]] = {
+    404: NotFoundError,
+    409: ConflictError,
+    415: UnsupportedMediaTypeError,
+}
+# A more precise class for some problem codes (never the message text).
+_CONNECTOR_ERRORS: dict[str | None, type[ConnectorError]] = {
+    "connector_unreachable": ConnectorUnreachableError,
+}
+_UNAVAILABLE: dict[str | None, type[ServiceUnavailableError]] = {
+    "deadline_exceeded": DeadlineExceededError,
+    "session_contention": SessionContentionError,
+}
 
 
 # Problem members are read defensively: a member of the wrong type is treated

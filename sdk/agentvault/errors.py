@@ -8,10 +8,18 @@
         ├── AuthenticationError (401)   missing, unknown or revoked API key
         ├── PermissionDeniedError (403) policy said DENY; carries policy_id, reasons
         ├── InvalidRequestError (400, 413, 422)   names the offending ``field``
+        │   ├── UnsupportedMediaTypeError (415)   the body was not sent as JSON
         │   ├── NotFoundError (404)     unknown connector, operation or approval
         │   └── ConflictError (409)     e.g. no credential configured for the connector
+        │       └── IdempotencyOutcomeUnknownError (409)   a retried key whose first
+        │                                   attempt may have run; not run again
+        ├── RateLimitedError (429)      the tool is rate limiting ARX; retry_after
         ├── ConnectorError (502)        the security tool failed; carries upstream_status
+        │   ├── ConnectorUnreachableError (502)   nothing was sent; safe to retry
+        │   └── OutcomeUnknownError (504)   sent, no answer: the tool may have acted
         └── ServiceUnavailableError (503)   nothing was executed; safe to retry
+            ├── DeadlineExceededError (503)     ran out of time before executing
+            └── SessionContentionError (503)    too many concurrent calls of this agent
 
 Branch on the class or on ``code`` (stable, from the problem+json body), never
 on the message text. ``status`` is the HTTP status (``None`` when no response
@@ -39,11 +47,18 @@ __all__ = [
     "AuthenticationError",
     "ConflictError",
     "ConnectorError",
+    "ConnectorUnreachableError",
+    "DeadlineExceededError",
+    "IdempotencyOutcomeUnknownError",
     "InvalidRequestError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "ServiceUnavailableError",
+    "SessionContentionError",
     "TransportError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -163,7 +178,7 @@ class ApprovalTimeoutError(AgentVaultError):
 class APIError(AgentVaultError):
     """ARX answered with an error status, or with a body the SDK cannot read.
 
-    Raised as is for statuses the contract does not name (500, 429, a proxy's
+    Raised as is for statuses the contract does not name (500, a proxy's
     HTML page …). ``problem`` holds the full problem+json body (extension
     members included) when there was one; ``body`` the raw text, truncated.
     """
@@ -231,7 +246,7 @@ class PermissionDeniedError(APIError):
 
 
 class InvalidRequestError(APIError):
-    """ARX rejected the request itself (400, 404, 409, 413, 422).
+    """ARX rejected the request itself (400, 404, 409, 413, 415, 422).
 
     ``code`` says how (``malformed_json``, ``invalid_field``,
     ``unknown_connector``, ``unknown_operation``, ``credential_not_configured``,
@@ -267,6 +282,14 @@ class InvalidRequestError(APIError):
         return f"{text} (field: {self.field})" if self.field else text
 
 
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """415 ``unsupported_media_type``: the body did not arrive as JSON.
+
+    The SDK always sends ``application/json``; something between the agent
+    and ARX (a proxy) changed the request.
+    """
+
+
 class NotFoundError(InvalidRequestError):
     """404: unknown connector, operation or approval."""
 
@@ -275,13 +298,97 @@ class ConflictError(InvalidRequestError):
     """409: the request conflicts with ARX's state (``credential_not_configured`` …)."""
 
 
+class IdempotencyOutcomeUnknownError(ConflictError):
+    """409 ``idempotency_outcome_unknown``: this ``idempotency_key`` was used before,
+    and that first attempt stopped after its decision was recorded.
+
+    The tool may have acted, so ARX does not run the request again, with this
+    key or by itself. ``event_id`` is the first attempt's decision in the
+    audit trail and ``outcome`` its recorded result, if any. Check the tool
+    before sending the request again with a new key.
+    """
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = 409,
+        code: str | None = None,
+        request_id: str | None = None,
+        title: str | None = None,
+        problem: dict[str, Any] | None = None,
+        body: str | None = None,
+        field: str | None = None,
+        event_id: str | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        super().__init__(
+            detail,
+            status=status,
+            code=code,
+            request_id=request_id,
+            title=title,
+            problem=problem,
+            body=body,
+            field=field,
+        )
+        self.event_id = event_id
+        self.outcome = outcome
+
+
+class RateLimitedError(APIError):
+    """429 ``connector_rate_limited``: the security tool is rate limiting ARX.
+
+    The tool refused the call, so nothing ran: send it again (with the same
+    ``idempotency_key`` if you used one) after ``retry_after`` seconds, the
+    server's ``Retry-After``. ``event_id`` is the recorded decision and
+    ``upstream_status`` the tool's status.
+    """
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = 429,
+        code: str | None = None,
+        request_id: str | None = None,
+        title: str | None = None,
+        problem: dict[str, Any] | None = None,
+        body: str | None = None,
+        retry_after: float | None = None,
+        event_id: str | None = None,
+        upstream_status: int | None = None,
+    ) -> None:
+        super().__init__(
+            detail,
+            status=status,
+            code=code,
+            request_id=request_id,
+            title=title,
+            problem=problem,
+            body=body,
+        )
+        self.retry_after = retry_after
+        self.event_id = event_id
+        self.upstream_status = upstream_status
+
+    def _message(self) -> str:
+        text = super()._message()
+        if self.retry_after is not None:
+            text += f" (retry after {self.retry_after:g}s)"
+        return text
+
+
 class ConnectorError(APIError):
     """The security tool failed or rejected ARX's call (502).
 
-    ``code`` is ``connector_error``, ``connector_auth_failed`` or
-    ``connector_request_failed``; ``upstream_status`` is the tool's HTTP
-    status when it answered. The decision was audited under ``event_id``;
-    whether the tool acted is unknown, so retry only idempotently.
+    ``code`` is ``connector_error``, ``connector_auth_failed``,
+    ``connector_request_failed`` or ``tool_response_too_large``;
+    ``upstream_status`` is the tool's HTTP status when it answered. The
+    decision was audited under ``event_id``; whether the tool acted is
+    unknown, so retry only idempotently. Two subclasses say more:
+    ``ConnectorUnreachableError`` (nothing was sent) and
+    ``OutcomeUnknownError`` (sent, no answer).
     """
 
     def __init__(
@@ -316,8 +423,50 @@ class ConnectorError(APIError):
         return text
 
 
+class ConnectorUnreachableError(ConnectorError):
+    """502 ``connector_unreachable``: ARX could not connect to the tool, so nothing
+    was sent. Retrying is safe (with a new ``idempotency_key``: the first one
+    replays this answer)."""
+
+
+class OutcomeUnknownError(ConnectorError):
+    """504 ``outcome_unknown``: the request reached (or may have reached) the tool,
+    and no answer came back in time.
+
+    The tool may have acted. Look at the tool (or the audit trail under
+    ``event_id``) before retrying; a blind retry can act twice. Any 504 maps
+    here: a gateway timing out in front of ARX leaves the outcome as unknown.
+    """
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status: int | None = 504,
+        code: str | None = None,
+        request_id: str | None = None,
+        title: str | None = None,
+        problem: dict[str, Any] | None = None,
+        body: str | None = None,
+        event_id: str | None = None,
+        upstream_status: int | None = None,
+    ) -> None:
+        super().__init__(
+            detail,
+            status=status,
+            code=code,
+            request_id=request_id,
+            title=title,
+            problem=problem,
+            body=body,
+            event_id=event_id,
+            upstream_status=upstream_status,
+        )
+
+
 class ServiceUnavailableError(APIError):
-    """ARX's policy engine or database is down (503). Nothing was executed.
+    """ARX's policy engine or database is down, or the request ran out of time
+    before anything ran (503). Nothing was executed.
 
     Safe to retry; ``retry_after`` is the server's hint in seconds, if any.
     """
@@ -344,6 +493,17 @@ class ServiceUnavailableError(APIError):
             body=body,
         )
         self.retry_after = retry_after
+
+
+class DeadlineExceededError(ServiceUnavailableError):
+    """503 ``deadline_exceeded``: the request's time ran out before the operation
+    was executed (nothing ran). Safe to retry."""
+
+
+class SessionContentionError(ServiceUnavailableError):
+    """503 ``session_contention``: too many concurrent calls of this agent kept
+    changing its session while this one was decided; nothing ran. Retry after
+    ``retry_after`` seconds, or send fewer calls at once."""
 
 
 def _opt(value: int | None) -> str | None:

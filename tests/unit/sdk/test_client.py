@@ -30,12 +30,19 @@ from agentvault import (
     ConflictError,
     ConnectorError,
     ConnectorInfo,
+    ConnectorUnreachableError,
+    DeadlineExceededError,
     ExecuteResult,
+    IdempotencyOutcomeUnknownError,
     InvalidRequestError,
     NotFoundError,
+    OutcomeUnknownError,
     PermissionDeniedError,
+    RateLimitedError,
     ServiceUnavailableError,
+    SessionContentionError,
     TransportError,
+    UnsupportedMediaTypeError,
     _core,
 )
 from agentvault import client as client_module
@@ -310,6 +317,9 @@ async def test_403_raises_permission_denied_with_the_decision(api: Api) -> None:
         (404, "unknown_operation", None, NotFoundError),
         (409, "credential_not_configured", None, ConflictError),
         (413, "payload_too_large", None, InvalidRequestError),
+        (415, "unsupported_media_type", None, UnsupportedMediaTypeError),
+        (409, "idempotency_key_in_flight", None, ConflictError),
+        (422, "idempotency_key_reused", "Idempotency-Key", InvalidRequestError),
     ],
 )
 async def test_client_errors_raise_invalid_request(
@@ -347,8 +357,129 @@ async def test_502_raises_connector_error(api: Api, code: str) -> None:
     assert "upstream status 401" in str(err)
 
 
-@pytest.mark.parametrize("code", ["policy_engine_unavailable", "database_unavailable"])
-async def test_503_raises_service_unavailable(api: Api, code: str) -> None:
+async def test_502_connector_unreachable_says_nothing_was_sent(api: Api) -> None:
+    api.reply(
+        problem(
+            502,
+            "connector_unreachable",
+            "could not connect to crowdstrike for hosts:contain; nothing was sent",
+            event_id=EVENT_ID,
+            upstream_status=None,
+            reason="ConnectError",
+        )
+    )
+
+    with pytest.raises(ConnectorUnreachableError) as caught:
+        await api.call("execute", "crowdstrike", "hosts:contain")
+
+    err = caught.value
+    assert isinstance(err, ConnectorError)
+    assert (err.status, err.code, err.event_id, err.upstream_status) == (
+        502,
+        "connector_unreachable",
+        EVENT_ID,
+        None,
+    )
+
+
+@pytest.mark.parametrize("code", ["outcome_unknown", "gateway_timeout"])
+async def test_504_raises_outcome_unknown_a_connector_error(api: Api, code: str) -> None:
+    # Any 504 leaves the outcome unknown, whoever timed out.
+    api.reply(
+        problem(504, code, "crowdstrike did not answer; it may have acted", event_id=EVENT_ID)
+    )
+
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await api.call("execute", "crowdstrike", "hosts:contain", idempotency_key="k-1")
+
+    err = caught.value
+    assert isinstance(err, ConnectorError)
+    assert (err.status, err.code, err.event_id, err.upstream_status) == (504, code, EVENT_ID, None)
+    assert str(err).startswith(f"[504 {code}] crowdstrike did not answer; it may have acted")
+
+
+async def test_429_raises_rate_limited_with_retry_after(api: Api) -> None:
+    response = problem(
+        429,
+        "connector_rate_limited",
+        "CrowdStrike Falcon answered HTTP 429 to hosts:search",
+        event_id=EVENT_ID,
+        upstream_status=429,
+        retry_after_seconds=12,
+    )
+    response.headers["Retry-After"] = "7"
+    api.reply(response)
+
+    with pytest.raises(RateLimitedError) as caught:
+        await api.call("execute", "crowdstrike", "hosts:search")
+
+    err = caught.value
+    assert not isinstance(err, ConnectorError | ServiceUnavailableError)
+    assert (err.status, err.code, err.retry_after, err.event_id, err.upstream_status) == (
+        429,
+        "connector_rate_limited",
+        7,
+        EVENT_ID,
+        429,
+    )
+    assert "(retry after 7s)" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "problem_seconds", "expected"),
+    [(None, 12, 12), ("Wed, 21 Oct 2015 07:28:00 GMT", 5, 5), (None, None, None), ("0", 9, 0)],
+)
+async def test_429_without_a_usable_header_falls_back_to_the_problem(
+    api: Api, retry_after: str | None, problem_seconds: int | None, expected: float | None
+) -> None:
+    members = {} if problem_seconds is None else {"retry_after_seconds": problem_seconds}
+    response = problem(429, "connector_rate_limited", "slow down", **members)
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    api.reply(response)
+
+    with pytest.raises(RateLimitedError) as caught:
+        await api.call("execute", "crowdstrike", "hosts:search")
+
+    assert caught.value.retry_after == expected
+
+
+async def test_409_idempotency_outcome_unknown_carries_the_first_decision(api: Api) -> None:
+    api.reply(
+        problem(
+            409,
+            "idempotency_outcome_unknown",
+            "the first request with this Idempotency-Key stopped after its decision",
+            event_id=EVENT_ID,
+            outcome="unknown",
+        )
+    )
+
+    with pytest.raises(IdempotencyOutcomeUnknownError) as caught:
+        await api.call("execute", "crowdstrike", "hosts:contain", idempotency_key="k-1")
+
+    err = caught.value
+    assert isinstance(err, ConflictError)
+    assert (err.status, err.code, err.event_id, err.outcome) == (
+        409,
+        "idempotency_outcome_unknown",
+        EVENT_ID,
+        "unknown",
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "exc_type"),
+    [
+        ("policy_engine_unavailable", ServiceUnavailableError),
+        ("database_unavailable", ServiceUnavailableError),
+        ("deadline_exceeded", DeadlineExceededError),
+        ("session_contention", SessionContentionError),
+    ],
+)
+async def test_503_raises_service_unavailable(
+    api: Api, code: str, exc_type: type[ServiceUnavailableError]
+) -> None:
     response = problem(503, code, "try again shortly")
     response.headers["Retry-After"] = "3"
     api.reply(response)
@@ -357,6 +488,7 @@ async def test_503_raises_service_unavailable(api: Api, code: str) -> None:
         await api.call("execute", "crowdstrike", "hosts:contain")
 
     err = caught.value
+    assert type(err) is exc_type
     assert (err.status, err.code, err.detail, err.retry_after) == (
         503,
         code,
@@ -365,7 +497,7 @@ async def test_503_raises_service_unavailable(api: Api, code: str) -> None:
     )
 
 
-@pytest.mark.parametrize("status", [500, 429, 418])
+@pytest.mark.parametrize("status", [500, 418])
 async def test_other_problem_statuses_raise_api_error(api: Api, status: int) -> None:
     api.reply(problem(status, "internal_error", "boom"))
 
@@ -706,6 +838,33 @@ def test_errors_survive_pickling() -> None:
     assert type(copy) is PermissionDeniedError
     assert str(copy) == str(err)
     assert (copy.policy_id, copy.reasons, copy.status) == ("p", ["x"], 403)
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        RateLimitedError("slow down", code="connector_rate_limited", retry_after=7),
+        OutcomeUnknownError("no answer", code="outcome_unknown", event_id="e"),
+        ConnectorUnreachableError("unreachable", code="connector_unreachable"),
+        IdempotencyOutcomeUnknownError("maybe ran", event_id="e", outcome="unknown"),
+        SessionContentionError("busy", code="session_contention", retry_after=1),
+    ],
+)
+def test_new_errors_survive_pickling_and_default_their_status(err: APIError) -> None:
+    copy = pickle.loads(pickle.dumps(err))  # noqa: S301 -- our own bytes, round-tripped
+
+    assert type(copy) is type(err)
+    assert str(copy) == str(err)
+    assert (
+        copy.status
+        == {
+            RateLimitedError: 429,
+            OutcomeUnknownError: 504,
+            ConnectorUnreachableError: 502,
+            IdempotencyOutcomeUnknownError: 409,
+            SessionContentionError: 503,
+        }[type(err)]
+    )
 
 
 def test_version_matches_the_distribution() -> None:
