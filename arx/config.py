@@ -1,6 +1,9 @@
 """Settings: built once from ``ARX_*`` environment variables at start-up.
 
 Nothing else in ``arx`` reads ``os.environ``; everything gets a ``Settings``.
+Every number is bounded: a zero, negative or absurd timeout, limit or size is
+refused at start-up with a message naming the variable, never discovered
+under load. Defaults are written once, in the Struct.
 """
 
 from __future__ import annotations
@@ -10,11 +13,29 @@ import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 
 import msgspec
 
 # A request body larger than this is rejected with 413 before it is parsed.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+# A claim left unfinished this long belongs to a request that died; a retry
+# then learns whether its first attempt reached a decision (see
+# arx.idempotency). Every execute must finish well inside it.
+IDEMPOTENCY_ABANDONED_AFTER_SECONDS = 300
+
+
+# Bounded settings: a value outside is refused at start-up.
+Seconds30 = Annotated[float, msgspec.Meta(gt=0, le=30)]
+Seconds60 = Annotated[float, msgspec.Meta(gt=0, le=60)]
+Seconds120 = Annotated[float, msgspec.Meta(gt=0, le=120)]
+Seconds300 = Annotated[float, msgspec.Meta(gt=0, le=300)]
+BodyBytes = Annotated[int, msgspec.Meta(ge=1024, le=16 * 1024 * 1024)]
+ToolBytes = Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)]
+PoolSize = Annotated[int, msgspec.Meta(ge=1, le=200)]
+ApprovalSeconds = Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)]
+RecentCount = Annotated[int, msgspec.Meta(ge=0, le=100)]
 
 
 class ConfigError(ValueError):
@@ -29,16 +50,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # When set, `arx db migrate` gives the arx_app role this password.
     app_db_password: str = ""
     opa_url: str = "http://127.0.0.1:8181"
-    opa_timeout_seconds: float = 2.0
     # AES-256 key-encryption key (32 bytes) wrapping every credential's data key.
     kek: bytes = msgspec.field(default=b"")
     # Bearer token for the admin API; the admin API is disabled when empty.
     admin_token: str = ""
-    connector_timeout_seconds: float = 15.0
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    db_pool_min: int = 2
-    db_pool_max: int = 10
-    approval_ttl_seconds: int = 3600
+    # The whole execute, tool call included, answers within this; its bound
+    # keeps it under half of IDEMPOTENCY_ABANDONED_AFTER_SECONDS.
+    execute_deadline_seconds: Seconds120 = 30.0
+    opa_timeout_seconds: Seconds30 = 2.0
+    connector_timeout_seconds: Seconds120 = 15.0
+    # How long a request may wait for a pooled connection before a 503.
+    db_pool_wait_seconds: Seconds30 = 3.0
+    # Server-side bounds for the app role's sessions (also set on the role).
+    db_statement_timeout_seconds: Seconds300 = 5.0
+    db_idle_in_transaction_timeout_seconds: Seconds300 = 10.0
+    max_body_bytes: BodyBytes = DEFAULT_MAX_BODY_BYTES
+    # The largest tool answer ARX reads; a bigger one is a 502 and is not stored.
+    max_tool_response_bytes: ToolBytes = 1024 * 1024
+    db_pool_min: PoolSize = 2
+    db_pool_max: PoolSize = 10
+    approval_ttl_seconds: ApprovalSeconds = 3600
+    # How many of the agent's latest decisions the policy input lists one by
+    # one (counts over time windows come on top, whatever this is).
+    session_recent: RecentCount = 10
+    # How long a resolved API key (or an unknown one) is remembered.
+    auth_cache_seconds: Seconds60 = 5.0
+    # Result events that cannot reach PostgreSQL wait here, fsync'ed, and are
+    # replayed into the audit trail when it is back.
+    spool_dir: str = ".arx/spool"
     log_level: str = "INFO"
     # Connector base URLs must be https unless this is set (the local sandbox).
     allow_insecure_connector_urls: bool = False
@@ -48,6 +87,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return "Settings(<redacted>)"
 
     __str__ = __repr__
+
+
+# Environment variable -> Settings field, for the fields read as plain values.
+_PLAIN = {
+    "ARX_ADMIN_DATABASE_URL": "admin_database_url",
+    "ARX_APP_DB_PASSWORD": "app_db_password",
+    "ARX_OPA_URL": "opa_url",
+    "ARX_ADMIN_TOKEN": "admin_token",
+    "ARX_EXECUTE_DEADLINE_SECONDS": "execute_deadline_seconds",
+    "ARX_OPA_TIMEOUT_SECONDS": "opa_timeout_seconds",
+    "ARX_CONNECTOR_TIMEOUT_SECONDS": "connector_timeout_seconds",
+    "ARX_DB_POOL_WAIT_SECONDS": "db_pool_wait_seconds",
+    "ARX_DB_STATEMENT_TIMEOUT_SECONDS": "db_statement_timeout_seconds",
+    "ARX_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "db_idle_in_transaction_timeout_seconds",
+    "ARX_MAX_BODY_BYTES": "max_body_bytes",
+    "ARX_MAX_TOOL_RESPONSE_BYTES": "max_tool_response_bytes",
+    "ARX_DB_POOL_MIN": "db_pool_min",
+    "ARX_DB_POOL_MAX": "db_pool_max",
+    "ARX_APPROVAL_TTL_SECONDS": "approval_ttl_seconds",
+    "ARX_SESSION_RECENT": "session_recent",
+    "ARX_AUTH_CACHE_SECONDS": "auth_cache_seconds",
+    "ARX_SPOOL_DIR": "spool_dir",
+    "ARX_LOG_LEVEL": "log_level",
+}
+_FIELD_TO_ENV = {field: env for env, field in _PLAIN.items()}
 
 
 def _bool(value: str) -> bool:
@@ -73,28 +137,34 @@ def _load_kek(env: Mapping[str, str]) -> bytes:
     return key
 
 
+def _problem(exc: msgspec.ValidationError) -> str:
+    """Name the environment variable a validation error points at."""
+    message = str(exc)
+    for field, env in _FIELD_TO_ENV.items():
+        if f"`$.{field}`" in message:
+            return f"{env}: {message.split(' - at ', 1)[0]}"
+    return message
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     url = env.get("ARX_DATABASE_URL")
     if not url:
         raise ConfigError("ARX_DATABASE_URL is not set")
-    kek = _load_kek(env)
+    raw: dict[str, Any] = {"database_url": url, "kek": _load_kek(env)}
+    for name, field in _PLAIN.items():
+        value = env.get(name)
+        if value:
+            raw[field] = value
+    if "opa_url" in raw:
+        raw["opa_url"] = raw["opa_url"].rstrip("/")
+    if "log_level" in raw:
+        raw["log_level"] = raw["log_level"].upper()
+    raw["allow_insecure_connector_urls"] = _bool(env.get("ARX_ALLOW_INSECURE_CONNECTOR_URLS", ""))
     try:
-        return Settings(
-            database_url=url,
-            admin_database_url=env.get("ARX_ADMIN_DATABASE_URL") or None,
-            app_db_password=env.get("ARX_APP_DB_PASSWORD", ""),
-            opa_url=env.get("ARX_OPA_URL", "http://127.0.0.1:8181").rstrip("/"),
-            opa_timeout_seconds=float(env.get("ARX_OPA_TIMEOUT_SECONDS", "2.0")),
-            kek=kek,
-            admin_token=env.get("ARX_ADMIN_TOKEN", ""),
-            connector_timeout_seconds=float(env.get("ARX_CONNECTOR_TIMEOUT_SECONDS", "15")),
-            max_body_bytes=int(env.get("ARX_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),
-            db_pool_min=int(env.get("ARX_DB_POOL_MIN", "2")),
-            db_pool_max=int(env.get("ARX_DB_POOL_MAX", "10")),
-            approval_ttl_seconds=int(env.get("ARX_APPROVAL_TTL_SECONDS", "3600")),
-            log_level=env.get("ARX_LOG_LEVEL", "INFO").upper(),
-            allow_insecure_connector_urls=_bool(env.get("ARX_ALLOW_INSECURE_CONNECTOR_URLS", "")),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid ARX_* setting: {exc}") from None
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid ARX_* setting: {_problem(exc)}") from None
+    if settings.db_pool_min > settings.db_pool_max:
+        raise ConfigError("ARX_DB_POOL_MIN must not exceed ARX_DB_POOL_MAX")
+    return settings

@@ -11,7 +11,8 @@ and nothing branches on an exception's message text.
     │   ├── MalformedJSONError (400)
     │   ├── InvalidFieldError (422)           names the offending field
     │   │   └── IdempotencyKeyReusedError (422)
-    │   └── PayloadTooLargeError (413)
+    │   ├── PayloadTooLargeError (413)
+    │   └── UnsupportedMediaTypeError (415)
     ├── NotFoundError (404)
     │   ├── UnknownConnectorError (404)
     │   ├── UnknownOperationError (404)
@@ -20,13 +21,20 @@ and nothing branches on an exception's message text.
     ├── AdminAuthenticationError (401)
     ├── PermissionDeniedError (403)           policy said DENY
     ├── ConflictError (409)
-    │   └── IdempotencyKeyInFlightError (409)
+    │   ├── IdempotencyKeyInFlightError (409)
+    │   └── IdempotencyOutcomeUnknownError (409)  an abandoned first attempt may have run
     ├── ServiceUnavailableError (503)         nothing was executed
     │   ├── PolicyEngineUnavailableError (503)
-    │   └── DatabaseUnavailableError (503)
+    │   ├── DatabaseUnavailableError (503)
+    │   ├── DeadlineExceededError (503)       the deadline passed before execution
+    │   └── SessionContentionError (503)      the agent's session kept changing
     ├── ConnectorError (502)                  the target tool failed
     │   ├── ConnectorAuthError (502)
-    │   └── ConnectorRequestError (502)
+    │   ├── ConnectorRequestError (502)
+    │   ├── ConnectorUnreachableError (502)   nothing reached the tool
+    │   ├── ToolResponseTooLargeError (502)   the tool acted; its answer was dropped
+    │   ├── ConnectorRateLimitedError (429)   the tool said "slow down"; Retry-After
+    │   └── OutcomeUnknownError (504)         sent, but no answer: it may have run
     └── VaultError (500)                      a credential cannot be decrypted
 
 Messages must never contain a credential, an API key or a decrypted value:
@@ -46,11 +54,19 @@ class ARXError(Exception):
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         # Extra members of the problem body (RFC 9457 extension members).
         self.extra: dict[str, Any] = dict(extra or {})
+        # Response headers the answer must carry (Retry-After).
+        self.headers: dict[str, str] = dict(headers or {})
 
 
 class BadRequestError(ARXError):
@@ -103,6 +119,12 @@ class PayloadTooLargeError(BadRequestError):
     status_code = 413
     code = "payload_too_large"
     title = "Request body is too large"
+
+
+class UnsupportedMediaTypeError(BadRequestError):
+    status_code = 415
+    code = "unsupported_media_type"
+    title = "The request body must be application/json"
 
 
 class NotFoundError(ARXError):
@@ -162,6 +184,13 @@ class IdempotencyKeyReusedError(InvalidFieldError):
     title = "This Idempotency-Key was used for a different request"
 
 
+class IdempotencyOutcomeUnknownError(ConflictError):
+    """The key's first request stopped after its decision; the tool may have acted."""
+
+    code = "idempotency_outcome_unknown"
+    title = "The first request with this Idempotency-Key may have run; it is not run again"
+
+
 class ServiceUnavailableError(ARXError):
     """An infrastructure dependency is down. Guarantee: nothing was executed."""
 
@@ -180,6 +209,16 @@ class DatabaseUnavailableError(ServiceUnavailableError):
     title = "Database unavailable"
 
 
+class DeadlineExceededError(ServiceUnavailableError):
+    code = "deadline_exceeded"
+    title = "The request ran out of time before anything was executed"
+
+
+class SessionContentionError(ServiceUnavailableError):
+    code = "session_contention"
+    title = "Too many concurrent calls of this agent; nothing was executed"
+
+
 class ConnectorError(ARXError):
     """The target tool failed or answered unexpectedly."""
 
@@ -193,9 +232,10 @@ class ConnectorError(ARXError):
         *,
         upstream_status: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         merged = {"upstream_status": upstream_status, **(extra or {})}
-        super().__init__(detail, extra=merged)
+        super().__init__(detail, extra=merged, headers=headers)
         self.upstream_status = upstream_status
 
 
@@ -207,6 +247,37 @@ class ConnectorAuthError(ConnectorError):
 class ConnectorRequestError(ConnectorError):
     code = "connector_request_failed"
     title = "The security tool rejected or failed the request"
+
+
+class ConnectorUnreachableError(ConnectorError):
+    """The connection to the tool failed before the request was sent: nothing ran."""
+
+    code = "connector_unreachable"
+    title = "The security tool could not be reached; nothing was sent"
+
+
+class ToolResponseTooLargeError(ConnectorError):
+    code = "tool_response_too_large"
+    title = "The security tool answered with more data than ARX accepts"
+
+
+class ConnectorRateLimitedError(ConnectorError):
+    """The tool answered 429; the agent should retry after ``Retry-After`` seconds."""
+
+    status_code = 429
+    code = "connector_rate_limited"
+    title = "The security tool is rate limiting ARX"
+
+
+class OutcomeUnknownError(ConnectorError):
+    """The request reached (or may have reached) the tool but no answer came back.
+
+    The tool may have acted: an agent must look before it retries.
+    """
+
+    status_code = 504
+    code = "outcome_unknown"
+    title = "The security tool did not answer; the operation may have run"
 
 
 class VaultError(ARXError):

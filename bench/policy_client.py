@@ -1,16 +1,17 @@
 """Benchmark: which client should ARX use to ask the OPA sidecar?
 
 Compares, against the real sidecar loaded with the repository's bundles and
-the same decision input (the demo's triage-bot searching hosts):
+the same decision input (an agent with a full session searching hosts):
 
-- ``httpx``: one shared ``httpx.AsyncClient`` posting a msgspec-encoded body
-  and decoding with msgspec;
-- ``opa-python-client``: ``opa_client.AsyncOpaClient.query_rule`` (aiohttp),
-  bare and wrapped in ARX's ``PolicyClient`` (validation, provenance);
-- raw ``aiohttp``: one ClientSession, msgspec in and out (the floor under the above).
+- ``ARX PolicyClient``: one aiohttp session posting the body msgspec encoded
+  once, decoding the answer into a typed ``Decision`` (what ARX uses);
+- ``shared httpx``: one ``httpx.AsyncClient`` posting the same bytes and
+  decoding with msgspec;
+- ``raw aiohttp``: one ClientSession, the same bytes, decoding to builtins
+  (the floor under the others).
 
 Prints decisions per second and p50/p95/p99 for each at several concurrency
-levels. A benchmark, not a test.
+levels, and the client process's CPU per decision. A benchmark, not a test.
 
     .venv/bin/python bench/policy_client.py --requests 3000
 """
@@ -24,39 +25,59 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import httpx
 import msgspec
-from opa_client import AsyncOpaClient
 
-from arx.audit.service import epoch_ns
+from arx.connectors.crowdstrike import CrowdStrikeConnector
 from arx.devstack.opa import OpaSidecar, opa_binary
 from arx.devstack.stack import build_policy_bundles
+from arx.identity.types import AgentIdentity, IntentManifest
 from arx.policy.client import PolicyClient
-from arx.policy.types import AgentInput, OperationInput, OrgInput, PolicyInput
+from arx.policy.input import policy_input, query_body
 
 REPO = Path(__file__).resolve().parents[1]
 
-NOW = datetime.now(UTC)
-INPUT = PolicyInput(
-    agent=AgentInput(
-        id=uuid.uuid4(),
-        name="triage-bot",
-        intent={"purpose": "", "scope": {"crowdstrike": ["hosts:search", "hosts:get"]}},
-    ),
-    org=OrgInput(id=uuid.uuid4(), slug="example"),
-    connector="crowdstrike",
-    operation=OperationInput(
-        name="hosts:search", kind="read", base_risk=10, reversible=True, target_type="host"
-    ),
-    params={"limit": 10},
-    session_context=[],
-    now=NOW,
-    now_ns=epoch_ns(NOW),
+WINDOW = {
+    "actions": 40,
+    "non_read": 0,
+    "denied": 0,
+    "targets": 0,
+    "kinds": {"read": 40, "write": 0, "containment": 0, "destructive": 0},
+}
+NOW_NS = time.time_ns()
+SESSION = msgspec.json.encode(
+    {
+        "recent": [
+            {
+                "connector": "crowdstrike",
+                "operation": "hosts:search",
+                "kind": "read",
+                "verdict": "PERMIT",
+                "at_ns": NOW_NS - i * 1_000_000_000,
+            }
+            for i in range(10)
+        ],
+        "windows": {"1m": WINDOW, "5m": WINDOW, "60m": WINDOW},
+    }
+)
+WHO = AgentIdentity(
+    org_id=uuid.uuid4(),
+    org_slug="example",
+    agent_id=uuid.uuid4(),
+    agent_name="triage-bot",
+    intent=IntentManifest(scope={"crowdstrike": ["hosts:search", "hosts:get"]}),
+)
+BODY = query_body(
+    policy_input(
+        WHO,
+        "crowdstrike",
+        CrowdStrikeConnector.operation("hosts:search"),
+        {"limit": 10},
+        msgspec.Raw(SESSION),
+    )
 )
 
 
@@ -75,9 +96,11 @@ async def _measure(
             if verdict != "PERMIT":
                 raise RuntimeError(f"unexpected verdict {verdict}")
 
+    cpu = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker(total // concurrency) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu_us = (time.process_time() - cpu) / len(latencies) * 1e6
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -86,56 +109,38 @@ async def _measure(
     print(
         f"{name:<18} c={concurrency:<3} {len(latencies) / elapsed:>8.0f} decisions/s  "
         f"mean {statistics.fmean(latencies):6.3f} ms  p50 {pct(50):6.3f}  "
-        f"p95 {pct(95):6.3f}  p99 {pct(99):6.3f} ms"
+        f"p95 {pct(95):6.3f}  p99 {pct(99):6.3f} ms  client CPU {cpu_us:5.0f} µs"
     )
 
 
-async def _bench(url: str, port: int, total: int) -> None:
-    raw_input: dict[str, Any] = msgspec.to_builtins(INPUT)
+async def _bench(url: str, total: int) -> None:
+    target = f"{url}/v1/data/arx/decision?provenance=true"
+    headers = {"content-type": "application/json"}
+    print(f"input: {len(BODY)} bytes")
     for concurrency in (1, 8, 32):
-        body = msgspec.json.encode({"input": INPUT})
+        policy = PolicyClient(url, timeout_seconds=5.0)
+
+        async def via_arx(p: PolicyClient = policy) -> str:
+            return (await p.decide(BODY, within=5.0)).verdict.value
+
+        await _measure("ARX PolicyClient", via_arx, total=total, concurrency=concurrency)
+        await policy.aclose()
+
         async with httpx.AsyncClient(timeout=5.0) as http:
 
-            async def via_httpx(h: httpx.AsyncClient = http, b: bytes = body) -> str:
-                resp = await h.post(
-                    f"{url}/v1/data/arx/decision",
-                    params={"provenance": "true"},
-                    content=b,
-                    headers={"content-type": "application/json"},
-                )
+            async def via_httpx(h: httpx.AsyncClient = http) -> str:
+                resp = await h.post(target, content=BODY, headers=headers)
                 return str(msgspec.json.decode(resp.content)["result"]["verdict"])
 
             await _measure("shared httpx", via_httpx, total=total, concurrency=concurrency)
 
-        async with AsyncOpaClient(host="127.0.0.1", port=port, timeout=5.0) as opa:
-
-            async def via_opa_client(o: AsyncOpaClient = opa) -> str:
-                answer = await o.query_rule(
-                    raw_input, "arx", "decision", query_params={"provenance": "true"}
-                )
-                return str(answer["result"]["verdict"])
-
-            await _measure(
-                "opa-python-client", via_opa_client, total=total, concurrency=concurrency
-            )
-            policy = PolicyClient(opa)
-
-            async def via_arx(p: PolicyClient = policy) -> str:
-                return (await p.decide(INPUT)).verdict.value
-
-            await _measure("ARX PolicyClient", via_arx, total=total, concurrency=concurrency)
-
         async with aiohttp.ClientSession() as session:
 
-            async def via_aiohttp(s: aiohttp.ClientSession = session, b: bytes = body) -> str:
-                async with s.post(
-                    f"{url}/v1/data/arx/decision?provenance=true",
-                    data=b,
-                    headers={"content-type": "application/json"},
-                ) as resp:
+            async def via_aiohttp(s: aiohttp.ClientSession = session) -> str:
+                async with s.post(target, data=BODY, headers=headers) as resp:
                     return str(msgspec.json.decode(await resp.read())["result"]["verdict"])
 
-            await _measure("aiohttp (raw)", via_aiohttp, total=total, concurrency=concurrency)
+            await _measure("raw aiohttp", via_aiohttp, total=total, concurrency=concurrency)
 
 
 def main() -> None:
@@ -146,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundles = build_policy_bundles(opa, REPO, Path(tmp) / "bundles")
         with OpaSidecar(opa, bundles, log_path=Path(tmp) / "opa.log") as sidecar:
-            asyncio.run(_bench(sidecar.url, sidecar.port, ns.requests))
+            asyncio.run(_bench(sidecar.url, ns.requests))
 
 
 if __name__ == "__main__":

@@ -96,36 +96,43 @@ for b in "${bundles[@]}"; do
 	run "$OPA" test rego "$b" --ignore schema
 done
 
-# The decision runs on every agent action with up to 100 session entries, so
-# the per-entry cost must stay a few allocations (one pass per count, no
-# per-entry parsing or rule lookups). Allocations per op are deterministic,
-# unlike timings on a shared machine: compare an empty session with 100 worst-
-# case entries (non-read, DENY, all in the window).
+# The decision runs on every agent action, so its cost is gated. The session
+# is a fixed-size summary (windows of counts plus at most 10 recent entries),
+# so the budget is for the whole decision with a full session: a containment
+# by an agent whose scope is a glob, matching a rule of the first org bundle
+# (rule scan, scoring, the winner's check). Allocations per op are
+# deterministic, unlike timings on a shared machine; the budget sits just above
+# the measured figure, so a regression shows here first. Measured with
+# --optimize-store-for-read-speed, as the sidecar runs.
 if [ "${#bundles[@]}" -gt 0 ]; then
 	b="${bundles[0]}"
 	slug="$(basename "$b")"
-	budget="${ARX_REGO_ALLOCS_PER_ENTRY:-8}"
-	echo "== session cost: allocations per session_context entry (budget $budget), rego + $b"
-	session_input() {
-		local n="$1" now_ns=1795626300000000000 i entries=""
-		for ((i = 0; i < n; i++)); do
-			# "at" is for humans and not read by the policy; at_ns is 1 s apart.
-			entries+="${entries:+,}{\"connector\":\"crowdstrike\",\"operation\":\"hosts:update\",\"kind\":\"write\",\"verdict\":\"DENY\",\"at\":\"2026-11-25T17:05:00Z\",\"at_ns\":$((now_ns - i * 1000000000))}"
+	budget="${ARX_REGO_ALLOCS_BUDGET:-950}"
+	echo "== decision cost: allocations per data.arx.decision, full session (budget $budget), rego + $b"
+	full_session_input() {
+		local now_ns=1795626300000000000 i recent="" ops=(hosts:search hosts:get hosts:get hosts:update) kinds=(read read read write)
+		for ((i = 0; i < 10; i++)); do
+			recent+="${recent:+,}{\"connector\":\"crowdstrike\",\"operation\":\"${ops[i % 4]}\",\"kind\":\"${kinds[i % 4]}\",\"verdict\":\"PERMIT\",\"at_ns\":$((now_ns - (i + 1) * 7000000000))}"
 		done
-		printf '{"agent":{"id":"a","name":"bench-bot","intent":{"scope":{"crowdstrike":["hosts:*"]}}},"org":{"id":"o","slug":"%s"},"connector":"crowdstrike","operation":{"name":"hosts:search","kind":"read","base_risk":10},"session_context":[%s],"now":"2026-11-25T17:05:00Z","now_ns":%s}' \
-			"$slug" "$entries" "$now_ns"
+		local w1='{"actions":3,"non_read":1,"denied":0,"targets":1,"kinds":{"read":2,"write":1,"containment":0,"destructive":0}}'
+		local w5='{"actions":12,"non_read":3,"denied":1,"targets":3,"kinds":{"read":9,"write":2,"containment":1,"destructive":0}}'
+		local w60='{"actions":100,"non_read":25,"denied":2,"targets":14,"kinds":{"read":75,"write":22,"containment":3,"destructive":0}}'
+		printf '{"agent":{"id":"0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c0002","name":"responder-bot","intent":{"purpose":"Contain compromised hosts and release them once cleaned","scope":{"crowdstrike":["hosts:*"]}}},"org":{"id":"0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c00aa","slug":"%s"},"connector":"crowdstrike","operation":{"name":"hosts:contain","kind":"containment","base_risk":60,"reversible":true,"target_type":"host"},"params":{"ids":["a1b2c3d4e5f60718293a4b5c6d7e8f90"]},"session_context":{"recent":[%s],"windows":{"1m":%s,"5m":%s,"60m":%s}},"now":"2026-11-25T17:05:00Z","now_ns":%s}' \
+			"$slug" "$recent" "$w1" "$w5" "$w60" "$now_ns"
 	}
-	allocs() {
-		"$OPA" bench -b rego -b "$b" --ignore '*_test.rego' -i "$1" --format gobench --metrics=false data.arx.decision |
-			awk '/allocs\/op/ {print $(NF - 1)}'
-	}
-	session_input 0 >"$tmp/session-0.json"
-	session_input 100 >"$tmp/session-100.json"
-	a0="$(allocs "$tmp/session-0.json")"
-	a100="$(allocs "$tmp/session-100.json")"
-	echo "allocs/op: ${a0} with no session, ${a100} with 100 entries ($(((a100 - a0) / 100)) per entry)"
-	if [ -z "$a0" ] || [ -z "$a100" ] || [ $((a100 - a0)) -gt $((100 * budget)) ]; then
-		echo "check-policies: data.arx.decision costs more than $budget allocations per session entry" >&2
+	full_session_input >"$tmp/full-session.json"
+	echo "+ $OPA eval -b rego -b $b --ignore '*_test.rego' -i $tmp/full-session.json data.arx.decision"
+	"$OPA" eval -b rego -b "$b" --ignore '*_test.rego' -i "$tmp/full-session.json" --format raw data.arx.decision
+	echo
+	echo "+ $OPA bench -b rego -b $b --ignore '*_test.rego' --optimize-store-for-read-speed -i $tmp/full-session.json data.arx.decision"
+	bench="$("$OPA" bench -b rego -b "$b" --ignore '*_test.rego' --optimize-store-for-read-speed \
+		-i "$tmp/full-session.json" --format gobench data.arx.decision)"
+	allocs="$(awk '/allocs\/op/ {print $(NF - 1)}' <<<"$bench")"
+	ns="$(awk '{for (i = 2; i <= NF; i++) if ($i == "ns/op") print $(i - 1)}' <<<"$bench")"
+	eval_ns="$(awk '{for (i = 2; i <= NF; i++) if ($i == "histogram_timer_rego_query_eval_ns_median") print $(i - 1)}' <<<"$bench")"
+	echo "data.arx.decision, full session: ${allocs:-?} allocs/op (budget $budget); ${ns:-?} ns/op, eval median ${eval_ns:-?} ns (timings vary with the machine; not gated)"
+	if [ -z "$allocs" ] || [ "$allocs" -gt "$budget" ]; then
+		echo "check-policies: data.arx.decision costs more than $budget allocations with a full session" >&2
 		exit 1
 	fi
 fi

@@ -19,12 +19,22 @@ import arx
 from arx.api.admin import admin_router
 from arx.api.health import health
 from arx.api.middleware import request_id_middleware
+from arx.api.openapi import components
 from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
 from arx.api.sdk import execute, get_approval, list_connectors
 from arx.config import Settings, load_settings
 from arx.errors import ARXError
 from arx.logs import configure_logging
 from arx.runtime import Runtime, open_runtime
+
+DESCRIPTION = """\
+Governance proxy between AI agents and security tools.
+
+Every error is RFC 9457 `application/problem+json` (schema `Problem`) with a
+stable `code`, including the answers of no operation: an unknown path is a
+404 `not_found`, a method a path does not support a 405 `method_not_allowed`
+with an `Allow` header. Every response carries `X-Request-ID`.
+"""
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litestar:
@@ -35,6 +45,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             yield
             return
         async with open_runtime(settings) as rt:
+            # Refuse to serve if a result could not be kept while the
+            # database is away: better no API than a trail with holes.
+            rt.trail.spool.ensure()
             app.state.runtime = rt
             yield
 
@@ -50,8 +63,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         openapi_config=OpenAPIConfig(
             title="ARX",
             version=arx.__version__,
-            description="Governance proxy between AI agents and security tools.",
+            description=DESCRIPTION,
             path="/schema",
+            components=components(
+                allow_insecure_connector_urls=settings.allow_insecure_connector_urls
+            ),
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=False,

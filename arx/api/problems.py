@@ -22,7 +22,8 @@ log = get_logger("arx.api")
 PROBLEM_TYPE_BASE = "https://arx.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
-_HTTP_CODES = {
+# Codes of the errors Litestar raises itself (routing, body size, parameters).
+HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -64,17 +65,24 @@ def problem(
     )
 
 
+def problem_response(exc: ARXError) -> Response[bytes]:
+    """The problem+json answer for ``exc`` (its status, body and headers)."""
+    return problem(
+        exc.status_code, exc.code, exc.title, exc.detail, extra=exc.extra, headers=exc.headers
+    )
+
+
 def handle_arx_error(_: Request[Any, Any, Any], exc: ARXError) -> Response[bytes]:
     if exc.status_code >= 500:
         log.warning("request failed", extra={"code": exc.code, "status": exc.status_code})
-    return problem(exc.status_code, exc.code, exc.title, exc.detail, extra=exc.extra)
+    return problem_response(exc)
 
 
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     if status >= 500:
         return handle_unexpected(_, exc)
-    code = _HTTP_CODES.get(status, "http_error")
+    code = HTTP_CODES.get(status, "http_error")
     detail = "the request body exceeds the size limit" if status == 413 else str(exc.detail)
     # Keep Litestar's own headers (Allow on a 405).
     return problem(status, code, code.replace("_", " ").capitalize(), detail, headers=exc.headers)

@@ -9,13 +9,11 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.enums import MediaType
-from litestar.openapi.spec import OpenAPIMediaType, RequestBody
-from litestar.openapi.spec import Operation as OpenAPIOperation
 from litestar.params import FromPath
 
 from arx.api import body
-from arx.api.problems import problem
+from arx.api.openapi import AGENT_KEY, RouteDoc, execute_body_schema, json_schema
+from arx.api.problems import problem_response
 from arx.api.state import runtime
 from arx.api.types import (
     ConnectorInfo,
@@ -28,39 +26,41 @@ from arx.api.types import (
 from arx.approvals.service import get_for_agent
 from arx.approvals.types import ApprovalView
 from arx.connectors.catalog import connectors
-from arx.connectors.types import Executed, Outcome
-from arx.errors import ARXError, ServiceUnavailableError
+from arx.deadline import Deadline
+from arx.errors import (
+    ARXError,
+    ConnectorRateLimitedError,
+    ConnectorUnreachableError,
+    ServiceUnavailableError,
+)
 from arx.idempotency import service as idempotency
-from arx.identity.service import authenticate
 from arx.identity.types import AgentIdentity
+from arx.intercept.types import Executed, Outcome
 from arx.logs import agent_id_var, org_id_var
-from arx.runtime import Runtime
 
 _encoder = msgspec.json.Encoder()
 
 
-class _ExecuteOperation(OpenAPIOperation):
-    """Documents the JSON body that ``execute`` decodes itself, strictly."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.request_body = RequestBody(
-            required=True,
-            description="The operation to run: connector id, operation name and its params.",
-            content={MediaType.JSON: OpenAPIMediaType(schema=_inline_schema(ExecuteRequest))},
-        )
-
-
-def _inline_schema(type_: type[msgspec.Struct]) -> Any:
-    """msgspec's JSON Schema for a Struct, with its one ``$ref`` resolved."""
-    schema = msgspec.json.schema(type_)
-    defs = schema.get("$defs", {})
-    ref = schema.get("$ref", "").rsplit("/", 1)[-1]
-    return dict(defs.get(ref, schema))
+_EXECUTE_DOC = RouteDoc(
+    security=AGENT_KEY,
+    success={
+        200: (ExecuteResponse, "Executed: the decision and the tool's result."),
+        202: (
+            PendingResponse,
+            "The policy said ESCALATE: nothing ran yet; poll Location until a reviewer decides.",
+        ),
+    },
+    errors=(400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503, 504),
+    body=execute_body_schema(),
+    idempotent=True,
+    retry_after={429: True, 503: False},
+)
+_AGENT_READ_DOC = RouteDoc(security=AGENT_KEY, errors=(401, 500, 503))
+_APPROVAL_DOC = RouteDoc(security=AGENT_KEY, errors=(401, 404, 500, 503))
 
 
-async def _identify(request: Request[Any, Any, Any]) -> AgentIdentity:
-    who = await authenticate(runtime(request).pool, request.headers.get("authorization"))
+async def _identify(request: Request[Any, Any, Any], deadline: Deadline) -> AgentIdentity:
+    who = await runtime(request).auth.authenticate(request.headers.get("authorization"), deadline)
     org_id_var.set(str(who.org_id))
     agent_id_var.set(str(who.agent_id))
     return who
@@ -68,53 +68,70 @@ async def _identify(request: Request[Any, Any, Any]) -> AgentIdentity:
 
 @post(
     "/v1/sdk/execute",
-    operation_class=_ExecuteOperation,
+    operation_class=_EXECUTE_DOC.operation_class,
+    responses=_EXECUTE_DOC.responses,
     summary="Run one operation through policy, audit and the connector",
     tags=["sdk"],
     status_code=200,
 )
 async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     rt = runtime(request)
-    who = await _identify(request)
+    deadline = Deadline(rt.settings.execute_deadline_seconds)
+    who = await _identify(request, deadline)
     header = request.headers.get("idempotency-key")
     key = idempotency.check_key(header) if header is not None else None
     req = await body.read(request, ExecuteRequest)
-    connector = rt.connector(req.connector)
-    call = connector.validate(req.operation, req.params)
+    params = body.check_params(req.params)
+    call = rt.intercept.prepare(req.connector, req.operation, params)
     if key is None:
-        return _respond(await connector.execute(rt, who, call))
+        return _respond(await rt.intercept.execute(who, call, deadline=deadline))
 
-    digest = idempotency.request_hash(req.connector, req.operation, req.params)
-    stored = await idempotency.claim(rt.pool, who, key, digest)
+    keys = rt.idempotency
+    stored = await keys.claim(
+        who, key, idempotency.request_hash(req.connector, req.operation, params), deadline
+    )
     if stored is not None:
-        return Response(
-            stored.body,
-            status_code=stored.status_code,
-            media_type=stored.media_type,
-            headers={"idempotent-replayed": "true"},
-        )
+        return _replay(stored)
     try:
-        response = _respond(await connector.execute(rt, who, call))
-    except ServiceUnavailableError:
-        # Nothing was executed: free the key so the agent's retry runs.
+        response = _respond(
+            await rt.intercept.execute(who, call, deadline=deadline, idempotency_key=key)
+        )
+    except (ServiceUnavailableError, ConnectorRateLimitedError, ConnectorUnreachableError):
+        # Nothing was executed (a 503; the tool was never reached; or it refused
+        # with 429 and said when to come back): free the key so the retry runs.
         with suppress(ARXError):
-            await idempotency.release(rt.pool, who, key)
+            await keys.release(who, key)
         raise
     except ARXError as exc:
         # The same body the exception handler is about to send, stored for replay.
-        answer = problem(exc.status_code, exc.code, exc.title, exc.detail, extra=exc.extra)
-        await _store(rt, who, key, answer)
+        await _store(keys, who, key, problem_response(exc))
         raise
-    await _store(rt, who, key, response)
+    await _store(keys, who, key, response)
     return response
 
 
-async def _store(rt: Runtime, who: AgentIdentity, key: str, response: Response[bytes]) -> None:
-    # If this write fails the claim stays unfinished and is re-claimable after
-    # idempotency.ABANDONED_AFTER_SECONDS; the agent still gets its answer now.
+class _PollUrl(msgspec.Struct):
+    poll_url: str
+
+
+def _replay(stored: idempotency.StoredResponse) -> Response[bytes]:
+    """The first answer again, with the headers its status always carries."""
+    headers = {"idempotent-replayed": "true"}
+    if stored.status_code == 202:
+        headers["location"] = msgspec.json.decode(stored.body, type=_PollUrl).poll_url
+    return Response(
+        stored.body, status_code=stored.status_code, media_type=stored.media_type, headers=headers
+    )
+
+
+async def _store(
+    keys: idempotency.IdempotencyKeys, who: AgentIdentity, key: str, response: Response[bytes]
+) -> None:
+    # If this write fails the claim stays unfinished: after
+    # IDEMPOTENCY_ABANDONED_AFTER_SECONDS a retry learns the first attempt's
+    # decision instead of running again. The agent still gets its answer now.
     with suppress(ARXError):
-        await idempotency.complete(
-            rt.pool,
+        await keys.complete(
             who,
             key,
             idempotency.StoredResponse(
@@ -164,12 +181,21 @@ def _respond(outcome: Outcome) -> Response[bytes]:
     )
 
 
-@get("/v1/sdk/approvals/{approval_id:uuid}", tags=["sdk"], summary="Poll an approval request")
+@get(
+    "/v1/sdk/approvals/{approval_id:uuid}",
+    tags=["sdk"],
+    summary="Poll an approval request",
+    operation_class=_APPROVAL_DOC.operation_class,
+    responses=_APPROVAL_DOC.responses,
+)
 async def get_approval(
     request: Request[Any, Any, Any], approval_id: FromPath[UUID]
 ) -> ApprovalView:
-    who = await _identify(request)
-    return await get_for_agent(runtime(request).pool, who.org_id, who.agent_id, approval_id)
+    deadline = Deadline(runtime(request).settings.execute_deadline_seconds)
+    who = await _identify(request, deadline)
+    return await get_for_agent(
+        runtime(request).pool, who.org_id, who.agent_id, approval_id, deadline=deadline
+    )
 
 
 @cache
@@ -188,7 +214,7 @@ def _catalog() -> ConnectorList:
                         target_type=op.target_type,
                         summary=op.summary,
                         inverse=op.inverse,
-                        params_schema=_inline_schema(op.params),
+                        params_schema=json_schema(op.params),
                     )
                     for op in cls.operations.values()
                 ],
@@ -198,7 +224,13 @@ def _catalog() -> ConnectorList:
     )
 
 
-@get("/v1/sdk/connectors", tags=["sdk"], summary="List connectors and their operation tables")
+@get(
+    "/v1/sdk/connectors",
+    tags=["sdk"],
+    summary="List connectors and their operation tables",
+    operation_class=_AGENT_READ_DOC.operation_class,
+    responses=_AGENT_READ_DOC.responses,
+)
 async def list_connectors(request: Request[Any, Any, Any]) -> ConnectorList:
-    await _identify(request)
+    await _identify(request, Deadline(runtime(request).settings.execute_deadline_seconds))
     return _catalog()

@@ -84,3 +84,43 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     database: str
     policy_engine: str
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """An RFC 9457 problem: the body of every error answer (``application/problem+json``).
+
+    Only the OpenAPI document reads this Struct: ``arx.api.problems`` builds
+    the bodies. The first six members are always present; the extension
+    members appear where the error carries them, and new ones may be added
+    (clients must ignore members they do not know).
+    """
+
+    type: Annotated[str, msgspec.Meta(description="https://arx.dev/problems/<code>")]
+    title: str
+    status: Annotated[int, msgspec.Meta(ge=400, le=599)]
+    detail: str
+    code: Annotated[str, msgspec.Meta(description="Stable machine-readable error code")]
+    request_id: Annotated[str, msgspec.Meta(description="Also in the X-Request-ID header")]
+    # A field error: the offending field (``params.ids[0]``, ``Idempotency-Key``).
+    field: str | None = None
+    # A decision was recorded: its audit event and what the policy said.
+    event_id: str | None = None
+    verdict: str | None = None
+    risk_score: int | None = None
+    policy_id: str | None = None
+    reasons: list[str] | None = None
+    bundle_revision: str | None = None
+    # The connector and operation the problem is about.
+    connector: str | None = None
+    operation: str | None = None
+    # The tool's answer: its HTTP status, messages and trace id, and on a 429
+    # when it lets ARX back in (epoch seconds, and seconds from now).
+    upstream_status: int | None = None
+    errors: list[str] | None = None
+    trace_id: str | None = None
+    retry_after: int | None = None
+    retry_after_seconds: int | None = None
+    # Why a tool call failed (a transport error's name, ``deadline``).
+    reason: str | None = None
+    # 409 idempotency_outcome_unknown: the first attempt's recorded outcome, if any.
+    outcome: str | None = None

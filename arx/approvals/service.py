@@ -1,25 +1,24 @@
-"""Creating approval requests and reading their state.
+"""Approval requests: what binds them to a request, and reading their state.
 
 An approval is bound to the exact request (agent, connector, operation,
 params) through ``request_hash``, so approving it can never authorise a
-different call.
+different call. It is created with its ESCALATE decision, in the same
+statement (``arx.record_decision``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from arx.approvals import repo
 from arx.approvals.types import ApprovalView
 from arx.db.pool import Conn, org_transaction
+from arx.deadline import Deadline
 from arx.errors import NotFoundError
 
 _canonical = msgspec.json.Encoder(order="sorted")
@@ -35,41 +34,15 @@ def request_hash(agent_id: UUID, connector: str, operation: str, params: dict[st
     return hashlib.sha256(_canonical.encode(doc)).digest()
 
 
-async def create_request(
-    conn: Conn,
-    *,
-    org_id: UUID,
-    event_id: UUID,
-    agent_id: UUID,
-    connector: str,
-    operation: str,
-    params: dict[str, Any],
-    ttl_seconds: int,
-) -> tuple[UUID, datetime]:
-    approval_id = uuid.uuid4()
-    cur = await conn.execute(
-        repo.INSERT,
-        (
-            approval_id,
-            org_id,
-            event_id,
-            agent_id,
-            connector,
-            operation,
-            Jsonb(params),
-            request_hash(agent_id, connector, operation, params),
-            ttl_seconds,
-        ),
-    )
-    row = await cur.fetchone()
-    assert row is not None  # INSERT ... RETURNING always yields the row
-    return approval_id, row[1]
-
-
 async def get_for_agent(
-    pool: AsyncConnectionPool[Conn], org_id: UUID, agent_id: UUID, approval_id: UUID
+    pool: AsyncConnectionPool[Conn],
+    org_id: UUID,
+    agent_id: UUID,
+    approval_id: UUID,
+    *,
+    deadline: Deadline,
 ) -> ApprovalView:
-    async with org_transaction(pool, org_id) as conn:
+    async with org_transaction(pool, org_id, deadline=deadline) as conn:
         cur = await conn.execute(repo.SELECT_FOR_AGENT, (approval_id, agent_id))
         row = await cur.fetchone()
     if row is None:

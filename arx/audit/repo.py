@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-INSERT_DECISION = (
-    "INSERT INTO arx.audit_events (id, org_id, kind, agent_id, connector, operation,"
-    " operation_kind, params, verdict, risk_score, policy_id, reasons, bundle_revisions,"
-    " request_id)"
-    " VALUES (%s, %s, 'decision', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
-
-INSERT_RESULT = (
-    "INSERT INTO arx.audit_events (id, org_id, kind, agent_id, decision_id, connector,"
-    " operation, outcome, result, error, request_id)"
-    " VALUES (%s, %s, 'result', %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+# The execute path: one statement, one round trip, per step (migration 0003).
+EXECUTE_CONTEXT = "SELECT * FROM arx.execute_context(%s, %s, %s, %s)"
+RECORD_DECISION = "SELECT * FROM arx.record_decision(%s, %s, %s, %s)"
+RECORD_RESULT = "SELECT arx.record_result(%s)"
 
 INSERT_ADMIN = (
     "INSERT INTO arx.audit_events (id, org_id, kind, action, details, actor, request_id)"
     " VALUES (%s, %s, 'admin', %s, %s, %s, %s)"
 )
 
-RECENT_DECISIONS = (
-    "SELECT connector, operation, operation_kind, verdict, created_at"
-    " FROM arx.audit_events"
-    " WHERE org_id = %s AND agent_id = %s AND kind = 'decision'"
-    " ORDER BY seq DESC LIMIT %s"
-)
-
 _COLUMNS = (
     "id, seq, kind, created_at, agent_id, decision_id, connector, operation, operation_kind,"
-    " params, verdict, risk_score, policy_id, reasons, bundle_revisions, outcome, result,"
-    " error, action, details, actor, request_id"
+    " params, targets, agent_seq, verdict, risk_score, policy_id, reasons, bundle_revisions,"
+    " idempotency_key, outcome, result, error, action, details, actor, request_id"
 )
 COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 

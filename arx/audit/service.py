@@ -1,14 +1,8 @@
-"""Writing and reading audit events.
-
-Guarantee: a decision event is committed before its connector runs; the
-result is a second row referencing it. A crash between the two leaves a
-decision without a result, never a result without a decision.
-"""
+"""Administrative audit events and reading the trail."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,12 +11,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from arx.audit import repo
-from arx.audit.types import AuditEvent, SessionAction
+from arx.audit.types import AuditEvent
 from arx.db.pool import Conn, org_transaction
 from arx.identity.orgs import require_org
 from arx.logs import request_id_var
-
-SESSION_CONTEXT_SIZE = 100
 
 
 async def record_admin_event(
@@ -34,25 +26,6 @@ async def record_admin_event(
         (event_id, org_id, action, Jsonb(details), actor, request_id_var.get()),
     )
     return event_id
-
-
-async def recent_actions(conn: Conn, org_id: UUID, agent_id: UUID) -> list[SessionAction]:
-    cur = await conn.execute(repo.RECENT_DECISIONS, (org_id, agent_id, SESSION_CONTEXT_SIZE))
-    return [
-        SessionAction(
-            connector=r[0], operation=r[1], kind=r[2], verdict=r[3], at=r[4], at_ns=epoch_ns(r[4])
-        )
-        for r in await cur.fetchall()
-    ]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def epoch_ns(moment: datetime) -> int:
-    """Nanoseconds since the Unix epoch, exact for PostgreSQL's microseconds."""
-    return (moment - _EPOCH) // _MICROSECOND * 1000
 
 
 def _event(row: tuple[Any, ...]) -> AuditEvent:

@@ -1,4 +1,4 @@
-"""Audit event shapes as stored and as listed."""
+"""Audit event shapes: as written on the execute path, as stored, as listed."""
 
 from __future__ import annotations
 
@@ -8,18 +8,63 @@ from uuid import UUID
 
 import msgspec
 
+from arx.vault.types import StoredCredential
 
-class SessionAction(msgspec.Struct, frozen=True, kw_only=True):
-    """One of an agent's recent decisions, as the policy sees it."""
 
+class DecisionEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Step 3: what was asked, what policy answered, by which bundles.
+
+    Field names are the columns of ``arx.audit_events``: the event travels to
+    ``arx.record_decision`` as one JSON document.
+    """
+
+    id: UUID
+    org_id: UUID
+    agent_id: UUID
     connector: str
     operation: str
-    kind: str
+    operation_kind: str
+    params: dict[str, Any]
+    targets: list[str] | None
     verdict: str
-    at: datetime
-    # The same instant as integer nanoseconds: lets the policy do window
-    # arithmetic without parsing a timestamp per entry.
-    at_ns: int
+    risk_score: int
+    policy_id: str | None
+    reasons: list[str]
+    bundle_revisions: dict[str, str]
+    request_id: str | None
+    idempotency_key: str | None = None
+
+
+class ResultEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Step 6: what the tool did (or that nobody knows), referencing its decision."""
+
+    id: UUID
+    org_id: UUID
+    agent_id: UUID
+    decision_id: UUID
+    connector: str
+    operation: str
+    outcome: str  # success | error | unknown
+    result: Any = None
+    error: dict[str, Any] | None = None
+    request_id: str | None = None
+
+
+class ExecuteContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What a decision needs, read in one round trip.
+
+    ``session`` is the policy input's ``session_context`` as PostgreSQL wrote
+    it (JSON text): it goes to OPA as it is. ``head_seq`` is the number of the
+    agent's latest decision; the decision made on this session is recorded
+    only if that is still the latest.
+    """
+
+    credential: StoredCredential | None
+    head_seq: int
+    # The head decision's running tallies (read, write, containment,
+    # destructive, denied): the next decision's start from them.
+    head_tallies: list[int]
+    session: msgspec.Raw
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -33,11 +78,14 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     operation: str | None = None
     operation_kind: str | None = None
     params: dict[str, Any] | None = None
+    targets: list[str] | None = None
+    agent_seq: int | None = None
     verdict: str | None = None
     risk_score: int | None = None
     policy_id: str | None = None
     reasons: list[str] | None = None
     bundle_revisions: dict[str, str] | None = None
+    idempotency_key: str | None = None
     outcome: str | None = None
     result: Any = None
     error: dict[str, Any] | None = None

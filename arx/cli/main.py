@@ -18,14 +18,20 @@ import msgspec
 import psycopg
 import uvicorn
 
+from arx.admin.service import (
+    create_agent,
+    create_api_key,
+    create_org,
+    find_agent,
+    store_credential,
+)
 from arx.audit.service import list_events
 from arx.config import ConfigError, load_settings
 from arx.db.migrate import migrate, set_app_password
 from arx.errors import ARXError
-from arx.identity.service import create_agent, create_api_key, create_org, find_agent, org_id_for
+from arx.identity.orgs import org_id_for
 from arx.identity.types import IntentManifest
 from arx.runtime import open_runtime
-from arx.vault.service import store_credential
 
 
 def _print(value: Any) -> None:
@@ -82,7 +88,7 @@ async def _credential_set(ns: argparse.Namespace) -> Any:
         org_id = await org_id_for(rt.pool, ns.org)
         return await store_credential(
             rt.pool,
-            kek=rt.settings.kek,
+            rt.vault,
             org_id=org_id,
             connector=ns.connector,
             secret=secret,

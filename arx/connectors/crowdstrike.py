@@ -31,9 +31,16 @@ import httpx
 import msgspec
 
 from arx.connectors.base import BaseConnector
+from arx.connectors.http import tool_url, transport_failure
 from arx.connectors.registry import register
 from arx.connectors.types import CallContext, Operation, OperationKind
-from arx.errors import ConnectorAuthError, ConnectorRequestError, UnknownOperationError
+from arx.errors import (
+    ConnectorAuthError,
+    ConnectorRateLimitedError,
+    ConnectorRequestError,
+    ConnectorUnreachableError,
+    UnknownOperationError,
+)
 
 __all__ = [
     "CrowdStrikeConnector",
@@ -71,7 +78,10 @@ class FalconSecret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # --- parameters --------------------------------------------------------------
 
 # Falcon agent ids (AIDs) are 32 hex digits.
-DeviceId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}$", description="Falcon AID")]
+# "(?!\n)": msgspec uses re.search, whose "$" also matches before a final newline.
+DeviceId = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}(?!\n)$", description="Falcon AID")
+]
 DeviceIds = Annotated[list[DeviceId], msgspec.Meta(min_length=1, max_length=100)]
 
 
@@ -166,6 +176,7 @@ _OPERATIONS: Final = (
         reversible=False,
         target_type="host",
         summary="Get host details (hostname, status, platform, IPs, last seen) by AID.",
+        target_param="ids",
     ),
     Operation(
         name="hosts:contain",
@@ -176,6 +187,7 @@ _OPERATIONS: Final = (
         target_type="host",
         summary="Network-contain hosts: only the Falcon cloud can reach them until lifted.",
         inverse="hosts:lift_containment",
+        target_param="ids",
     ),
     Operation(
         name="hosts:lift_containment",
@@ -186,6 +198,7 @@ _OPERATIONS: Final = (
         target_type="host",
         summary="Lift network containment from hosts.",
         inverse="hosts:contain",
+        target_param="ids",
     ),
 )
 
@@ -261,6 +274,21 @@ def _describe(status: int, op: str, extra: Mapping[str, Any]) -> str:
     return f"{detail}: {errors[0]}" if errors else detail
 
 
+def _rejected(
+    status: int, detail: str, extra: dict[str, Any]
+) -> ConnectorRequestError | ConnectorRateLimitedError:
+    """A non-2xx answer; a 429 tells the agent when to come back."""
+    if status == 429:
+        seconds = extra.get("retry_after_seconds")
+        return ConnectorRateLimitedError(
+            detail,
+            upstream_status=429,
+            extra=extra,
+            headers={"retry-after": str(seconds if seconds is not None else 60)},
+        )
+    return ConnectorRequestError(detail, upstream_status=status, extra=extra)
+
+
 # --- the connector -------------------------------------------------------------
 
 
@@ -311,12 +339,11 @@ class CrowdStrikeConnector(BaseConnector):
                     upstream_status=401,
                     extra=extra,
                 )
+        self._check_size(response, context)
         if not response.is_success:
             extra = _failure_extra(response, (secret.client_secret, token))
-            raise ConnectorRequestError(
-                _describe(response.status_code, operation.name, extra),
-                upstream_status=response.status_code,
-                extra=extra,
+            raise _rejected(
+                response.status_code, _describe(response.status_code, operation.name, extra), extra
             )
         try:
             body = msgspec.json.decode(response.content)
@@ -334,18 +361,13 @@ class CrowdStrikeConnector(BaseConnector):
         try:
             return await self._http.request(
                 call.method,
-                base + call.path,
-                params=call.query,
+                tool_url(base, call.path, call.query),
                 json=call.json,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             )
         except httpx.TransportError as exc:
             # ``from None``: the cause holds the request, and with it the bearer token.
-            raise ConnectorRequestError(
-                f"could not reach CrowdStrike Falcon for {op}: {type(exc).__name__}",
-                upstream_status=None,
-                extra={"reason": type(exc).__name__},
-            ) from None
+            raise transport_failure(exc, "CrowdStrike Falcon", op) from None
 
     async def _token(
         self,
@@ -397,10 +419,11 @@ class CrowdStrikeConnector(BaseConnector):
                 base + TOKEN_PATH, data=form, headers={"Accept": "application/json"}
             )
         except httpx.TransportError as exc:
+            # No operation was sent yet, whatever happened to the token request.
             # ``from None``: the cause holds the request, whose body holds the secret.
-            raise ConnectorRequestError(
-                f"could not reach CrowdStrike Falcon for a token: {type(exc).__name__}",
-                upstream_status=None,
+            raise ConnectorUnreachableError(
+                f"could not get a token from CrowdStrike Falcon ({type(exc).__name__}); "
+                "the operation was not sent",
                 extra={"reason": type(exc).__name__},
             ) from None
         hidden = (secret.client_secret,)
@@ -414,10 +437,10 @@ class CrowdStrikeConnector(BaseConnector):
             )
         if not response.is_success:
             extra = _failure_extra(response, hidden)
-            raise ConnectorRequestError(
+            raise _rejected(
+                response.status_code,
                 _describe(response.status_code, "the token exchange", extra),
-                upstream_status=response.status_code,
-                extra=extra,
+                extra,
             )
         try:
             reply = msgspec.json.decode(response.content, type=_TokenReply)

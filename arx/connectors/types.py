@@ -8,10 +8,8 @@ and the SDK's discovery call are all derived from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
@@ -35,10 +33,24 @@ class Operation:
     target_type: str
     summary: str
     inverse: str | None = None
+    # The param naming the ids the call acts on (a string or a list of them):
+    # recorded with the decision, counted by the policy's session windows.
+    target_param: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.base_risk <= 100:
             raise ValueError(f"{self.name}: base_risk must be within 0..100")
+
+    def targets(self, params: dict[str, Any]) -> list[str] | None:
+        """The ids this call names, from validated params; None if it names none."""
+        if self.target_param is None:
+            return None
+        value = params.get(self.target_param)
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,39 +64,15 @@ class CallContext:
 
     base_url: str
     credential_key: str
+    # The largest answer the connector may read from the tool.
+    max_response_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
 class ExecuteCall:
     """A validated request to run one operation."""
 
+    connector: str
     operation: Operation
     params: msgspec.Struct
     raw_params: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Executed:
-    event_id: UUID
-    result_event_id: UUID | None
-    verdict: str
-    risk_score: int
-    policy_id: str | None
-    reasons: list[str]
-    bundle_revision: str | None
-    result: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    event_id: UUID
-    approval_id: UUID
-    verdict: str
-    risk_score: int
-    policy_id: str | None
-    reasons: list[str]
-    bundle_revision: str | None
-    expires_at: datetime
-
-
-Outcome = Executed | Pending

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from arx.identity.service import create_agent, create_api_key, create_org
+from arx.admin.service import create_agent, create_api_key, create_org, store_credential
 from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
-from arx.vault.service import store_credential
 
 ORG_SLUG = "example"
 AGENTS = {
@@ -50,7 +49,7 @@ async def seed_example_org(
         keys[name] = (await create_api_key(rt.pool, org.id, agent.id, actor="seed")).api_key
     await store_credential(
         rt.pool,
-        kek=rt.settings.kek,
+        rt.vault,
         org_id=org.id,
         connector="crowdstrike",
         secret={"client_id": client_id, "client_secret": client_secret},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -9,19 +10,45 @@ import psycopg
 from psycopg import sql
 
 from arx.db.migrate import migrate, set_app_password
-from arx.devstack.opa import build_bundle
+from arx.devstack.opa import TEST_FILES, build_bundle
 from arx.devstack.postgres import psql_url_with
+from arx.devstack.process import DevstackError, run_command
 
 BASE_BUNDLE = "arx-base"
 APP_ROLE = "arx_app"
 
 
 def build_policy_bundles(opa: Path, repo_root: Path, out_dir: Path) -> list[Path]:
-    """Build the base library (``rego/``) and every org bundle (``bundles/*``)."""
+    """Build the base library (``rego/``) and every org bundle (``bundles/*``).
+
+    An org bundle is built only when its data is valid as a whole:
+    ``data.arx.org.valid`` with the base library, the check
+    scripts/check-policies.sh also runs. The decision checks only the rule or
+    default that decides each call, so a malformed rule is refused here rather
+    than found call by call (where it would DENY). Raises ``DevstackError``
+    quoting ``data.arx.org.errors`` for a bundle that is not valid.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    base = repo_root / "rego"
     built = [out_dir / f"{BASE_BUNDLE}.tar.gz"]
-    build_bundle(opa, repo_root / "rego", built[0], name=BASE_BUNDLE)
+    build_bundle(opa, base, built[0], name=BASE_BUNDLE)
     for source in sorted(p for p in (repo_root / "bundles").iterdir() if p.is_dir()):
+        # The directory is named for the org's slug; its data sits at data.orgs[slug].
+        org_input = json.dumps({"org": {"slug": source.name}})
+        evaluate: list[str | Path] = [opa, "eval", "-b", base, "-b", source, "--ignore", TEST_FILES]
+        try:
+            run_command(
+                [*evaluate, "--fail", f"data.arx.org.valid with input as {org_input}"],
+                what=f"opa eval data.arx.org.valid for {source}",
+            )
+        except DevstackError:
+            errors = run_command(
+                [*evaluate, "--format", "pretty", f"data.arx.org.errors with input as {org_input}"],
+                what=f"opa eval data.arx.org.errors for {source}",
+            )
+            raise DevstackError(
+                f"org bundle {source} is not valid (data.orgs.{source.name}):\n{errors.strip()}"
+            ) from None
         out = out_dir / f"{source.name}.tar.gz"
         build_bundle(opa, source, out, name=source.name)
         built.append(out)

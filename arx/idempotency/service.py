@@ -5,40 +5,61 @@
   to any retry with the same key and the same request.
 - A retry while the first is still running gets 409; the same key with a
   different request (connector, operation or params) gets 422.
-- A 503 means nothing was executed, so it releases the key: the agent's retry
-  runs for real.
-- Keys expire after 24 hours. A claim left unfinished for 5 minutes (the
-  process died, or the database was lost before the response was stored) can
-  be claimed again: that retry runs the operation again, and the trail shows
-  the first attempt's decision without (or with) its result.
+- A 503, a tool that was never reached (502 ``connector_unreachable``) or one
+  that refused with 429 means nothing was executed, so it releases the key:
+  the agent's retry runs for real.
+- Keys expire after 24 hours. The key is stored on the decision event it was
+  decided under. A claim left unfinished for ``IDEMPOTENCY_ABANDONED_AFTER_SECONDS``
+  (the process died, or the database was lost before the response was
+  stored) is looked at again: if its request never reached a decision,
+  nothing ran and the retry runs; if it did, the tool may have acted, so the
+  retry answers 409 ``idempotency_outcome_unknown`` with that decision's id
+  (and the result's outcome, if one was recorded) instead of running the
+  operation a second time.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
 import msgspec
+from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
-from arx.db.pool import Conn, org_transaction
+from arx.config import IDEMPOTENCY_ABANDONED_AFTER_SECONDS
+from arx.db.pool import Conn, call, call_function
+from arx.deadline import Deadline
 from arx.errors import (
     IdempotencyKeyInFlightError,
     IdempotencyKeyReusedError,
+    IdempotencyOutcomeUnknownError,
     InvalidFieldError,
 )
 from arx.idempotency import repo
 from arx.identity.types import AgentIdentity
 
 KEY_TTL_SECONDS = 24 * 3600
-# A claim still unfinished after this long belongs to a request that died
-# (process killed, or the database was lost before completion); it may be
-# claimed again. Far longer than any execute can take (OPA 2 s, tool 15 s).
-ABANDONED_AFTER_SECONDS = 300
 MAX_KEY_LENGTH = 255
+# Completing or releasing a key is bookkeeping after the answer is known: it
+# gets this long of its own, whatever is left of the request's deadline.
+BOOKKEEPING_SECONDS = 2.0
 
 _canonical = msgspec.json.Encoder(order="sorted")
+
+
+class _Claim(NamedTuple):
+    """The one row of ``arx.claim_idempotency_key``."""
+
+    claimed: bool
+    request_hash: bytes | None
+    status_code: int | None
+    media_type: str | None
+    response: bytes | None
+    decision_id: UUID | None
+    decision_outcome: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,52 +83,76 @@ def request_hash(connector: str, operation: str, params: dict[str, Any]) -> byte
     return hashlib.sha256(_canonical.encode(doc)).digest()
 
 
-async def claim(
-    pool: AsyncConnectionPool[Conn], who: AgentIdentity, key: str, digest: bytes
-) -> StoredResponse | None:
-    """Own the key (None) or get the stored response of its first request."""
-    async with org_transaction(pool, who.org_id) as conn:
-        cur = await conn.execute(
+class IdempotencyKeys:
+    def __init__(self, pool: AsyncConnectionPool[Conn], *, pool_wait: float) -> None:
+        self._pool = pool
+        self._pool_wait = pool_wait
+
+    async def claim(
+        self, who: AgentIdentity, key: str, digest: bytes, deadline: Deadline
+    ) -> StoredResponse | None:
+        """Own the key (None) or get the stored response of its first request."""
+        row = await call_function(
+            self._pool,
             repo.CLAIM,
-            (who.org_id, who.agent_id, key, digest, KEY_TTL_SECONDS, ABANDONED_AFTER_SECONDS),
-        )
-        if await cur.fetchone() is not None:
-            return None
-        cur = await conn.execute(repo.EXISTING, (who.org_id, who.agent_id, key))
-        row = await cur.fetchone()
-    if row is None:  # released between the two statements: treat as in flight
-        raise IdempotencyKeyInFlightError("retry shortly")
-    stored_hash, status, media_type, body = row
-    if bytes(stored_hash) != digest:
-        raise IdempotencyKeyReusedError(
-            "this Idempotency-Key was first used with a different connector, operation "
-            "or params; use a new key for a new request",
-            field="Idempotency-Key",
-        )
-    if status is None:
-        raise IdempotencyKeyInFlightError(
-            "the first request with this Idempotency-Key has not finished; retry later"
-        )
-    return StoredResponse(status_code=status, media_type=media_type, body=bytes(body))
-
-
-async def complete(
-    pool: AsyncConnectionPool[Conn], who: AgentIdentity, key: str, response: StoredResponse
-) -> None:
-    async with org_transaction(pool, who.org_id) as conn:
-        await conn.execute(
-            repo.COMPLETE,
             (
-                response.status_code,
-                response.media_type,
-                response.body,
                 who.org_id,
                 who.agent_id,
                 key,
+                digest,
+                KEY_TTL_SECONDS,
+                IDEMPOTENCY_ABANDONED_AFTER_SECONDS,
             ),
+            deadline=deadline,
+            pool_wait=self._pool_wait,
+            row_factory=class_row(_Claim),
+        )
+        if row.claimed:
+            return None
+        if row.request_hash is None:  # released between two statements: treat as in flight
+            raise IdempotencyKeyInFlightError("retry shortly")
+        if bytes(row.request_hash) != digest:
+            raise IdempotencyKeyReusedError(
+                "this Idempotency-Key was first used with a different connector, operation "
+                "or params; use a new key for a new request",
+                field="Idempotency-Key",
+            )
+        if row.status_code is not None and row.media_type is not None and row.response is not None:
+            return StoredResponse(
+                status_code=row.status_code, media_type=row.media_type, body=bytes(row.response)
+            )
+        if row.decision_id is not None:
+            raise IdempotencyOutcomeUnknownError(
+                "the first request with this Idempotency-Key stopped after its decision was "
+                "recorded; the tool may have acted, so it is not run again. Check the audit "
+                "trail (event_id) and the tool before sending a new request with a new key",
+                extra={"event_id": str(row.decision_id), "outcome": row.decision_outcome},
+            )
+        raise IdempotencyKeyInFlightError(
+            "the first request with this Idempotency-Key has not finished; retry later"
         )
 
+    async def complete(self, who: AgentIdentity, key: str, response: StoredResponse) -> None:
+        await call(
+            self._pool,
+            repo.COMPLETE,
+            (
+                who.org_id,
+                who.agent_id,
+                key,
+                response.status_code,
+                response.media_type,
+                response.body,
+            ),
+            deadline=Deadline(BOOKKEEPING_SECONDS),
+            pool_wait=self._pool_wait,
+        )
 
-async def release(pool: AsyncConnectionPool[Conn], who: AgentIdentity, key: str) -> None:
-    async with org_transaction(pool, who.org_id) as conn:
-        await conn.execute(repo.RELEASE, (who.org_id, who.agent_id, key))
+    async def release(self, who: AgentIdentity, key: str) -> None:
+        await call(
+            self._pool,
+            repo.RELEASE,
+            (who.org_id, who.agent_id, key),
+            deadline=Deadline(BOOKKEEPING_SECONDS),
+            pool_wait=self._pool_wait,
+        )

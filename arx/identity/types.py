@@ -7,8 +7,11 @@ from uuid import UUID
 
 import msgspec
 
-Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-AgentName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+# msgspec matches patterns with re.search, where "$" also matches before a
+# final newline: "(?!\n)" refuses one. Both forms mean the same in ECMA
+# regexes, so the OpenAPI document states the rule exactly.
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}(?!\n)$")]
+AgentName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(?!\n)$")]
 OperationPattern = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 

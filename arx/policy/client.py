@@ -5,25 +5,23 @@ decision that does not match the schema all raise
 ``PolicyEngineUnavailableError``; nothing is ever treated as a permit, and
 nothing is retried (a retry would only stretch the agent's wait).
 
-The transport is opa-python-client's ``AsyncOpaClient`` (aiohttp, one
-keep-alive session per process): measured 2-3x faster than a shared
-``httpx.AsyncClient`` on this path (``bench/policy_client.py``,
-docs/decisions/0002-opa-client.md).
+One aiohttp session (keep-alive) per process posts the body that
+``arx.policy.input`` encoded, and msgspec decodes the answer into a typed
+``Decision``: no JSON round trip through Python builtins on either side
+(docs/decisions/0008).
 """
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
+import asyncio
 
 import aiohttp
 import msgspec
-from opa_client import AsyncOpaClient
 
 from arx.errors import PolicyEngineUnavailableError
-from arx.policy.types import Decision, PolicyInput
+from arx.policy.types import Decision
 
-_PROVENANCE = {"provenance": True}
+_JSON = {"content-type": "application/json"}
 
 
 class _BundleProvenance(msgspec.Struct, frozen=True):
@@ -40,6 +38,9 @@ class _Answer(msgspec.Struct, frozen=True):
     provenance: _Provenance | None = None
 
 
+_decode_answer = msgspec.json.Decoder(_Answer).decode
+
+
 def bundle_name(name: str) -> str:
     """``/x/y/example.tar.gz`` (a bundle loaded from a file) → ``example``."""
     base = name.rstrip("/").rsplit("/", 1)[-1]
@@ -53,39 +54,51 @@ def revision_label(revisions: dict[str, str]) -> str | None:
     return ";".join(sorted(revisions.values()))
 
 
-def open_opa_client(opa_url: str, timeout_seconds: float) -> AsyncOpaClient:
-    parts = urlsplit(opa_url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError(f"ARX_OPA_URL must be an http(s) URL, got {opa_url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return AsyncOpaClient(
-        host=parts.hostname,
-        port=port,
-        ssl=parts.scheme == "https",
-        retries=0,
-        timeout=timeout_seconds,
-    )
-
-
 class PolicyClient:
-    def __init__(self, opa: AsyncOpaClient) -> None:
-        self._opa = opa
+    def __init__(self, opa_url: str, *, timeout_seconds: float) -> None:
+        if not opa_url.startswith(("http://", "https://")):
+            raise ValueError(f"ARX_OPA_URL must be an http(s) URL, got {opa_url!r}")
+        self._base = opa_url.rstrip("/")
+        self._decision_url = f"{self._base}/v1/data/arx/decision?provenance=true"
+        self._timeout = timeout_seconds
+        self._session: aiohttp.ClientSession | None = None
 
-    async def decide(self, policy_input: PolicyInput) -> Decision:
-        doc: dict[str, Any] = msgspec.to_builtins(policy_input)
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=30),
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def decide(self, body: bytes, *, within: float) -> Decision:
+        """Ask for ``data.arx.decision`` with ``body`` (``{"input": …}``)."""
+        budget = min(self._timeout, within)
+        if budget <= 0:
+            raise PolicyEngineUnavailableError("no time was left to ask the policy engine")
         try:
-            raw = await self._opa.query_rule(doc, "arx", "decision", _PROVENANCE)
-        except aiohttp.ClientResponseError as exc:
+            async with asyncio.timeout(budget):
+                async with self._client().post(
+                    self._decision_url, data=body, headers=_JSON
+                ) as resp:
+                    status, payload = resp.status, await resp.read()
+        except TimeoutError:
             raise PolicyEngineUnavailableError(
-                f"the policy engine answered HTTP {exc.status}"
+                f"the policy engine did not answer within {budget:.3g} s"
             ) from None
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except aiohttp.ClientError as exc:
             raise PolicyEngineUnavailableError(
-                f"the policy engine is unreachable or answered garbage ({type(exc).__name__})"
+                f"the policy engine is unreachable ({type(exc).__name__})"
             ) from None
+        if status != 200:
+            raise PolicyEngineUnavailableError(f"the policy engine answered HTTP {status}")
         try:
-            answer = msgspec.convert(raw, _Answer)
-        except msgspec.ValidationError as exc:
+            answer = _decode_answer(payload)
+        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
             raise PolicyEngineUnavailableError(
                 f"the policy engine returned a malformed decision: {exc}"
             ) from None
@@ -108,10 +121,19 @@ class PolicyClient:
         Active bundles alone are not enough: a sidecar without the base
         library would pass ``/health?bundles`` yet answer every execute 503.
         """
-        if not await self._opa.check_health({"bundles": True}):
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._client().get(f"{self._base}/health?bundles") as resp:
+                    if resp.status != 200:
+                        return False
+                async with self._client().post(
+                    f"{self._base}/v1/data/arx/decision", data=b'{"input":{}}', headers=_JSON
+                ) as resp:
+                    doc = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
             return False
         try:
-            raw = await self._opa.query_rule({}, "arx", "decision")
-        except (aiohttp.ClientError, TimeoutError, ValueError):
+            answer = msgspec.json.decode(doc)
+        except msgspec.DecodeError:
             return False
-        return isinstance(raw, dict) and "result" in raw
+        return isinstance(answer, dict) and "result" in answer

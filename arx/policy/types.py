@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from arx.audit.types import SessionAction
+from arx.identity.types import IntentManifest
 
 
 class Verdict(StrEnum):
@@ -21,7 +21,7 @@ class Verdict(StrEnum):
 class AgentInput(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     name: str
-    intent: dict[str, Any]
+    intent: IntentManifest
 
 
 class OrgInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,7 +43,9 @@ class PolicyInput(msgspec.Struct, frozen=True, kw_only=True):
     connector: str
     operation: OperationInput
     params: dict[str, Any]
-    session_context: list[SessionAction]
+    # The agent's session summary exactly as PostgreSQL built it: recent
+    # decisions and counts over 1/5/60-minute windows (arx.execute_context).
+    session_context: msgspec.Raw
     now: datetime
     now_ns: int
 

@@ -15,11 +15,11 @@ import data.arx.validation
 # title: Decision
 # description: |
 #   Fail-closed decision. Checked in order: malformed input (arx.invalid_input),
-#   no org bundle (arx.no_org_policy), malformed org data that this call
-#   touches (arx.invalid_org_policy, see package arx.org),
-#   the first matching org rule (its id), the org default for the kind
-#   (default:<kind>, ESCALATE when unset). Undefined anywhere falls to
-#   arx.default_deny.
+#   no org bundle (arx.no_org_policy), the first matching org rule when it is
+#   well-formed (its id), else with no matching rule the org default for the
+#   kind when it is a verdict (default:<kind>, ESCALATE when unset); anything
+#   else is a malformed org policy (arx.invalid_org_policy, see package
+#   arx.org). Undefined anywhere falls to arx.default_deny.
 # entrypoint: true
 # custom:
 #   code: ARX-D000
@@ -35,11 +35,13 @@ decision := invalid_input if {
 	not validation.valid
 } else := no_org_policy if {
 	not org.loaded
+} else := rule_decision if {
+	org.deciding_rule
+} else := org_default_decision if {
+	org.default_applies
 } else := invalid_org_policy if {
 	not org.usable
-} else := rule_decision if {
-	org.winner
-} else := org_default_decision
+}
 
 # METADATA
 # title: Invalid input
@@ -70,8 +72,9 @@ no_org_policy := {
 # METADATA
 # title: Invalid org policy
 # description: |
-#   A rule this call may match, or the default it falls to, is malformed; the
-#   reasons list every problem in the org's data.
+#   The org's policy has the wrong shape, or the rule that would decide this
+#   call (or the default it falls to) is malformed; the reasons list those
+#   problems (org.problems). The whole document is checked at build time.
 # custom:
 #   code: ARX-D003
 #   policy_id: arx.invalid_org_policy
@@ -79,7 +82,7 @@ invalid_org_policy := {
 	"verdict": "DENY",
 	"risk_score": 100,
 	"policy_id": "arx.invalid_org_policy",
-	"reasons": explain(org.errors, "org policy is malformed"),
+	"reasons": explain(org.problems, "org policy is malformed"),
 }
 
 # METADATA
@@ -88,13 +91,16 @@ invalid_org_policy := {
 # custom:
 #   code: ARX-D004
 rule_decision := {
-	"verdict": org.winner.verdict,
+	"verdict": org.deciding_rule.verdict,
 	"risk_score": intent.risk_score,
-	"policy_id": org.winner.id,
+	"policy_id": org.deciding_rule.id,
 	"reasons": array.concat([rule_reason], intent.reasons),
 }
 
-rule_reason := object.get(org.winner, "description", sprintf("org rule %s matched", [org.winner.id]))
+# The rule's description, or a generated reason (built only when needed).
+rule_reason := description if {
+	description := org.deciding_rule.description
+} else := concat("", ["org rule ", org.deciding_rule.id, " matched"])
 
 # METADATA
 # title: Default decision

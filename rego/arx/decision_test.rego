@@ -8,13 +8,15 @@ agent := {
 	"intent": {"purpose": "triage alerts", "scope": {"crowdstrike": ["hosts:search", "hosts:get"]}},
 }
 
+quiet_window := {"actions": 0, "non_read": 0, "denied": 0, "targets": 0, "kinds": {"read": 0, "write": 0, "containment": 0, "destructive": 0}}
+
 read_input := {
 	"agent": agent,
 	"org": {"id": "7a0c1b7e-0000-4000-8000-0000000000aa", "slug": "acme"},
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
 	"params": {"filter": "hostname:'web-1'"},
-	"session_context": [],
+	"session_context": {"recent": [], "windows": {"1m": quiet_window, "5m": quiet_window, "60m": quiet_window}},
 	"now": "2026-11-25T17:05:00Z",
 	"now_ns": 1795626300000000000,
 }
@@ -208,14 +210,28 @@ test_missing_now_ns_is_invalid_input if {
 	d.reasons == ["input.now_ns must be a number (nanoseconds since the Unix epoch)"]
 }
 
-test_session_entry_without_at_ns_is_invalid_input if {
-	entry := {"connector": "crowdstrike", "operation": "hosts:get", "kind": "read", "verdict": "PERMIT", "at": "2026-11-25T17:00:00Z"}
-	i := object.union(read_input, {"session_context": [object.union(entry, {"at_ns": 1795626000000000000}), entry]})
+test_recent_entry_without_at_ns_is_invalid_input if {
+	entry := {"connector": "crowdstrike", "operation": "hosts:get", "kind": "read", "verdict": "PERMIT"}
+	i := json.patch(read_input, [{"op": "replace", "path": "/session_context/recent", "value": [object.union(entry, {"at_ns": 1795626000000000000}), entry]}])
 	d := arx.decision with input as i with data.orgs as orgs
 	d.verdict == "DENY"
 	d.risk_score == 100
 	d.policy_id == "arx.invalid_input"
-	d.reasons == ["input.session_context[1] must be an object with a numeric \"at_ns\" (nanoseconds since the Unix epoch)"]
+	d.reasons == ["input.session_context.recent[1] must be an object with a numeric \"at_ns\" (nanoseconds since the Unix epoch)"]
+}
+
+test_missing_session_summary_is_invalid_input if {
+	# ARX always sends the summary; without it the windows would read as zero.
+	d := arx.decision with input as object.remove(read_input, ["session_context"]) with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+	d.reasons == ["input.session_context must be an object with \"recent\" and \"windows\""]
+}
+
+test_non_integer_window_count_is_invalid_input if {
+	i := json.patch(read_input, [{"op": "replace", "path": "/session_context/windows/5m/non_read", "value": "7"}])
+	d := arx.decision with input as i with data.orgs as orgs
+	d.policy_id == "arx.invalid_input"
+	d.reasons == ["input.session_context.windows[\"5m\"].non_read must be a non-negative integer"]
 }
 
 test_empty_input_is_invalid_input if {
@@ -225,12 +241,12 @@ test_empty_input_is_invalid_input if {
 }
 
 test_invalid_input_wins_over_missing_org if {
-	i := object.union(object.remove(read_input, ["now"]), {"org": {"slug": "nobody"}})
+	i := object.union(object.remove(read_input, ["now_ns"]), {"org": {"slug": "nobody"}})
 	d := arx.decision with input as i with data.orgs as orgs
 	d.policy_id == "arx.invalid_input"
 }
 
-test_malformed_org_rule_denies if {
+test_malformed_winning_rule_denies if {
 	rules := [{"id": "BAD", "priority": 1, "verdict": "ALLOW"}]
 	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
 	d == {
@@ -243,8 +259,12 @@ test_malformed_org_rule_denies if {
 
 test_malformed_org_default_denies if {
 	d := arx.decision with input as read_input with data.orgs as {"acme": {"defaults": {"read": "ALLOW"}}}
-	d.policy_id == "arx.invalid_org_policy"
-	d.verdict == "DENY"
+	d == {
+		"verdict": "DENY",
+		"risk_score": 100,
+		"policy_id": "arx.invalid_org_policy",
+		"reasons": ["org default for read must be one of PERMIT, ESCALATE, DENY"],
+	}
 }
 
 test_malformed_rule_that_may_match_denies if {
@@ -256,6 +276,29 @@ test_malformed_rule_that_may_match_denies if {
 	d.reasons == ["org rule #0: match.min_risk must be a number"]
 }
 
+test_rule_with_broken_priority_is_never_skipped if {
+	# "1" is not a number: the rule ranks first, so a PERMIT rule below it
+	# cannot let the call through.
+	rules := [
+		{"id": "OK", "priority": 100, "verdict": "PERMIT", "description": "reads are fine"},
+		{"id": "STOP", "priority": "1", "verdict": "DENY", "description": "stop everything"},
+	]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
+	d.policy_id == "arx.invalid_org_policy"
+	d.reasons == ["org rule #1: priority must be a number"]
+}
+
+test_rule_with_broken_field_is_never_skipped if {
+	# connectors is a string, not a list: the DENY rule holds and wins.
+	rules := [
+		{"id": "OK", "priority": 100, "verdict": "PERMIT"},
+		{"id": "STOP", "priority": 1, "verdict": "DENY", "match": {"connectors": "crowdstrike"}},
+	]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
+	d.policy_id == "arx.invalid_org_policy"
+	d.reasons == ["org rule #1: match.connectors must be a list of strings"]
+}
+
 test_malformed_rule_for_another_connector_does_not_block if {
 	rules := [{"id": "S1", "priority": 1, "verdict": "DENY", "match": {"connectors": ["sentinelone"], "min_risk": "80"}}]
 	d := arx.decision with input as read_input with data.orgs as {"acme": {"defaults": {"read": "PERMIT"}, "rules": rules}}
@@ -263,9 +306,25 @@ test_malformed_rule_for_another_connector_does_not_block if {
 	d.policy_id == "default:read"
 }
 
+test_malformed_rule_after_the_winner_does_not_block if {
+	rules := [
+		{"id": "FIRST", "priority": 1, "verdict": "ESCALATE", "description": "first"},
+		{"id": "LATER", "priority": 2, "verdict": "ALLOW"},
+	]
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": rules}}
+	d.policy_id == "FIRST"
+	d.verdict == "ESCALATE"
+}
+
 test_malformed_default_for_another_kind_does_not_block if {
 	d := arx.decision with input as read_input with data.orgs as {"acme": {"defaults": {"read": "PERMIT", "write": "ALLOW"}}}
 	d.verdict == "PERMIT"
+}
+
+test_policy_of_the_wrong_shape_denies if {
+	d := arx.decision with input as read_input with data.orgs as {"acme": {"rules": {"R-1": {"id": "R-1", "priority": 1, "verdict": "PERMIT"}}}}
+	d.policy_id == "arx.invalid_org_policy"
+	d.reasons == ["org policy rules must be an array"]
 }
 
 # Stands in for round() to make the risk score undefined.

@@ -96,10 +96,8 @@ def test_openapi_and_health_are_served(stack: Stack) -> None:
     assert health.json() == {"status": "ok", "database": "ok", "policy_engine": "ok"}
     spec = httpx.get(f"{stack.base_url}/schema/openapi.json").json()
     execute = spec["paths"]["/v1/sdk/execute"]["post"]
-    assert execute["requestBody"]["content"]["application/json"]["schema"]["required"] == [
-        "connector",
-        "operation",
-    ]
+    alternatives = execute["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert {a["title"] for a in alternatives} >= {"crowdstrike hosts:search"}
 
 
 def test_demo_agent_script_runs_against_the_stack(stack: Stack) -> None:
@@ -136,3 +134,37 @@ def test_api_logs_are_json_without_secrets(stack: Stack) -> None:
     for key in stack.api_keys.values():
         assert key not in text
     assert stack.falcon_client_secret not in text
+
+
+def test_an_integral_number_written_as_a_float_is_that_integer(stack: Stack) -> None:
+    # JSON (and the OpenAPI document's "integer") do not tell 2 from 2.0.
+    with ARXClient(stack.api_keys["triage-bot"], base_url=stack.base_url) as arx:
+        result = arx.execute("crowdstrike", "hosts:search", {"limit": 2.0})
+        assert len(result.result["resources"]) == 2
+        with pytest.raises(InvalidRequestError) as exc:
+            arx.execute("crowdstrike", "hosts:search", {"limit": 2.5})
+        assert exc.value.field == "params.limit"
+
+
+def test_a_replayed_202_still_says_where_to_poll(stack: Stack) -> None:
+    headers = {
+        "authorization": f"Bearer {stack.api_keys['responder-bot']}",
+        "idempotency-key": "e2e-escalate-1",
+    }
+    with httpx.Client(base_url=stack.base_url) as http:
+        search = {"connector": "crowdstrike", "operation": "hosts:search", "params": {"limit": 1}}
+        found = http.post(
+            "/v1/sdk/execute", json=search, headers={"authorization": headers["authorization"]}
+        )
+        host = found.json()["result"]["resources"][0]
+        contain = {
+            "connector": "crowdstrike",
+            "operation": "hosts:contain",
+            "params": {"ids": [host]},
+        }
+        first = http.post("/v1/sdk/execute", json=contain, headers=headers)
+        again = http.post("/v1/sdk/execute", json=contain, headers=headers)
+    assert first.status_code == again.status_code == 202, again.text
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"] == first.json()["poll_url"]

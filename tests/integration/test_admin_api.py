@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import re
 import uuid
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 
 from arx.api.app import create_app
 from arx.config import Settings
+from arx.connectors.catalog import connectors
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
 from tests.fixtures.arx import ADMIN_TOKEN, FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, FALCON_URL
@@ -121,16 +124,24 @@ async def test_provision_through_admin_api_then_execute_and_audit(
         ({"slug": "Not A Slug!", "name": "x"}, "slug"),
         ({"slug": "-leading-dash", "name": "x"}, "slug"),
         ({"slug": "x" * 64, "name": "x"}, "slug"),
+        # "$" in Python's re also matches before a trailing newline.
+        ({"slug": "fine\n", "name": "x"}, "slug"),
         ({"slug": "fine"}, "name"),
         ({"slug": "fine", "name": ""}, "name"),
         ({"slug": "fine", "name": "x", "extra": 1}, "extra"),
     ):
         bad = await client.post(ORGS, json=payload, headers=ADMIN)
         assert _assert_problem(bad, 422, "invalid_field")["field"] == field, payload
-    empty = await client.post(ORGS, content=b"", headers=ADMIN)
+    as_json = {**ADMIN, "content-type": "application/json"}
+    empty = await client.post(ORGS, content=b"", headers=as_json)
     _assert_problem(empty, 400, "malformed_json")
-    garbage = await client.post(ORGS, content=b"{not json", headers=ADMIN)
+    garbage = await client.post(ORGS, content=b"{not json", headers=as_json)
     _assert_problem(garbage, 400, "malformed_json")
+    form = await client.post(ORGS, data={"slug": "fine", "name": "x"}, headers=ADMIN)
+    _assert_problem(form, 415, "unsupported_media_type")
+    # PostgreSQL refuses a NUL in text: a 422, never a 500, and nothing written.
+    nul = await client.post(ORGS, content=b'{"slug": "nul", "name": "a\\u0000b"}', headers=as_json)
+    _assert_problem(nul, 422, "invalid_field")
 
     # Agent, with its intent manifest.
     agents = f"{ORGS}/{org['id']}/agents"
@@ -144,8 +155,9 @@ async def test_provision_through_admin_api_then_execute_and_audit(
     assert agent["intent"] == TRIAGE_INTENT
     again = await client.post(agents, json={"name": "triage-bot"}, headers=ADMIN)
     _assert_problem(again, 409, "conflict")
-    bad_name = await client.post(agents, json={"name": "no spaces allowed"}, headers=ADMIN)
-    assert _assert_problem(bad_name, 422, "invalid_field")["field"] == "name"
+    for name in ("no spaces allowed", "bot\n"):
+        bad_name = await client.post(agents, json={"name": name}, headers=ADMIN)
+        assert _assert_problem(bad_name, 422, "invalid_field")["field"] == "name"
     bad_intent = await client.post(
         agents, json={"name": "x", "intent": {"scope": {"crowdstrike": "hosts:*"}}}, headers=ADMIN
     )
@@ -258,14 +270,89 @@ async def test_openapi_documents_execute_and_health_is_ok(client: httpx.AsyncCli
     assert resp.status_code == 200, resp.text
     doc = resp.json()
     assert doc["openapi"].startswith("3.")
-    execute = doc["paths"]["/v1/sdk/execute"]["post"]
+    paths = doc["paths"]
+    execute = paths["/v1/sdk/execute"]["post"]
+
+    # The body: one alternative per connector operation, from the operation tables.
     body = execute["requestBody"]
     assert body["required"] is True
-    schema = body["content"]["application/json"]["schema"]
-    assert {"connector", "operation", "params"} <= set(schema["properties"])
-    assert set(schema["required"]) == {"connector", "operation"}
-    assert "/v1/admin/orgs" in doc["paths"]
-    assert "/health" in doc["paths"]
+    alternatives = body["content"]["application/json"]["schema"]["oneOf"]
+    documented = {
+        (a["properties"]["connector"]["const"], a["properties"]["operation"]["const"])
+        for a in alternatives
+    }
+    assert documented == {(cid, op) for cid, cls in connectors().items() for op in cls.operations}
+    for alternative in alternatives:
+        assert alternative["additionalProperties"] is False
+        assert {"connector", "operation"} <= set(alternative["required"])
+    get = next(a for a in alternatives if a["title"] == "crowdstrike hosts:get")
+    assert get["required"] == ["connector", "operation", "params"]
+    assert get["properties"]["params"]["required"] == ["ids"]
+    assert "$ref" not in json.dumps(body), "params schemas are inlined"
+
+    # Every answer execute can give, errors as problem+json with the one Problem schema.
+    assert set(execute["responses"]) == {
+        "200", "202", "400", "401", "403", "404", "409", "413", "415", "422", "429", "500",
+        "502", "503", "504",
+    }  # fmt: skip
+    responses = execute["responses"]
+    assert responses["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ExecuteResponse"
+    }
+    assert responses["202"]["headers"]["Location"]["required"] is True
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert responses["503"]["headers"]["Retry-After"]["required"] is False
+    assert "connector_rate_limited" in responses["429"]["description"]
+    assert "outcome_unknown" in responses["504"]["description"]
+    assert {"deadline_exceeded", "session_contention"} <= set(
+        re.findall(r"`(\w+)`", responses["503"]["description"])
+    )
+    key = next(p for p in execute["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["in"] == "header"
+    assert key["required"] is False
+
+    problem = doc["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code", "request_id"}
+    assert {"field", "event_id", "verdict", "policy_id", "reasons", "upstream_status"} <= set(
+        problem["properties"]
+    )
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["AgentKey"]["scheme"] == schemes["AdminToken"]["scheme"] == "bearer"
+
+    operations = [
+        (path, method, op)
+        for path, item in paths.items()
+        for method, op in item.items()
+        if method in {"get", "post", "put", "delete", "patch"}
+    ]
+    assert len(operations) == 9
+    for path, method, op in operations:
+        where = f"{method.upper()} {path}"
+        expected_security = (
+            [{"AgentKey": []}]
+            if path.startswith("/v1/sdk/")
+            else [{"AdminToken": []}]
+            if path.startswith("/v1/admin/")
+            else []
+        )
+        assert op["security"] == expected_security, where
+        if method in {"post", "put"} and not path.endswith("/keys"):
+            request_body = op["requestBody"]
+            if "$ref" in request_body:
+                request_body = doc["components"]["requestBodies"][
+                    request_body["$ref"].split("/")[-1]
+                ]
+            assert request_body["content"]["application/json"]["schema"], where
+        assert "500" in op["responses"], where
+        for status, response in op["responses"].items():
+            assert response["headers"]["X-Request-ID"]["required"] is True, (where, status)
+            if status.startswith("2") or path == "/health":
+                continue
+            assert response["content"] == {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }, (where, status)
+        if op["security"]:
+            assert op["responses"]["401"]["headers"]["WWW-Authenticate"]["required"], where
 
     health = await client.get("/health")
     assert health.status_code == 200, health.text

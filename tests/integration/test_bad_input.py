@@ -16,8 +16,8 @@ import httpx
 import psycopg
 import pytest
 
+from arx.admin.service import create_agent, create_api_key, create_org
 from arx.config import DEFAULT_MAX_BODY_BYTES, Settings
-from arx.identity.service import create_agent, create_api_key, create_org
 from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
@@ -100,10 +100,24 @@ def _body(**fields: Any) -> bytes:
     return json.dumps(fields).encode()
 
 
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 BAD_BODIES = [
     _case(b'{"connector": "crowdstrike", ', 400, "malformed_json", None, "truncated"),
     _case(b"{'connector': 'crowdstrike'}", 400, "malformed_json", None, "single-quotes"),
     _case(b"\xff\xfe{}", 400, "malformed_json", None, "not-utf8"),
+    _case(
+        b'{"connector": "crowd\xffstrike", "operation": "hosts:search"}',
+        400,
+        "malformed_json",
+        None,
+        "not-utf8-inside-a-string",
+    ),
     _case(b"", 400, "malformed_json", None, "empty"),
     _case(b" \n\t ", 400, "malformed_json", None, "whitespace-only"),
     # Valid JSON of the wrong shape: the body as a whole is wrong, not one field.
@@ -161,6 +175,55 @@ BAD_BODIES = [
         "params",
         "params-null",
     ),
+    # Nested past what any JSON decoder recursion allows: not a 500.
+    _case(
+        b'{"connector": "crowdstrike", "operation": "hosts:search", "params": {"a": '
+        + b"[" * 1000
+        + b"]" * 1000
+        + b"}}",
+        400,
+        "malformed_json",
+        None,
+        "params-nested-1000-deep",
+    ),
+    # Decodable, but deeper than params may be.
+    _case(
+        _body(connector="crowdstrike", operation="hosts:search", params={"a": _nested(40)}),
+        422,
+        "invalid_field",
+        "params.a" + "[0]" * 31,
+        "params-nested-40-deep",
+    ),
+    # jsonb cannot hold a NUL: refused before anything is decided or written.
+    _case(
+        b'{"connector": "crowdstrike", "operation": "hosts:search",'
+        b' "params": {"filter": "hostname:\\u0000"}}',
+        422,
+        "invalid_field",
+        "params.filter",
+        "nul-in-param",
+    ),
+    _case(
+        b'{"connector": "crowdstrike", "operation": "hosts:search", "params": {"a\\u0000": 1}}',
+        422,
+        "invalid_field",
+        "params",
+        "nul-in-param-key",
+    ),
+    _case(
+        _body(connector="crowdstrike\n", operation="hosts:search"),
+        404,
+        "unknown_connector",
+        None,
+        "connector-trailing-newline",
+    ),
+    _case(
+        _body(connector="crowdstrike", operation="hosts:search\n"),
+        404,
+        "unknown_operation",
+        None,
+        "operation-trailing-newline",
+    ),
 ]
 
 
@@ -180,6 +243,35 @@ async def test_bad_body_is_a_problem_and_records_nothing(
     )
     _problem(resp, status, code, field=field)
     ledger.assert_untouched()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+async def test_a_body_that_is_not_json_is_415(
+    client: httpx.AsyncClient, example: Example, ledger: Ledger, content_type: str | None
+) -> None:
+    headers = dict(example.auth("triage-bot"))
+    if content_type is not None:
+        headers["content-type"] = content_type
+    resp = await client.post(EXECUTE, content=json.dumps(SEARCH).encode(), headers=headers)
+    _problem(resp, 415, "unsupported_media_type")
+    ledger.assert_untouched()
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/x+json"]
+)
+async def test_json_media_types_are_accepted(
+    client: httpx.AsyncClient, example: Example, content_type: str
+) -> None:
+    resp = await client.post(
+        EXECUTE,
+        content=json.dumps(SEARCH).encode(),
+        headers={**example.auth("triage-bot"), "content-type": content_type},
+    )
+    assert resp.status_code == 200, resp.text
 
 
 # --- connector, operation and params -------------------------------------------
@@ -246,6 +338,13 @@ BAD_CALLS = [
         "id-not-hex",
     ),
     _case(_call("hosts:contain", {"ids": [1]}), 422, "invalid_field", "params.ids[0]", "id-int"),
+    _case(
+        _call("hosts:contain", {"ids": [AID + "\n"]}),
+        422,
+        "invalid_field",
+        "params.ids[0]",
+        "id-trailing-newline",
+    ),
     _case(
         _call("hosts:contain", {"ids": [AID] * 101}),
         422,

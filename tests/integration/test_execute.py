@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import httpx
@@ -137,3 +138,51 @@ async def test_no_secret_in_responses_or_audit(
     assert FALCON_CLIENT_SECRET not in text
     for key in example.seeded.api_keys.values():
         assert key not in text
+
+
+# --- what the tool answered --------------------------------------------------------
+
+SEARCH = {"connector": "crowdstrike", "operation": "hosts:search", "params": {}}
+
+
+async def test_a_nul_in_the_tools_answer_does_not_drop_the_result_event(
+    client: httpx.AsyncClient, example: Example, falcon: FalconState, test_db: Database
+) -> None:
+    """jsonb refuses U+0000: the trail keeps the answer with U+FFFD in its place."""
+    (device,) = [d for d in falcon.devices.values()][:1]
+    falcon.add_devices([dataclasses.replace(device, device_id="f" * 32, hostname="ws\x00evil")])
+    resp = await client.post(
+        EXECUTE,
+        json={"connector": "crowdstrike", "operation": "hosts:get", "params": {"ids": ["f" * 32]}},
+        headers=example.auth("triage-bot"),
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["result"]["resources"][0]["hostname"] == "ws\x00evil"
+    rows = _audit_rows(test_db)
+    assert [r["kind"] for r in rows] == ["decision", "result"]
+    assert rows[1]["outcome"] == "success"
+    assert rows[1]["result"]["resources"][0]["hostname"] == "ws\ufffdevil"
+
+
+async def test_a_vendor_429_reaches_the_agent_as_429_with_retry_after(
+    client: httpx.AsyncClient, example: Example, falcon: FalconState, test_db: Database
+) -> None:
+    falcon.rate_limit = 1
+    first = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
+    assert first.status_code == 200, first.text
+    limited = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
+    assert limited.status_code == 429, limited.text
+    assert limited.headers["content-type"].startswith("application/problem+json")
+    body = limited.json()
+    assert body["code"] == "connector_rate_limited"
+    assert body["upstream_status"] == 429
+    assert 0 < int(limited.headers["retry-after"]) <= 62
+    rows = _audit_rows(test_db)
+    assert [(r["kind"], r["outcome"]) for r in rows] == [
+        ("decision", None),
+        ("result", "success"),
+        ("decision", None),
+        ("result", "error"),
+    ]
+    assert rows[3]["error"]["code"] == "connector_rate_limited"
+    assert str(rows[2]["id"]) == body["event_id"]

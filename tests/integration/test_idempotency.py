@@ -162,3 +162,75 @@ async def test_503_releases_the_key_so_the_retry_runs(
     assert retry.status_code == 200
     assert "idempotent-replayed" not in retry.headers
     assert len(falcon.calls("/devices/queries/devices/v1")) == 1
+
+
+def _abandon(test_db: Database, key: str, *, minutes: int = 10) -> None:
+    """Make the key's claim look like one whose request died ``minutes`` ago."""
+    with psycopg.connect(test_db.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE arx.idempotency_keys SET status_code = NULL, media_type = NULL,"
+            " response = NULL, completed_at = NULL,"
+            " created_at = created_at - make_interval(mins => %s) WHERE key = %s",
+            (minutes, key),
+        )
+
+
+async def test_the_key_is_recorded_on_the_decision_event(
+    client: httpx.AsyncClient, example: Example, test_db: Database
+) -> None:
+    headers = {**example.auth("triage-bot"), "idempotency-key": "on-the-event"}
+    resp = await client.post(EXECUTE, json=SEARCH, headers=headers)
+    assert resp.status_code == 200, resp.text
+    with psycopg.connect(test_db.admin_url) as conn:
+        row = conn.execute(
+            "SELECT idempotency_key FROM arx.audit_events WHERE id = %s", (resp.json()["event_id"],)
+        ).fetchone()
+    assert row == ("on-the-event",)
+
+
+async def test_an_abandoned_claim_that_reached_a_decision_is_not_run_again(
+    client: httpx.AsyncClient, example: Example, falcon: FalconState, test_db: Database
+) -> None:
+    """The first request was decided (and maybe executed) and then its process
+    died before storing the answer: the retry must not run the operation a
+    second time. It answers 409 with the first decision and its outcome."""
+    headers = {**example.auth("triage-bot"), "idempotency-key": "died-after-decision"}
+    first = await client.post(EXECUTE, json=SEARCH, headers=headers)
+    assert first.status_code == 200, first.text
+    _abandon(test_db, "died-after-decision")
+
+    retry = await client.post(EXECUTE, json=SEARCH, headers=headers)
+    assert retry.status_code == 409, retry.text
+    body = retry.json()
+    assert body["code"] == "idempotency_outcome_unknown"
+    assert body["event_id"] == first.json()["event_id"]
+    assert body["outcome"] == "success"
+    assert len(falcon.calls("/devices/queries/devices/v1")) == 1, "ran once, never twice"
+    assert _decisions(test_db) == 1
+
+
+async def test_an_abandoned_claim_without_a_decision_runs_on_retry(
+    client: httpx.AsyncClient, example: Example, falcon: FalconState, test_db: Database
+) -> None:
+    """A claim whose request died before any decision ran nothing: the retry runs."""
+    with psycopg.connect(test_db.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO arx.idempotency_keys (org_id, agent_id, key, request_hash, created_at)"
+            " VALUES (%s, %s, 'died-before-decision', %s, now() - interval '10 minutes')",
+            (example.seeded.org_id, example.seeded.agent_ids["triage-bot"], _hash_of(SEARCH)),
+        )
+    headers = {**example.auth("triage-bot"), "idempotency-key": "died-before-decision"}
+    retry = await client.post(EXECUTE, json=SEARCH, headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert len(falcon.calls("/devices/queries/devices/v1")) == 1
+    # A claim that is merely slow (not yet abandoned) is still in flight.
+    with psycopg.connect(test_db.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO arx.idempotency_keys (org_id, agent_id, key, request_hash)"
+            " VALUES (%s, %s, 'still-running', %s)",
+            (example.seeded.org_id, example.seeded.agent_ids["triage-bot"], _hash_of(SEARCH)),
+        )
+    headers["idempotency-key"] = "still-running"
+    busy = await client.post(EXECUTE, json=SEARCH, headers=headers)
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["code"] == "idempotency_key_in_flight"

@@ -21,11 +21,10 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from arx.identity.service import create_agent, create_api_key, create_org
+from arx.admin.service import create_agent, create_api_key, create_org, store_credential
 from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
-from arx.vault.service import store_credential
 from tests.fixtures.arx import FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, FALCON_URL, Example
 from tests.fixtures.database import Database
 
@@ -79,7 +78,7 @@ async def tenants(
     b_key = (await create_api_key(runtime.pool, org_b.id, b_agent.id, actor="pytest")).api_key
     await store_credential(
         runtime.pool,
-        kek=runtime.settings.kek,
+        runtime.vault,
         org_id=org_b.id,
         connector="crowdstrike",
         secret={"client_id": FALCON_CLIENT_ID, "client_secret": FALCON_CLIENT_SECRET},

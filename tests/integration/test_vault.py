@@ -19,16 +19,19 @@ import msgspec
 import psycopg
 import pytest
 
+from arx.admin.service import create_org, store_credential
 from arx.api.app import create_app
 from arx.config import Settings
 from arx.connectors.crowdstrike import FalconSecret
 from arx.db.pool import org_transaction
 from arx.errors import VaultError
-from arx.identity.service import create_org
-from arx.runtime import Runtime
+from arx.runtime import Runtime, open_runtime
 from arx.sandbox.falcon import FalconState
+from arx.sandbox.falcon import create_app as create_falcon_app
 from arx.vault import crypto
-from arx.vault.service import locate, open_secret, store_credential
+from arx.vault.keys import LocalKeyProvider
+from arx.vault.service import Vault
+from arx.vault.types import Sealed, StoredCredential
 from tests.fixtures.arx import (
     ADMIN_TOKEN,
     FALCON_CLIENT_ID,
@@ -53,19 +56,19 @@ PLAINTEXT = b'{"client_id":"abc","client_secret":"s3cr3t-value"}'
 
 def test_seal_round_trips_and_hides_plaintext() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(kek, org, "crowdstrike", 1, PLAINTEXT)
-    assert crypto.open_sealed(kek, org, "crowdstrike", 1, sealed) == PLAINTEXT
+    sealed = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
+    assert crypto.open_sealed(LocalKeyProvider(kek), org, "crowdstrike", 1, sealed) == PLAINTEXT
     for blob in (sealed.wrapped_dek, sealed.nonce, sealed.ciphertext):
         assert b"s3cr3t-value" not in blob
         assert b"abc" not in blob
     assert len(sealed.nonce) == 12
     # AES-GCM: ciphertext is plaintext length plus the 16-byte tag.
     assert len(sealed.ciphertext) == len(PLAINTEXT) + 16
-    assert sealed.kek_id == crypto.kek_id(kek)
+    assert sealed.kek_id == LocalKeyProvider(kek).key_id
     assert kek.hex() not in sealed.kek_id
     assert "s3cr3t" not in repr(sealed)
     # A fresh data key and nonce every time: equal plaintexts never look equal.
-    again = crypto.seal(kek, org, "crowdstrike", 1, PLAINTEXT)
+    again = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
     assert again.ciphertext != sealed.ciphertext
     assert again.wrapped_dek != sealed.wrapped_dek
     assert again.nonce != sealed.nonce
@@ -73,20 +76,20 @@ def test_seal_round_trips_and_hides_plaintext() -> None:
 
 def test_ciphertext_is_bound_to_org_connector_and_version() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(kek, org, "crowdstrike", 1, PLAINTEXT)
+    sealed = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
     for other_org, connector, version in (
         (uuid.uuid4(), "crowdstrike", 1),
         (org, "okta", 1),
         (org, "crowdstrike", 2),
     ):
         with pytest.raises(VaultError, match="failed authentication"):
-            crypto.open_sealed(kek, other_org, connector, version, sealed)
+            crypto.open_sealed(LocalKeyProvider(kek), other_org, connector, version, sealed)
 
 
 def test_tampering_and_foreign_keys_fail_authentication() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(kek, org, "crowdstrike", 1, PLAINTEXT)
-    other = crypto.seal(kek, org, "crowdstrike", 1, PLAINTEXT)
+    sealed = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
+    other = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
     flipped = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
     tampered = [
         dataclasses.replace(sealed, ciphertext=flipped),
@@ -96,20 +99,20 @@ def test_tampering_and_foreign_keys_fail_authentication() -> None:
     ]
     for bad in tampered:
         with pytest.raises(VaultError, match="failed authentication"):
-            crypto.open_sealed(kek, org, "crowdstrike", 1, bad)
+            crypto.open_sealed(LocalKeyProvider(kek), org, "crowdstrike", 1, bad)
 
     wrong_kek = os.urandom(32)
     with pytest.raises(VaultError, match="different key-encryption key"):
-        crypto.open_sealed(wrong_kek, org, "crowdstrike", 1, sealed)
+        crypto.open_sealed(LocalKeyProvider(wrong_kek), org, "crowdstrike", 1, sealed)
     # Even with the label forged to name the wrong KEK, the cryptography refuses.
-    relabelled = dataclasses.replace(sealed, kek_id=crypto.kek_id(wrong_kek))
+    relabelled = dataclasses.replace(sealed, kek_id=LocalKeyProvider(wrong_kek).key_id)
     with pytest.raises(VaultError, match="failed authentication"):
-        crypto.open_sealed(wrong_kek, org, "crowdstrike", 1, relabelled)
+        crypto.open_sealed(LocalKeyProvider(wrong_kek), org, "crowdstrike", 1, relabelled)
     for missing in (b"", b"short"):
         with pytest.raises(VaultError, match="no key-encryption key"):
-            crypto.seal(missing, org, "crowdstrike", 1, PLAINTEXT)
+            crypto.seal(LocalKeyProvider(missing), org, "crowdstrike", 1, PLAINTEXT)
         with pytest.raises(VaultError, match="no key-encryption key"):
-            crypto.open_sealed(missing, org, "crowdstrike", 1, sealed)
+            crypto.open_sealed(LocalKeyProvider(missing), org, "crowdstrike", 1, sealed)
 
 
 # --- stored credentials ---------------------------------------------------------------
@@ -125,10 +128,26 @@ def _credential_rows(test_db: Database, org_id: UUID) -> list[dict[str, Any]]:
 
 
 async def _open(runtime: Runtime, org_id: UUID, *, kek: bytes | None = None) -> FalconSecret:
+    """Open the org's latest crowdstrike credential as the app role would."""
     async with org_transaction(runtime.pool, org_id) as conn:
-        cred = await locate(conn, org_id, "crowdstrike")
-    secret: FalconSecret = open_secret(kek or runtime.settings.kek, cred, FalconSecret)
-    return secret
+        cur = await conn.execute(
+            "SELECT id, version, base_url, kek_id, wrapped_dek, nonce, ciphertext"
+            " FROM arx.credentials WHERE org_id = %s AND connector = 'crowdstrike'"
+            " ORDER BY version DESC LIMIT 1",
+            (org_id,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    cred = StoredCredential(
+        id=row[0],
+        org_id=org_id,
+        connector="crowdstrike",
+        version=row[1],
+        base_url=row[2],
+        sealed=Sealed(kek_id=row[3], wrapped_dek=row[4], nonce=row[5], ciphertext=row[6]),
+    )
+    vault = Vault(LocalKeyProvider(kek)) if kek is not None else runtime.vault
+    return vault.open(cred, FalconSecret)
 
 
 async def test_stored_row_holds_no_secret_and_opens_for_its_org(
@@ -136,7 +155,7 @@ async def test_stored_row_holds_no_secret_and_opens_for_its_org(
 ) -> None:
     (row,) = _credential_rows(test_db, example.seeded.org_id)
     assert row["version"] == 1
-    assert row["kek_id"] == crypto.kek_id(runtime.settings.kek)
+    assert row["kek_id"] == LocalKeyProvider(runtime.settings.kek).key_id
     stored = b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row.values())
     assert FALCON_CLIENT_SECRET.encode() not in stored
     assert FALCON_CLIENT_ID.encode() not in stored
@@ -187,7 +206,7 @@ async def test_rotation_creates_a_new_version_that_the_connector_uses(
     falcon.clients = {FALCON_CLIENT_ID: ROTATED_SECRET}
     info = await store_credential(
         runtime.pool,
-        kek=runtime.settings.kek,
+        runtime.vault,
         org_id=example.seeded.org_id,
         connector="crowdstrike",
         secret={"client_id": FALCON_CLIENT_ID, "client_secret": ROTATED_SECRET},
@@ -226,13 +245,15 @@ async def test_undecryptable_credential_fails_closed_and_is_audited(
     """A process with another KEK cannot use the stored credential: nothing
     reaches the tool, and the committed PERMIT gets a result event recording
     the failure (DESIGN section 3, step 6), like any other execution error."""
-    wrong = dataclasses.replace(
-        runtime, settings=msgspec.structs.replace(settings, kek=os.urandom(32))
-    )
-    app = create_app(wrong.settings, runtime=wrong)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://arx.test"
-    ) as other:
+    wrong_settings = msgspec.structs.replace(settings, kek=os.urandom(32))
+    transport = httpx.ASGITransport(app=create_falcon_app(falcon))
+    async with (
+        open_runtime(wrong_settings, connector_transport=transport) as wrong,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(wrong_settings, runtime=wrong)),
+            base_url="http://arx.test",
+        ) as other,
+    ):
         resp = await other.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
     assert resp.status_code == 500, resp.text
     assert resp.json()["code"] == "vault_error"
@@ -281,6 +302,11 @@ async def test_admin_put_credential_never_returns_the_secret(
     assert bad.status_code == 422, bad.text
     assert bad.json()["field"] == "secret.client_secret"
     assert "12345678901" not in bad.text
+    secret = {"client_id": FALCON_CLIENT_ID, "client_secret": ROTATED_SECRET}
+    for base in ("http://[", "http://a:999999", "ftp://falcon.sandbox", "falcon.sandbox"):
+        bad_url = await client.put(url, json={"secret": secret, "base_url": base}, headers=ADMIN)
+        assert bad_url.status_code == 422, (base, bad_url.text)
+        assert bad_url.json()["field"] == "base_url"
 
     audit = await client.get(f"/v1/admin/orgs/{example.seeded.org_id}/audit", headers=ADMIN)
     assert audit.status_code == 200

@@ -5,72 +5,55 @@
 #   from a normal session. The score starts at the operation's base risk, each
 #   active factor adds its points, and the sum is clamped to an integer in
 #   0..100. Org rules match on the score (match.min_risk / match.max_risk).
-#   Session factors look at input.session_context entries stamped (at_ns) at
-#   or after now_ns minus the window; entries stamped after now still count
-#   (doubt is held against the agent, never for it). The window arithmetic
-#   uses the integer stamps only: no timestamp is parsed per entry.
+#
+#   Session factors read input.session_context.windows["5m"]: counts that ARX
+#   computes over the agent's decisions stamped within the last five minutes
+#   (the current call not counted). They are counts over time, not over the
+#   last N entries, so padding the history with cheap reads cannot push writes
+#   out of a window, and the scoring costs a fixed number of lookups whatever
+#   the history's length: nothing loops over the recent entries.
+#
+#   Most calls are `quiet` (no factor fires); they are scored without building
+#   the factor list. A factor on another count is one comparison, e.g. more
+#   than three containments in five minutes:
+#     input.session_context.windows["5m"].kinds.containment > 3
+#   and an org can say the same as data (match.min_counts, package arx.org).
 package arx.intent
 
 import data.arx.patterns
 
 # METADATA
-# title: Session window
-# description: How far back the session factors look, in nanoseconds (10 minutes).
-window_ns := 600000000000
-
-# METADATA
 # title: Write burst threshold
-# description: Non-read actions within the window at which the write-burst factor fires.
+# description: Non-read actions in the last five minutes at which the write-burst factor fires.
 write_burst_threshold := 5
 
 # METADATA
 # title: Repeated denials threshold
-# description: DENY verdicts within the window at which the repeated-denials factor fires.
+# description: DENY verdicts in the last five minutes at which the repeated-denials factor fires.
 denial_threshold := 3
 
 # METADATA
 # title: Operation in declared intent
 # description: |
 #   True when the operation matches one of the agent's scope patterns for this
-#   connector or under the "*" connector key.
+#   connector or under the "*" connector key. An exact name is tried first: one
+#   membership test instead of a glob per pattern.
+in_scope if input.operation.name in input.agent.intent.scope[input.connector]
+
 in_scope if patterns.matches_any(input.agent.intent.scope[input.connector], input.operation.name)
 
 in_scope if patterns.matches_any(input.agent.intent.scope["*"], input.operation.name)
 
 # METADATA
-# title: Window start
-# description: The start of the session window, in nanoseconds since the Unix epoch.
-cutoff_ns := input.now_ns - window_ns
-
-# The counts below make one pass each over the session. The cheap kind or
-# verdict test comes first, so most entries cost one comparison; the window
-# start is bound to a local first, because a rule reference inside the loop
-# would be looked up once per entry.
-
-# METADATA
-# title: Recent writes
+# title: Quiet call
 # description: |
-#   Non-read actions stamped (at_ns) at or after the window start, future
-#   ones included. An entry without a kind counts as a write.
-recent_writes := n if {
-	cutoff := cutoff_ns
-	n := count([1 |
-		some entry in input.session_context
-		not entry.kind == "read"
-		entry.at_ns >= cutoff
-	])
-}
-
-# METADATA
-# title: Recent denials
-# description: DENY verdicts stamped (at_ns) at or after the window start, future ones included.
-recent_denials := n if {
-	cutoff := cutoff_ns
-	n := count([1 |
-		some entry in input.session_context
-		entry.verdict == "DENY"
-		entry.at_ns >= cutoff
-	])
+#   No factor fires: the operation is in scope and the last five minutes are
+#   below both thresholds. Exactly the negation of the three factors below.
+quiet if {
+	in_scope
+	window := input.session_context.windows["5m"]
+	window.non_read < write_burst_threshold
+	window.denied < denial_threshold
 }
 
 # METADATA
@@ -89,31 +72,31 @@ outside_intent := {
 
 # METADATA
 # title: Write burst
-# description: Five or more non-read actions in the 10 minutes before now; null otherwise.
+# description: Five or more non-read actions in the last five minutes; null otherwise.
 # custom:
 #   code: ARX-R002
 #   points: 20
 write_burst := {
 	"code": "ARX-R002",
 	"points": 20,
-	"reason": sprintf("write burst: %d non-read actions in the 10 minutes before now", [n]),
+	"reason": sprintf("write burst: %d non-read actions in the last 5 minutes", [n]),
 } if {
-	n := recent_writes
+	n := input.session_context.windows["5m"].non_read
 	n >= write_burst_threshold
 } else := null
 
 # METADATA
 # title: Repeated denials
-# description: Three or more DENY verdicts in the 10 minutes before now; null otherwise.
+# description: Three or more DENY verdicts in the last five minutes; null otherwise.
 # custom:
 #   code: ARX-R003
 #   points: 20
 repeated_denials := {
 	"code": "ARX-R003",
 	"points": 20,
-	"reason": sprintf("repeated denials: %d denied actions in the 10 minutes before now", [n]),
+	"reason": sprintf("repeated denials: %d denied actions in the last 5 minutes", [n]),
 } if {
-	n := recent_denials
+	n := input.session_context.windows["5m"].denied
 	n >= denial_threshold
 } else := null
 
@@ -124,12 +107,22 @@ factors := [f | some f in [outside_intent, write_burst, repeated_denials]; f != 
 
 # METADATA
 # title: Risk reasons
-# description: One reason per active factor.
-reasons := [f.reason | some f in factors]
+# description: One reason per active factor; none for a quiet call.
+reasons := [] if quiet
+
+else := [f.reason | some f in factors]
 
 # METADATA
 # title: Risk score
 # description: base_risk plus the active factors' points, clamped to 0..100 and rounded to an integer.
 # custom:
 #   code: ARX-R000
-risk_score := round(min([100, max([0, input.operation.base_risk + sum([f.points | some f in factors])])]))
+risk_score := clamp(input.operation.base_risk) if quiet
+
+else := clamp(input.operation.base_risk + sum([f.points | some f in factors]))
+
+clamp(score) := 100 if score >= 100
+
+else := 0 if score <= 0
+
+else := round(score)

@@ -2,11 +2,24 @@ package arx.org_test
 
 import data.arx.org
 
+counts(actions, reads, containments, denied) := {
+	"actions": actions,
+	"non_read": actions - reads,
+	"denied": denied,
+	"targets": actions - reads,
+	"kinds": {"read": reads, "write": (actions - reads) - containments, "containment": containments, "destructive": 0},
+}
+
 call := {
 	"agent": {"id": "a", "name": "responder-bot", "intent": {"scope": {"crowdstrike": ["hosts:*"]}}},
 	"org": {"id": "o", "slug": "acme"},
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:contain", "kind": "containment", "base_risk": 60},
+	"session_context": {"recent": [], "windows": {
+		"1m": counts(1, 0, 1, 0),
+		"5m": counts(6, 2, 3, 1),
+		"60m": counts(40, 30, 4, 2),
+	}},
 	"now": "2026-11-25T17:05:00Z",
 	"now_ns": 1795626300000000000,
 }
@@ -16,7 +29,11 @@ rule(id, priority, match) := {"id": id, "priority": priority, "verdict": "ESCALA
 # The call (responder-bot, crowdstrike hosts:contain, containment, risk 60)
 # matches a single rule with this match.
 matches(match) if {
-	org.applicable == {0} with input as call with data.orgs as {"acme": {"rules": [rule("A", 1, match)]}}
+	count(org.candidates) == 1 with input as call with data.orgs as {"acme": {"rules": [rule("A", 1, match)]}}
+}
+
+winner_id(policy) := id if {
+	id := org.winner.id with input as call with data.orgs as {"acme": policy}
 }
 
 test_empty_match_matches_everything if {
@@ -29,6 +46,7 @@ test_each_match_field_holds if {
 	matches({"agents": ["responder-bot"]})
 	matches({"kinds": ["containment", "destructive"]})
 	matches({"min_risk": 60, "max_risk": 60})
+	matches({"min_counts": {"5m": {"containment": 3, "actions": 6}, "60m": {"denied": 2}}})
 }
 
 test_each_match_field_can_reject if {
@@ -38,6 +56,8 @@ test_each_match_field_can_reject if {
 	not matches({"kinds": ["read"]})
 	not matches({"min_risk": 61})
 	not matches({"max_risk": 59})
+	not matches({"min_counts": {"5m": {"containment": 4}}})
+	not matches({"min_counts": {"5m": {"containment": 3}, "1m": {"non_read": 2}}})
 }
 
 test_all_present_fields_must_hold if {
@@ -48,6 +68,7 @@ test_all_present_fields_must_hold if {
 test_empty_list_matches_nothing if {
 	not matches({"agents": []})
 	not matches({"operations": []})
+	not matches({"kinds": []})
 }
 
 test_operation_glob_does_not_cross_delimiter if {
@@ -56,42 +77,58 @@ test_operation_glob_does_not_cross_delimiter if {
 	matches({"operations": ["*:contain"]})
 }
 
-test_rules_match_independently if {
-	rules := [rule("A", 1, {"kinds": ["read"]}), rule("B", 2, {}), rule("C", 3, {"agents": ["responder-bot"]})]
-	org.applicable == {1, 2} with input as call with data.orgs as {"acme": {"rules": rules}}
+test_min_counts_reads_window_counts_and_kinds if {
+	org.window_count("5m", "containment") == 3 with input as call
+	org.window_count("5m", "non_read") == 4 with input as call
+	org.window_count("60m", "denied") == 2 with input as call
 }
 
-test_candidates_sort_by_priority_then_id_then_position if {
+test_more_than_three_containments_in_five_minutes if {
+	# "More than K containments in M minutes": min_counts {M: {containment: K+1}}.
+	spree := json.patch(call, [{"op": "replace", "path": "/session_context/windows/5m", "value": counts(4, 0, 4, 0)}])
+	rules := [rule("SPREE", 1, {"kinds": ["containment"], "min_counts": {"5m": {"containment": 4}}})]
+	org.winner.id == "SPREE" with input as spree with data.orgs as {"acme": {"rules": rules}}
+	not org.winner with input as call with data.orgs as {"acme": {"rules": rules}}
+}
+
+test_rules_match_independently if {
+	rules := [rule("A", 1, {"kinds": ["read"]}), rule("B", 2, {}), rule("C", 3, {"agents": ["responder-bot"]})]
+	org.candidates == {[2, "B", 1], [3, "C", 2]} with input as call with data.orgs as {"acme": {"rules": rules}}
+}
+
+test_first_candidate_by_priority_then_id_then_position_wins if {
 	rules := [
 		rule("B", 5, {}),
 		rule("A", 5, {}),
 		rule("C", 1, {"agents": ["someone-else"]}),
 		rule("D", 2, {}),
+		rule("A", 5, {}),
 	]
-	org.candidates == [[2, "D", 3], [5, "A", 1], [5, "B", 0]] with input as call with data.orgs as {"acme": {"rules": rules}}
-	org.winner.id == "D" with input as call with data.orgs as {"acme": {"rules": rules}}
+	org.candidates == {[2, "D", 3], [5, "A", 1], [5, "A", 4], [5, "B", 0]} with input as call with data.orgs as {"acme": {"rules": rules}}
+	winner_id({"rules": rules}) == "D"
+	winner_id({"rules": array.slice(rules, 0, 3)}) == "A"
+	org.winner == rules[1] with input as call with data.orgs as {"acme": {"rules": array.slice(rules, 0, 3)}}
 }
 
 test_fractional_priorities_sort_numerically if {
-	rules := [rule("A", 10, {}), rule("B", 9.5, {})]
-	org.winner.id == "B" with input as call with data.orgs as {"acme": {"rules": rules}}
+	winner_id({"rules": [rule("A", 10, {}), rule("B", 9.5, {})]}) == "B"
 }
 
 test_no_matching_rule_leaves_winner_undefined if {
 	rules := [rule("A", 1, {"kinds": ["read"]})]
 	not org.winner with input as call with data.orgs as {"acme": {"rules": rules}}
+	org.default_applies with input as call with data.orgs as {"acme": {"rules": rules}}
 }
 
 test_rule_without_match_matches_everything if {
-	rules := [object.remove(rule("A", 1, {}), ["match"])]
-	org.winner.id == "A" with input as call with data.orgs as {"acme": {"rules": rules}}
+	winner_id({"rules": [object.remove(rule("A", 1, {}), ["match"])]}) == "A"
 }
 
 test_risk_bounds_use_the_intent_score if {
 	# responder-bot is in scope, so the score is the base risk (60); out of
 	# scope it would be 100.
 	rules := [rule("LOW", 1, {"max_risk": 60})]
-	org.winner.id == "LOW" with input as call with data.orgs as {"acme": {"rules": rules}}
+	winner_id({"rules": rules}) == "LOW"
 	i := json.patch(call, [{"op": "replace", "path": "/agent/intent/scope", "value": {}}])
 	not org.winner with input as i with data.orgs as {"acme": {"rules": rules}}
 }
@@ -113,65 +150,148 @@ test_loaded_only_when_org_document_exists if {
 
 usable_for(policy) if org.usable with input as call with data.orgs as {"acme": policy}
 
-broken_for(policy) := broken if {
-	broken := org.broken with input as call with data.orgs as {"acme": policy}
+problems_for(policy) := problems if {
+	problems := org.problems with input as call with data.orgs as {"acme": policy}
+}
+
+deciding_id(policy) := id if {
+	id := org.deciding_rule.id with input as call with data.orgs as {"acme": policy}
 }
 
 test_well_formed_policy_is_usable if {
 	usable_for(well_formed)
 	usable_for({})
+	deciding_id(well_formed) == "A"
 }
+
+# A broken match field counts as holding: the rule stays a candidate, ranks
+# where its priority puts it, and if it wins the call is DENY.
 
 test_wrongly_typed_match_field_counts_as_holding if {
 	# A DENY rule with min_risk "80" must not be skipped as "not matching".
 	policy := {"rules": [rule("A", 1, {"min_risk": "80"})]}
-	broken_for(policy) == {0}
+	winner_id(policy) == "A"
 	not usable_for(policy)
+	problems_for(policy) == {"org rule #0: match.min_risk must be a number"}
+}
+
+test_list_with_a_non_string_item_counts_as_holding if {
+	# ["sentinelone", 7]: a repaired 7 could name this connector.
+	policy := {"rules": [rule("A", 1, {"connectors": ["sentinelone", 7]})]}
+	winner_id(policy) == "A"
+	problems_for(policy) == {"org rule #0: match.connectors must be a list of strings"}
+	matches({"agents": "responder-bot"})
+	matches({"kinds": "containment"})
+	matches({"kinds": ["read", ["containment"]]})
 }
 
 test_malformed_glob_counts_as_holding if {
 	# glob.match is undefined on "hosts:[": it must not read as "does not match".
-	policy := {"rules": [rule("A", 1, {"operations": ["hosts:["]})]}
-	broken_for(policy) == {0}
+	policy := {"rules": [rule("A", 1, {"operations": ["detects:*", "hosts:["]})]}
+	winner_id(policy) == "A"
 	not usable_for(policy)
-	errors_for(policy) == {"org rule #0: match.operations must be a list of valid glob patterns"}
+	problems_for(policy) == {"org rule #0: match.operations must be a list of valid glob patterns"}
+}
+
+test_exact_operation_name_holds_even_beside_a_bad_glob if {
+	# The call is named in the list, so the rule matches under any repair; it
+	# still may not decide while malformed.
+	policy := {"rules": [rule("A", 1, {"operations": ["hosts:contain", "hosts:["]})]}
+	winner_id(policy) == "A"
+	not usable_for(policy)
 }
 
 test_unknown_match_field_counts_as_holding if {
 	policy := {"rules": [rule("A", 1, {"agent": ["triage-bot"], "kinds": ["containment"]})]}
-	broken_for(policy) == {0}
+	winner_id(policy) == "A"
 	not usable_for(policy)
+	problems_for(policy) == {"org rule #0: match.agent is not a match field (connectors, operations, agents, kinds, min_risk, max_risk, min_counts)"}
 }
 
-test_broken_rule_rejected_by_a_well_formed_field_is_not_applicable if {
+test_broken_min_counts_counts_as_holding if {
+	matches({"min_counts": {"5m": {"containment": "4"}}})
+	matches({"min_counts": {"2m": {"containment": 4}}})
+	matches({"min_counts": {"5m": {"containments": 4}}})
+	matches({"min_counts": {"5m": 4}})
+	matches({"min_counts": ["5m"]})
+	not usable_for({"rules": [rule("A", 1, {"min_counts": {"2m": {"containment": 4}}})]})
+}
+
+test_broken_rule_rejected_by_a_well_formed_field_is_not_a_candidate if {
 	# connectors rejects the call, so no reading of min_risk could make it match.
-	policy := {"rules": [rule("A", 1, {"connectors": ["sentinelone"], "min_risk": "80"})]}
-	broken_for(policy) == set()
+	policy := {"defaults": {"containment": "PERMIT"}, "rules": [rule("A", 1, {"connectors": ["sentinelone"], "min_risk": "80"})]}
+	org.candidates == set() with input as call with data.orgs as {"acme": policy}
 	usable_for(policy)
 	not org.valid with input as call with data.orgs as {"acme": policy}
 }
 
-test_non_object_rule_or_match_is_broken if {
-	broken_for({"rules": [42]}) == {0}
-	broken_for({"rules": [rule("A", 1, "hosts:*")]}) == {0}
+test_broken_rule_ranked_after_a_well_formed_winner_does_not_block if {
+	# Whatever the broken rule meant, the well-formed rule before it wins.
+	policy := {"rules": [rule("GOOD", 1, {}), rule("BAD", 2, {"min_risk": "80"})]}
+	deciding_id(policy) == "GOOD"
+	not org.valid with input as call with data.orgs as {"acme": policy}
 }
 
-test_rule_without_id_priority_or_verdict_is_broken_when_it_applies if {
-	broken_for({"rules": [{"priority": 1, "verdict": "DENY"}]}) == {0}
-	broken_for({"rules": [{"id": "A", "verdict": "DENY"}]}) == {0}
-	broken_for({"rules": [{"id": "A", "priority": 1, "verdict": "deny"}]}) == {0}
-	broken_for({"rules": [{"id": "A", "priority": 1, "verdict": "deny", "match": {"kinds": ["read"]}}]}) == set()
+test_broken_priority_ranks_before_every_number if {
+	# A priority of "5" (or none) might have meant anything: it ranks first,
+	# wins, and the call is DENY rather than silently decided by rule GOOD.
+	every priority in ["5", null, true, {"p": 1}, [1]] {
+		policy := {"rules": [rule("GOOD", -1000, {}), rule("BAD", priority, {})]}
+		winner_id(policy) == "BAD"
+		not usable_for(policy)
+		problems_for(policy) == {"org rule #1: priority must be a number"}
+	}
+	missing := {"rules": [rule("GOOD", 1, {}), object.remove(rule("BAD", 2, {}), ["priority"])]}
+	winner_id(missing) == "BAD"
+	not usable_for(missing)
+}
+
+test_broken_id_ranks_before_every_string_of_the_same_priority if {
+	policy := {"rules": [rule("AAA", 5, {}), object.union(rule("X", 5, {}), {"id": 7})]}
+	org.winner.id == 7 with input as call with data.orgs as {"acme": policy}
+	not usable_for(policy)
+	problems_for(policy) == {"org rule #1: id must be a string"}
+
+	# A lower priority still wins over it.
+	deciding_id({"rules": [rule("AAA", 4, {}), object.union(rule("X", 5, {}), {"id": 7})]}) == "AAA"
+}
+
+test_rule_that_is_not_an_object_counts_as_holding_and_ranks_first if {
+	policy := {"rules": [rule("GOOD", 1, {}), 42]}
+	org.winner == 42 with input as call with data.orgs as {"acme": policy}
+	not usable_for(policy)
+	problems_for(policy) == {"org rule #1: must be an object"}
+	not usable_for({"rules": [false]})
+	not usable_for({"rules": [rule("A", 1, "hosts:*")]})
+}
+
+test_broken_verdict_or_description_of_the_winner_denies if {
+	not usable_for({"rules": [object.union(rule("A", 1, {}), {"verdict": "ALLOW"})]})
+	not usable_for({"rules": [object.union(rule("A", 1, {}), {"description": 7})]})
+	problems_for({"rules": [object.union(rule("A", 1, {}), {"verdict": "deny"})]}) == {"org rule #0: verdict must be one of PERMIT, ESCALATE, DENY"}
+
+	# Not the winner: the well-formed rule before it decides.
+	usable_for({"rules": [rule("A", 1, {}), object.union(rule("B", 2, {}), {"verdict": "ALLOW"})]})
 }
 
 test_policy_of_the_wrong_shape_is_not_usable if {
 	not usable_for({"rules": {"id": "A"}})
+	not usable_for({"rules": {"x": rule("A", 1, {})}})
 	not usable_for({"defaults": ["PERMIT"]})
+	not usable_for({"defaults": ["PERMIT"], "rules": [rule("A", 1, {})]})
 	not usable_for("rules")
+	problems_for({"defaults": ["PERMIT"]}) == {"org policy defaults must be an object"}
+	problems_for("rules") == {"org policy must be an object"}
 }
 
 test_broken_default_blocks_only_its_kind if {
 	not usable_for({"defaults": {"containment": "ALLOW"}})
+	not usable_for({"defaults": {"containment": false}})
+	problems_for({"defaults": {"containment": "ALLOW"}}) == {"org default for containment must be one of PERMIT, ESCALATE, DENY"}
 	usable_for({"defaults": {"write": "ALLOW"}})
+
+	# A matching rule decides before the default is read.
+	usable_for({"defaults": {"containment": "ALLOW"}, "rules": [rule("A", 1, {})]})
 }
 
 errors_for(policy) := errors if {
@@ -183,7 +303,12 @@ valid_policy(policy) if org.valid with input as call with data.orgs as {"acme": 
 well_formed := {
 	"defaults": {"read": "PERMIT", "write": "ESCALATE"},
 	"rules": [
-		rule("A", 1, {"connectors": ["crowdstrike"], "min_risk": 10, "max_risk": 90.5}),
+		rule("A", 1, {
+			"connectors": ["crowdstrike"],
+			"min_risk": 10,
+			"max_risk": 90.5,
+			"min_counts": {"5m": {"containment": 1, "non_read": 2}, "60m": {"actions": 1}},
+		}),
 		{"id": "B", "priority": 2, "verdict": "DENY"},
 	],
 }
@@ -200,7 +325,7 @@ malformed := [
 	[{"rules": [{"id": "A", "priority": 1}]}, {"org rule #0: verdict must be one of PERMIT, ESCALATE, DENY"}],
 	[{"rules": [{"id": "A", "priority": 1, "verdict": "DENY", "description": 7}]}, {"org rule #0: description must be a string"}],
 	[{"rules": [rule("A", 1, "hosts:*")]}, {"org rule #0: match must be an object"}],
-	[{"rules": [rule("A", 1, {"agent": ["triage-bot"]})]}, {"org rule #0: match.agent is not a match field (connectors, operations, agents, kinds, min_risk, max_risk)"}],
+	[{"rules": [rule("A", 1, {"agent": ["triage-bot"]})]}, {"org rule #0: match.agent is not a match field (connectors, operations, agents, kinds, min_risk, max_risk, min_counts)"}],
 	[
 		{"rules": [
 			rule("A", 1, {}),
@@ -211,6 +336,7 @@ malformed := [
 				"kinds": ["read", null],
 				"min_risk": "80",
 				"max_risk": true,
+				"min_counts": {"5m": {"containment": "3"}},
 			}),
 		]},
 		{
@@ -220,8 +346,11 @@ malformed := [
 			"org rule #1: match.kinds must be a list of strings",
 			"org rule #1: match.min_risk must be a number",
 			"org rule #1: match.max_risk must be a number",
+			"org rule #1: match.min_counts must map windows (1m, 5m, 60m) to counts (actions, non_read, denied, targets, or a kind) and numbers",
 		},
 	],
+	[{"rules": [rule("A", 1, {"min_counts": {"15m": {"actions": 1}}})]}, {"org rule #0: match.min_counts must map windows (1m, 5m, 60m) to counts (actions, non_read, denied, targets, or a kind) and numbers"}],
+	[{"rules": [rule("A", 1, {"min_counts": {"5m": {"kinds": 1}}})]}, {"org rule #0: match.min_counts must map windows (1m, 5m, 60m) to counts (actions, non_read, denied, targets, or a kind) and numbers"}],
 	[{"rules": [rule("A", 1, {}), rule("A", 2, {})]}, {"org rule id A is used more than once"}],
 	[
 		{"rules": [rule("A", 1, {"connectors": ["crowdstrike"], "operations": ["hosts:*"], "max_risk": 90, "min_risk": "80"})]},
@@ -237,6 +366,11 @@ test_well_formed_policy_is_valid if {
 test_empty_policy_is_valid if {
 	valid_policy({})
 	errors_for({}) == set()
+}
+
+test_missing_policy_is_not_valid_and_says_so if {
+	not org.valid with input as call with data.orgs as {"other": {}}
+	org.errors == {"no org policy at data.orgs[\"acme\"]"} with input as call with data.orgs as {"other": {}}
 }
 
 test_malformed_policies_are_not_valid_and_say_why if {

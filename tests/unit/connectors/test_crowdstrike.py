@@ -21,7 +21,15 @@ from arx.connectors.crowdstrike import (
 )
 from arx.connectors.registry import connector_class
 from arx.connectors.types import CallContext, OperationKind
-from arx.errors import ConnectorAuthError, ConnectorError, ConnectorRequestError
+from arx.errors import (
+    ConnectorAuthError,
+    ConnectorError,
+    ConnectorRateLimitedError,
+    ConnectorRequestError,
+    ConnectorUnreachableError,
+    OutcomeUnknownError,
+    ToolResponseTooLargeError,
+)
 from arx.sandbox.falcon import FalconState, create_app
 
 CLIENT_ID = "0123456789abcdef0123456789abcdef"
@@ -38,7 +46,9 @@ LAPTOP_HR = "5f4e3d2c1b0a49f8e7d6c5b4a3928170"  # seeded as contained
 UNKNOWN = "ffffffffffffffffffffffffffffffff"
 
 SECRET = FalconSecret(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-CONTEXT = CallContext(base_url=BASE, credential_key="org-1/crowdstrike/v1")
+CONTEXT = CallContext(
+    base_url=BASE, credential_key="org-1/crowdstrike/v1", max_response_bytes=1024 * 1024
+)
 
 
 @pytest.fixture
@@ -272,7 +282,9 @@ async def test_concurrent_calls_share_one_token_exchange(state: FalconState) -> 
 
 @pytest.mark.anyio
 async def test_a_rotated_credential_gets_its_own_token(run: Run, state: FalconState) -> None:
-    rotated = CallContext(base_url=BASE, credential_key="org-1/crowdstrike/v2")
+    rotated = CallContext(
+        base_url=BASE, credential_key="org-1/crowdstrike/v2", max_response_bytes=1024 * 1024
+    )
 
     await run("hosts:search")
     await run("hosts:search", context=rotated)
@@ -469,7 +481,7 @@ async def test_429_carries_falcons_epoch_retry_after(run: Run, state: FalconStat
     state.rate_limit = 1
     await run("hosts:search")
 
-    with pytest.raises(ConnectorRequestError) as caught:
+    with pytest.raises(ConnectorRateLimitedError) as caught:
         await run("hosts:search")
 
     limited = state.calls(QUERIES)[-1]
@@ -480,30 +492,61 @@ async def test_429_carries_falcons_epoch_retry_after(run: Run, state: FalconStat
     assert 0 < caught.value.extra["retry_after_seconds"] <= 62
     assert caught.value.upstream_status == 429
     assert caught.value.extra["errors"] == ["API rate limit exceeded."]
+    # The agent is told when to come back, as a standard header.
+    assert caught.value.status_code == 429
+    assert caught.value.headers == {"retry-after": str(caught.value.extra["retry_after_seconds"])}
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("failing_path", [TOKEN, QUERIES])
-async def test_transport_failures_are_request_errors_without_a_status(
-    state: FalconState, failing_path: str
+@pytest.mark.parametrize(
+    ("failing_path", "failure", "expected"),
+    [
+        # Nothing left ARX: safe to retry.
+        (TOKEN, httpx.ConnectTimeout, ConnectorUnreachableError),
+        (QUERIES, httpx.ConnectError, ConnectorUnreachableError),
+        # Only the token request was lost: the operation was never sent.
+        (TOKEN, httpx.ReadTimeout, ConnectorUnreachableError),
+        # The operation was sent and no answer came: it may have run.
+        (QUERIES, httpx.RemoteProtocolError, OutcomeUnknownError),
+        (QUERIES, httpx.ReadTimeout, OutcomeUnknownError),
+    ],
+)
+async def test_transport_failures_say_whether_the_tool_may_have_acted(
+    state: FalconState,
+    failing_path: str,
+    failure: type[httpx.TransportError],
+    expected: type[ConnectorError],
 ) -> None:
     app_transport = httpx.ASGITransport(app=create_app(state))
 
     async def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == failing_path:
-            raise httpx.ConnectTimeout("timed out", request=request)
+            raise failure("failed", request=request)
         return await app_transport.handle_async_request(request)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         connector = CrowdStrikeConnector(client)
-        with pytest.raises(ConnectorRequestError) as caught:
+        with pytest.raises(ConnectorError) as caught:
             await connector._execute_impl(
                 connector.operation("hosts:search"), HostSearchParams(), SECRET, CONTEXT
             )
 
+    assert type(caught.value) is expected
     assert caught.value.upstream_status is None
-    assert caught.value.extra["reason"] == "ConnectTimeout"
+    assert caught.value.extra["reason"] == failure.__name__
     _assert_nothing_secret(caught.value, *state.tokens)
+
+
+@pytest.mark.anyio
+async def test_an_answer_over_the_size_limit_is_refused(state: FalconState) -> None:
+    small = CallContext(base_url=BASE, credential_key="org-1/crowdstrike/v1", max_response_bytes=64)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(state))) as client:
+        connector = CrowdStrikeConnector(client)
+        with pytest.raises(ToolResponseTooLargeError) as caught:
+            await connector._execute_impl(
+                connector.operation("hosts:search"), HostSearchParams(limit=5000), SECRET, small
+            )
+    assert caught.value.upstream_status == 200
 
 
 @pytest.mark.anyio

@@ -13,7 +13,19 @@ import data.arx
 
 now := "2026-11-25T17:05:00Z"
 
-now_ns := time.parse_rfc3339_ns(now)
+now_ns := 1795626300000000000
+
+# The counts of one window; ARX computes them in PostgreSQL.
+window(reads, writes, containments, denied) := {
+	"actions": (reads + writes) + containments,
+	"non_read": writes + containments,
+	"denied": denied,
+	"targets": writes + containments,
+	"kinds": {"read": reads, "write": writes, "containment": containments, "destructive": 0},
+}
+
+# A new agent: no history at all.
+no_history := {"recent": [], "windows": {"1m": window(0, 0, 0, 0), "5m": window(0, 0, 0, 0), "60m": window(0, 0, 0, 0)}}
 
 triage_bot := {
 	"id": "0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c0001",
@@ -55,22 +67,27 @@ call(agent, operation) := {
 	"connector": "crowdstrike",
 	"operation": operations[operation],
 	"params": {"ids": ["a1b2c3d4e5f6"]},
-	"session_context": [],
+	"session_context": no_history,
 	"now": now,
 	"now_ns": now_ns,
 }
 
-# A session with five recent containment calls: the write-burst factor (+20).
-busy_session := [{
-	"connector": "crowdstrike",
-	"operation": "hosts:contain",
-	"kind": "containment",
-	"verdict": "ESCALATE",
-	"at": "2026-11-25T17:01:00Z",
-	"at_ns": time.parse_rfc3339_ns("2026-11-25T17:01:00Z"),
-} |
-	some _ in numbers.range(1, 5)
-]
+# A session with five containments in the last five minutes: the
+# write-burst factor (+20). The recent list is context; the windows count.
+busy_session := {
+	"recent": [{
+		"connector": "crowdstrike",
+		"operation": "hosts:contain",
+		"kind": "containment",
+		"verdict": "ESCALATE",
+		"at_ns": now_ns - (i * 60000000000),
+	} |
+		some i in numbers.range(1, 5)
+	],
+	"windows": {"1m": window(0, 0, 1, 0), "5m": window(0, 0, 5, 0), "60m": window(12, 0, 5, 0)},
+}
+
+with_session(call, session) := json.patch(call, [{"op": "replace", "path": "/session_context", "value": session}])
 
 decide(i) := d if {
 	d := arx.decision with input as i
@@ -129,20 +146,20 @@ test_first_match_wins_lift_rule_before_containment_rule if {
 test_first_match_wins_high_risk_deny_before_containment_approval if {
 	# A write burst lifts the responder's containment to 80: EX-001 (priority
 	# 10) wins over EX-010 (priority 40), which also matches.
-	i := object.union(call(responder_bot, "hosts:contain"), {"session_context": busy_session})
+	i := with_session(call(responder_bot, "hosts:contain"), busy_session)
 	d := decide(i)
 	d.verdict == "DENY"
 	d.risk_score == 80
 	d.policy_id == "EX-001"
 	d.reasons == [
 		"Deny any action scored at high risk (>= 80)",
-		"write burst: 5 non-read actions in the 10 minutes before now",
+		"write burst: 5 non-read actions in the last 5 minutes",
 	]
 }
 
 test_lift_during_a_burst_falls_through_to_containment_approval if {
 	# Risk 60 is above EX-020's max_risk, so EX-010 decides.
-	i := object.union(call(responder_bot, "hosts:lift_containment"), {"session_context": busy_session})
+	i := with_session(call(responder_bot, "hosts:lift_containment"), busy_session)
 	d := decide(i)
 	d.verdict == "ESCALATE"
 	d.risk_score == 60
@@ -177,4 +194,50 @@ test_rules_are_well_formed if {
 test_other_orgs_get_no_policy_from_this_bundle if {
 	i := object.union(call(triage_bot, "hosts:search"), {"org": {"slug": "not-example"}})
 	decide(i).policy_id == "arx.no_org_policy"
+}
+
+# "More than three containments in five minutes" as an org rule: min_counts
+# holds when each named count is at least its minimum. The example bundle does
+# not ship it; this shows how an org would add it to its rules.
+containment_spree := {
+	"id": "EX-030",
+	"priority": 15,
+	"description": "No more than three host containments in five minutes",
+	"verdict": "DENY",
+	"match": {"kinds": ["containment"], "min_counts": {"5m": {"containment": 4}}},
+}
+
+with_spree_rule := array.concat(data.orgs.example.rules, [containment_spree])
+
+spree_session(containments) := {
+	"recent": [],
+	"windows": {"1m": window(0, 0, 1, 0), "5m": window(0, 0, containments, 0), "60m": window(0, 0, containments, 0)},
+}
+
+test_a_fourth_containment_in_five_minutes_is_denied_by_a_spree_rule if {
+	i := with_session(call(responder_bot, "hosts:contain"), spree_session(4))
+	d := arx.decision with input as i with data.orgs.example.rules as with_spree_rule
+	d.verdict == "DENY"
+	d.policy_id == "EX-030"
+	d.reasons[0] == "No more than three host containments in five minutes"
+}
+
+test_three_containments_in_five_minutes_still_need_approval if {
+	i := with_session(call(responder_bot, "hosts:contain"), spree_session(3))
+	d := arx.decision with input as i with data.orgs.example.rules as with_spree_rule
+	d.verdict == "ESCALATE"
+	d.policy_id == "EX-010"
+}
+
+test_spree_rule_is_well_formed if {
+	data.arx.org.valid with input as call(triage_bot, "hosts:search") with data.orgs.example.rules as with_spree_rule
+}
+
+test_cheap_reads_do_not_hide_a_burst if {
+	# Padding the history with reads cannot push writes out of a window: the
+	# windows count over time, not over the last N entries.
+	padded := json.patch(busy_session, [{"op": "replace", "path": "/windows/5m", "value": window(500, 0, 5, 0)}])
+	d := decide(with_session(call(responder_bot, "hosts:contain"), padded))
+	d.risk_score == 80
+	d.policy_id == "EX-001"
 }

@@ -1,0 +1,1 @@
+"""Administration: orgs, agents, API keys and credentials, each change audited."""

@@ -1,0 +1,186 @@
+"""Creating orgs, agents, API keys and credentials.
+
+Every change appends an ``admin`` audit event in the same transaction as the
+change it records, so the trail never misses one. Responses never contain a
+stored secret; an API key is returned exactly once, when it is created.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import msgspec
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from arx.audit.service import record_admin_event
+from arx.connectors.registry import connector_class
+from arx.db.pool import Conn, org_transaction
+from arx.errors import ConflictError, InvalidFieldError, NotFoundError
+from arx.identity import keys, repo
+from arx.identity.orgs import require_org
+from arx.identity.types import Agent, IntentManifest, IssuedApiKey, Org
+from arx.vault import repo as vault_repo
+from arx.vault.service import Vault
+from arx.vault.types import CredentialInfo
+
+
+async def create_org(pool: AsyncConnectionPool[Conn], *, slug: str, name: str, actor: str) -> Org:
+    org = Org(id=uuid.uuid4(), slug=slug, name=name)
+    try:
+        async with org_transaction(pool, org.id) as conn:
+            await conn.execute(repo.INSERT_ORG, (org.id, org.slug, org.name))
+            await record_admin_event(
+                conn, org.id, action="org.created", actor=actor, details={"slug": slug}
+            )
+    except ConflictError:
+        raise ConflictError(f"an org with slug {slug!r} already exists") from None
+    return org
+
+
+def _agent(row: tuple[Any, ...]) -> Agent:
+    return Agent(
+        id=row[0], org_id=row[1], name=row[2], intent=msgspec.convert(row[3], IntentManifest)
+    )
+
+
+async def create_agent(
+    pool: AsyncConnectionPool[Conn],
+    org_id: UUID,
+    *,
+    name: str,
+    intent: IntentManifest,
+    actor: str,
+) -> Agent:
+    agent = Agent(id=uuid.uuid4(), org_id=org_id, name=name, intent=intent)
+    manifest = msgspec.to_builtins(intent)
+    try:
+        async with org_transaction(pool, org_id) as conn:
+            await require_org(conn, org_id)
+            await conn.execute(repo.INSERT_AGENT, (agent.id, org_id, name, Jsonb(manifest)))
+            await record_admin_event(
+                conn,
+                org_id,
+                action="agent.created",
+                actor=actor,
+                details={"agent_id": str(agent.id), "name": name, "intent": manifest},
+            )
+    except ConflictError:
+        raise ConflictError(f"an agent named {name!r} already exists") from None
+    return agent
+
+
+async def find_agent(pool: AsyncConnectionPool[Conn], org_id: UUID, name: str) -> Agent:
+    async with org_transaction(pool, org_id) as conn:
+        cur = await conn.execute(repo.SELECT_AGENT_BY_NAME, (name,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"no agent named {name!r} in this org")
+    return _agent(row)
+
+
+async def create_api_key(
+    pool: AsyncConnectionPool[Conn], org_id: UUID, agent_id: UUID, *, actor: str
+) -> IssuedApiKey:
+    key_id, full_key, secret_hash = keys.generate()
+    async with org_transaction(pool, org_id) as conn:
+        cur = await conn.execute(repo.SELECT_AGENT, (agent_id,))
+        if await cur.fetchone() is None:
+            raise NotFoundError(f"no agent {agent_id} in this org")
+        await conn.execute(repo.INSERT_API_KEY, (key_id, org_id, agent_id, secret_hash))
+        await record_admin_event(
+            conn,
+            org_id,
+            action="api_key.created",
+            actor=actor,
+            details={"key_id": key_id, "agent_id": str(agent_id)},
+        )
+    return IssuedApiKey(key_id=key_id, agent_id=agent_id, api_key=full_key)
+
+
+def _check_base_url(base_url: str, *, allow_insecure: bool) -> str:
+    try:
+        parts = urlsplit(base_url)
+        _ = parts.port  # raises on a malformed or out-of-range port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise InvalidFieldError("base_url must be an absolute http(s) URL", field="base_url")
+    if parts.scheme != "https" and not allow_insecure:
+        raise InvalidFieldError(
+            "base_url must use https (plain http is allowed only for the local sandbox)",
+            field="base_url",
+        )
+    return base_url.rstrip("/")
+
+
+async def store_credential(
+    pool: AsyncConnectionPool[Conn],
+    vault: Vault,
+    *,
+    org_id: UUID,
+    connector: str,
+    secret: dict[str, Any],
+    base_url: str | None,
+    allow_insecure_urls: bool,
+    actor: str,
+) -> CredentialInfo:
+    """Seal ``secret`` as the connector's next credential version."""
+    cls = connector_class(connector)
+    try:
+        typed = msgspec.convert(secret, cls.secret_type)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path but never echoes the offending value.
+        raise InvalidFieldError.from_validation(
+            exc, prefix="secret", what=f"invalid secret for {connector}: "
+        ) from None
+    url = _check_base_url(base_url or cls.default_base_url, allow_insecure=allow_insecure_urls)
+    plaintext = msgspec.json.encode(typed)
+    try:
+        async with org_transaction(pool, org_id) as conn:
+            await require_org(conn, org_id)
+            cur = await conn.execute(vault_repo.NEXT_VERSION, (org_id, connector))
+            row = await cur.fetchone()
+            version = int(row[0]) if row else 1
+            sealed = vault.seal(org_id, connector, version, plaintext)
+            info = CredentialInfo(
+                id=uuid.uuid4(),
+                connector=connector,
+                version=version,
+                base_url=url,
+                kek_id=sealed.kek_id,
+            )
+            await conn.execute(
+                vault_repo.INSERT,
+                {
+                    "id": info.id,
+                    "org_id": org_id,
+                    "connector": connector,
+                    "version": version,
+                    "base_url": url,
+                    "kek_id": sealed.kek_id,
+                    "wrapped_dek": sealed.wrapped_dek,
+                    "nonce": sealed.nonce,
+                    "ciphertext": sealed.ciphertext,
+                },
+            )
+            await record_admin_event(
+                conn,
+                org_id,
+                action="credential.stored",
+                actor=actor,
+                details={
+                    "connector": connector,
+                    "version": version,
+                    "base_url": url,
+                    "kek_id": sealed.kek_id,
+                },
+            )
+    except ConflictError:
+        raise ConflictError(
+            "a concurrent rotation stored the same credential version; retry"
+        ) from None
+    return info

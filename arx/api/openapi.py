@@ -1,0 +1,356 @@
+"""What the OpenAPI document says about each route, derived, never copied.
+
+Guarantee: for every route the document names its request body (including
+the bodies routes decode themselves, strictly, through ``arx.api.body``),
+every status it can answer with and that answer's media type, the security
+scheme it checks and the headers that matter. Error answers share one
+``Problem`` schema (``application/problem+json``); which codes a status
+carries is read from the error tree (``arx.errors``), and the execute body
+from the connectors' operation tables, so neither can drift from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    Reference,
+    RequestBody,
+    SecurityScheme,
+)
+
+from arx.api.problems import HTTP_CODES, MEDIA_TYPE
+from arx.api.types import Problem
+from arx.connectors.catalog import connectors
+from arx.errors import ARXError
+
+# Names of the security schemes (not secrets).
+AGENT_KEY = "AgentKey"
+ADMIN_TOKEN = "AdminToken"  # noqa: S105 -- a scheme name, not a token
+JSON = "application/json"
+
+# PostgreSQL cannot store a NUL character in text or jsonb, so ARX refuses
+# one in any string it records (a 422). Said in the schema so that generated
+# "valid" bodies are really valid.
+NO_NUL = r"^[^\x00]*$"
+
+
+# --- components ----------------------------------------------------------------
+
+
+def _header(description: str, schema: dict[str, Any]) -> OpenAPIHeader:
+    return OpenAPIHeader(description=description, schema=schema)  # type: ignore[arg-type]
+
+
+# Response headers; inlined in each response (a $ref cannot say "required").
+_HEADERS: dict[str, OpenAPIHeader] = {
+    "X-Request-ID": _header(
+        "The request's id: the caller's well-formed X-Request-ID, or a new one. "
+        "Also in every problem body (request_id) and every log line.",
+        {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"},
+    ),
+    "Retry-After": _header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0}),
+    "Location": _header(
+        "Where to poll the approval (the same URL as the body's poll_url).",
+        {"type": "string", "pattern": "^/v1/sdk/approvals/"},
+    ),
+    "Idempotent-Replayed": _header(
+        "Present on a retry with an Idempotency-Key: the first response, replayed.",
+        {"type": "string", "enum": ["true"]},
+    ),
+    "WWW-Authenticate": _header("The scheme to authenticate with.", {"type": "string"}),
+}
+
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    AGENT_KEY: SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="arx_<16 hex key id>_<secret>",
+        description="An agent's ARX API key, issued by the admin API (shown once).",
+    ),
+    ADMIN_TOKEN: SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="The operator's admin token (ARX_ADMIN_TOKEN); without one the admin "
+        "API refuses every request.",
+    ),
+}
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    required=False,
+    description="1-255 printable ASCII characters, unique per request and agent, kept 24 h. "
+    "A retry with the same key and the same request replays the first response "
+    "(Idempotent-Replayed: true) instead of running the operation again; the same key with "
+    "a different request is a 422, while the first is still running a 409.",
+    # HTTP drops leading and trailing spaces of a header value: a key has none.
+    schema={"type": "string", "pattern": r"^[!-~]([ -~]{0,253}[!-~])?$"},  # type: ignore[arg-type]
+)
+
+
+def components(*, allow_insecure_connector_urls: bool) -> Components:
+    """What the routes refer to by ``$ref``; depends on the deployment's settings."""
+    return Components(
+        security_schemes=SECURITY_SCHEMES,
+        request_bodies={
+            "StoreCredential": RequestBody(
+                required=True,
+                description="The connector's secret (sealed, never returned) and its API URL.",
+                content={
+                    JSON: OpenAPIMediaType(
+                        schema=_store_credential_schema(allow_insecure_connector_urls)  # type: ignore[arg-type]
+                    )
+                },
+            )
+        },
+    )
+
+
+# --- JSON schemas of the bodies ARX decodes itself -------------------------------
+
+
+def json_schema(type_: Any) -> dict[str, Any]:
+    """msgspec's JSON Schema for ``type_`` with every ``$ref`` inlined.
+
+    msgspec decodes the body, so its schema is exactly what the route accepts.
+    """
+    schema = msgspec.json.schema(type_)
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                return inline(defs[ref.rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
+def refuse_nul(schema: Any) -> Any:
+    """``schema`` with every string, and every free-form object key, refusing NUL."""
+    if isinstance(schema, list):
+        return [refuse_nul(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: refuse_nul(v) for k, v in schema.items() if k not in ("properties", "$defs")}
+    if "properties" in schema:
+        out["properties"] = {k: refuse_nul(v) for k, v in schema["properties"].items()}
+    types = schema.get("type")
+    if types == "string" or (isinstance(types, list) and "string" in types):
+        if "pattern" in out:
+            out = {"allOf": [out, {"pattern": NO_NUL}]}
+        else:
+            out["pattern"] = NO_NUL
+    if types == "object" and schema.get("additionalProperties", True) is not False:
+        out["propertyNames"] = {"pattern": NO_NUL}
+    return out
+
+
+@cache
+def execute_body_schema() -> dict[str, Any]:
+    """One alternative per connector operation, from the operation tables.
+
+    Params are stored with the decision, so their strings may not hold NUL.
+    """
+    alternatives = []
+    for cid, cls in sorted(connectors().items()):
+        for op in cls.operations.values():
+            params = refuse_nul(json_schema(op.params))
+            required = ["connector", "operation"]
+            if params.get("required"):
+                required.append("params")
+            alternatives.append(
+                {
+                    "title": f"{cid} {op.name}",
+                    "description": op.summary,
+                    "type": "object",
+                    "properties": {
+                        "connector": {"const": cid},
+                        "operation": {"const": op.name},
+                        "params": params,
+                    },
+                    "required": required,
+                    "additionalProperties": False,
+                }
+            )
+    return {
+        "description": "The operation to run: a connector id, one of its operations and that "
+        "operation's params (GET /v1/sdk/connectors lists them). An unknown connector or "
+        "operation is a 404, params that do not fit a 422 naming the field.",
+        "oneOf": alternatives,
+    }
+
+
+def _store_credential_schema(allow_insecure: bool) -> dict[str, Any]:
+    secrets = [json_schema(cls.secret_type) for _, cls in sorted(connectors().items())]
+    scheme = "[Hh][Tt][Tt][Pp][Ss]?" if allow_insecure else "[Hh][Tt][Tt][Pp][Ss]"
+    return {
+        "type": "object",
+        "properties": {
+            # Sealed with envelope encryption, never stored as text: any string goes.
+            "secret": secrets[0] if len(secrets) == 1 else {"anyOf": secrets},
+            "base_url": {
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "pattern": rf"^{scheme}://[A-Za-z0-9.-]+(:[0-9]{{1,5}})?(/[!-~]*)?$",
+                    },
+                    {"type": "null"},
+                    {"const": ""},
+                ],
+                "default": None,
+                "description": "The tool's API URL; null or empty means the connector's "
+                "default. https only, unless the deployment allows plain http for a local "
+                "sandbox.",
+            },
+        },
+        "required": ["secret"],
+        "additionalProperties": False,
+    }
+
+
+# --- responses -----------------------------------------------------------------
+
+
+def _subclasses(cls: type[ARXError]) -> Iterator[type[ARXError]]:
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)
+
+
+# What Litestar itself answers here: a query parameter of the wrong type, no
+# such path, no such method, a body over the size limit.
+_LITESTAR_STATUSES = (400, 404, 405, 413)
+
+
+@cache
+def _codes_by_status() -> dict[int, tuple[str, ...]]:
+    """Every problem ``code`` ARX can answer with, by status: the error tree, then
+    Litestar's own errors."""
+    found: dict[int, list[str]] = {}
+    for cls in _subclasses(ARXError):
+        found.setdefault(cls.status_code, []).append(cls.code)
+    for status in _LITESTAR_STATUSES:
+        found.setdefault(status, []).append(HTTP_CODES[status])
+    return {s: tuple(dict.fromkeys(codes)) for s, codes in found.items()}
+
+
+_WHY = {
+    500: "A bug: the body says nothing about internals.",
+    502: "The tool failed or refused the call; event_id names the recorded decision, "
+    "upstream_status the tool's answer. connector_unreachable: nothing was sent.",
+    503: "A dependency of ARX is down or the request ran out of time before anything ran: "
+    "nothing was executed. Retry-After when a retry soon is likely to succeed.",
+    504: "The tool got the request but did not answer: it may have acted. Check before retrying.",
+    429: "The tool is rate limiting ARX: retry after Retry-After seconds.",
+}
+
+
+def _problem_spec(status: int) -> ResponseSpec:
+    codes = ", ".join(f"`{c}`" for c in _codes_by_status().get(status, ("internal_error",)))
+    why = _WHY.get(status)
+    text = f"{HTTPStatus(status).phrase}. code: {codes}." + (f" {why}" if why else "")
+    return ResponseSpec(
+        data_container=Problem,
+        media_type=MEDIA_TYPE,
+        description=text,
+        generate_examples=False,
+    )
+
+
+def _response_header(name: str, *, required: bool = False) -> OpenAPIHeader:
+    header = _HEADERS[name]
+    return OpenAPIHeader(description=header.description, schema=header.schema, required=required)
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    """The documentation of one route; ``responses`` and ``operation_class`` go to
+    its decorator."""
+
+    security: str | None
+    errors: tuple[int, ...]
+    # Success statuses whose body Litestar cannot infer (raw Response[bytes]).
+    success: Mapping[int, tuple[type[msgspec.Struct], str]] = field(default_factory=dict)
+    body: dict[str, Any] | Reference | None = None
+    idempotent: bool = False
+    # Statuses whose answer always (True) or sometimes (False) carries Retry-After.
+    retry_after: Mapping[int, bool] = field(default_factory=dict)
+    # Path parameters that take one of a fixed set of values (anything else is a 404).
+    path_enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def responses(self) -> dict[int, ResponseSpec]:
+        specs = {
+            status: ResponseSpec(data_container=struct, description=text, generate_examples=False)
+            for status, (struct, text) in self.success.items()
+        }
+        specs.update({status: _problem_spec(status) for status in self.errors})
+        return specs
+
+    @property
+    def operation_class(self) -> type[Operation]:
+        doc = self
+
+        class Documented(Operation):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                doc._apply(self)
+
+        return Documented
+
+    def _apply(self, op: Operation) -> None:
+        if self.body is not None:
+            op.request_body = (
+                self.body
+                if isinstance(self.body, Reference)
+                else RequestBody(
+                    required=True,
+                    content={JSON: OpenAPIMediaType(schema=self.body)},  # type: ignore[arg-type]
+                )
+            )
+        op.security = [{self.security: []}] if self.security else []
+        for param in op.parameters or []:
+            if isinstance(param, Parameter) and param.name in self.path_enums:
+                param.schema = {"type": "string", "enum": list(self.path_enums[param.name])}  # type: ignore[assignment]
+        if self.idempotent:
+            op.parameters = [*(op.parameters or []), IDEMPOTENCY_KEY]
+        declared = {str(s) for s in (*self.errors, *self.success)}
+        responses = op.responses or {}
+        for status in list(responses):
+            # Litestar adds its own 400 for validation errors; ARX's are problems,
+            # declared where they can happen.
+            if status not in declared and not status.startswith("2"):
+                del responses[status]
+        for status, response in responses.items():
+            if isinstance(response, OpenAPIResponse):
+                response.headers = dict(self._headers(int(status)))
+
+    def _headers(self, status: int) -> Iterator[tuple[str, OpenAPIHeader | Reference]]:
+        yield "X-Request-ID", _response_header("X-Request-ID", required=True)
+        if status in self.retry_after:
+            yield "Retry-After", _response_header("Retry-After", required=self.retry_after[status])
+        if status == 202:
+            yield "Location", _response_header("Location", required=True)
+        if status == 401:
+            yield "WWW-Authenticate", _response_header("WWW-Authenticate", required=True)
+        if self.idempotent:
+            yield "Idempotent-Replayed", _response_header("Idempotent-Replayed")

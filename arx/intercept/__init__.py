@@ -1,0 +1,1 @@
+"""The intercept (INV-002): the one path every operation takes."""
