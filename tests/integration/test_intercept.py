@@ -154,15 +154,14 @@ async def test_old_decisions_leave_the_short_windows(
     assert windows["60m"]["targets"] == 3
 
 
-async def test_concurrent_calls_of_one_agent_each_see_the_ones_before(
-    client: httpx.AsyncClient, example: Example, test_db: Database
-) -> None:
-    """Eight containments at once: the write-burst factor must fire from the
-    sixth on. If all eight were decided on the same (empty) session, none would
-    see a burst; with one agent's decisions serialised, exactly three do."""
+async def _eight_containments(
+    clients: list[httpx.AsyncClient], example: Example
+) -> list[httpx.Response]:
+    """Eight containments by responder-bot at once, spread over ``clients``."""
     results: list[httpx.Response] = []
 
     async def contain(n: int) -> None:
+        client = clients[n % len(clients)]
         results.append(
             await client.post(EXECUTE, json=_contain(n), headers=example.auth("responder-bot"))
         )
@@ -170,6 +169,16 @@ async def test_concurrent_calls_of_one_agent_each_see_the_ones_before(
     async with anyio.create_task_group() as tg:
         for n in range(8):
             tg.start_soon(contain, n)
+    return results
+
+
+async def test_concurrent_calls_of_one_agent_each_see_the_ones_before(
+    client: httpx.AsyncClient, example: Example, test_db: Database
+) -> None:
+    """Eight containments at once: the write-burst factor must fire from the
+    sixth on. If all eight were decided on the same (empty) session, none would
+    see a burst; with one agent's decisions serialised, exactly three do."""
+    results = await _eight_containments([client], example)
     assert sorted(r.status_code for r in results) == [202] * 5 + [403] * 3
 
     decisions = _decisions(test_db, example.seeded.agent_ids["responder-bot"])
@@ -200,18 +209,7 @@ async def test_concurrent_calls_across_two_api_processes_are_serialised_by_the_d
         )
 
     async with AsyncExitStack() as stack:
-        clients = [await open_client(stack), await open_client(stack)]
-        results: list[httpx.Response] = []
-
-        async def contain(n: int) -> None:
-            c = clients[n % 2]
-            results.append(
-                await c.post(EXECUTE, json=_contain(n), headers=example.auth("responder-bot"))
-            )
-
-        async with anyio.create_task_group() as tg:
-            for n in range(8):
-                tg.start_soon(contain, n)
+        results = await _eight_containments([await open_client(stack) for _ in range(2)], example)
 
     assert sorted(r.status_code for r in results) == [202] * 5 + [403] * 3
     decisions = _decisions(test_db, example.seeded.agent_ids["responder-bot"])

@@ -21,12 +21,13 @@ from tests.fixtures.database import Database
 pytestmark = pytest.mark.anyio
 
 
-async def test_unreachable_tool_is_502_and_audited(settings: Settings, test_db: Database) -> None:
-    async with open_runtime(settings) as rt:  # no injected transport: the real one
+async def _search_through_the_real_transport(settings: Settings, falcon_url: str) -> httpx.Response:
+    """One hosts:search with the production connector transport (none injected)."""
+    async with open_runtime(settings) as rt:
         await rt.pool.wait(timeout=10)
         seeded = await seed_example_org(
             rt,
-            falcon_url=f"http://127.0.0.1:{free_port()}",
+            falcon_url=falcon_url,
             client_id=FALCON_CLIENT_ID,
             client_secret=FALCON_CLIENT_SECRET,
         )
@@ -34,25 +35,30 @@ async def test_unreachable_tool_is_502_and_audited(settings: Settings, test_db: 
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://arx.test"
         ) as client:
-            resp = await client.post(
+            return await client.post(
                 "/v1/sdk/execute",
                 json={"connector": "crowdstrike", "operation": "hosts:search", "params": {}},
                 headers={"authorization": f"Bearer {seeded.api_keys['triage-bot']}"},
             )
+
+
+def _trail(test_db: Database) -> list[tuple[str, str | None, str | None]]:
+    with psycopg.connect(test_db.admin_url) as conn:
+        return conn.execute(
+            "SELECT kind, outcome, error->>'code' FROM arx.audit_events"
+            " WHERE kind <> 'admin' ORDER BY seq"
+        ).fetchall()
+
+
+async def test_unreachable_tool_is_502_and_audited(settings: Settings, test_db: Database) -> None:
+    resp = await _search_through_the_real_transport(settings, f"http://127.0.0.1:{free_port()}")
     assert resp.status_code == 502, resp.text
     body = resp.json()
     # Nothing was sent: the agent may retry safely.
     assert body["code"] == "connector_unreachable"
     assert body["upstream_status"] is None
     assert FALCON_CLIENT_SECRET not in resp.text
-    with psycopg.connect(test_db.admin_url) as conn:
-        rows = conn.execute(
-            "SELECT kind, outcome, error->>'code' FROM arx.audit_events"
-            " WHERE kind <> 'admin' ORDER BY seq"
-        ).fetchall()
-    assert [r[0] for r in rows] == ["decision", "result"]
-    assert rows[1][1] == "error"
-    assert rows[1][2] == body["code"]
+    assert _trail(test_db) == [("decision", None, None), ("result", "error", body["code"])]
 
 
 async def _token_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -88,32 +94,11 @@ async def test_a_connection_dropped_after_sending_is_an_unknown_outcome(
     server = await asyncio.start_server(_token_then_hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with open_runtime(settings) as rt:
-            await rt.pool.wait(timeout=10)
-            seeded = await seed_example_org(
-                rt,
-                falcon_url=f"http://127.0.0.1:{port}",
-                client_id=FALCON_CLIENT_ID,
-                client_secret=FALCON_CLIENT_SECRET,
-            )
-            app = create_app(settings, runtime=rt)
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://arx.test"
-            ) as client:
-                resp = await client.post(
-                    "/v1/sdk/execute",
-                    json={"connector": "crowdstrike", "operation": "hosts:search", "params": {}},
-                    headers={"authorization": f"Bearer {seeded.api_keys['triage-bot']}"},
-                )
+        resp = await _search_through_the_real_transport(settings, f"http://127.0.0.1:{port}")
     finally:
         server.close()
     assert resp.status_code == 504, resp.text
     body = resp.json()
     assert body["code"] == "outcome_unknown"
     assert body["reason"] == "RemoteProtocolError"
-    with psycopg.connect(test_db.admin_url) as conn:
-        rows = conn.execute(
-            "SELECT kind, outcome, error->>'code' FROM arx.audit_events"
-            " WHERE kind <> 'admin' ORDER BY seq"
-        ).fetchall()
-    assert rows == [("decision", None, None), ("result", "unknown", "outcome_unknown")]
+    assert _trail(test_db) == [("decision", None, None), ("result", "unknown", "outcome_unknown")]
