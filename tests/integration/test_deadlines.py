@@ -26,7 +26,6 @@ from arx.config import Settings
 from arx.db.pool import connection
 from arx.devstack.opa import OpaSidecar
 from arx.devstack.postgres import LocalPostgres
-from arx.devstack.stack import create_database, migrate_and_grant
 from arx.errors import DatabaseUnavailableError
 from arx.runtime import open_runtime
 from arx.sandbox.falcon import FalconState
@@ -37,6 +36,7 @@ from tests.integration.test_fail_closed import (
     EXECUTE,
     SEARCH,
     _arx,
+    _migrated_cluster,
     _recorded,
     _seed,
     _settings,
@@ -144,10 +144,7 @@ async def test_frozen_database_answers_every_call_within_the_deadline(
     opa_sidecar: OpaSidecar,
     falcon: FalconState,
 ) -> None:
-    cluster = new_local_postgres()
-    await anyio.to_thread.run_sync(cluster.start)
-    admin_url = create_database(cluster.admin_url, "arx_frozen")
-    app_url, _ = migrate_and_grant(admin_url)
+    cluster, _, app_url = await _migrated_cluster(new_local_postgres, "arx_frozen")
     deadline = 2.0
     settings = _settings(app_url, opa_sidecar.url, execute_deadline_seconds=deadline)
 
@@ -200,10 +197,7 @@ async def test_result_spooled_while_the_database_is_down_reaches_the_trail_later
     """PostgreSQL stops between the decision's commit and the result's write:
     the agent still gets the tool's answer, the result waits in the spool, and
     a *new* API process writes it to the trail once the database is back."""
-    cluster = new_local_postgres()
-    await anyio.to_thread.run_sync(cluster.start)
-    admin_url = create_database(cluster.admin_url, "arx_spool")
-    app_url, _ = migrate_and_grant(admin_url)
+    cluster, admin_url, app_url = await _migrated_cluster(new_local_postgres, "arx_spool")
     spool = tmp_path / "spool"
     settings = _settings(app_url, opa_sidecar.url, spool_dir=str(spool))
 
@@ -262,10 +256,7 @@ async def test_a_flood_of_unknown_keys_holds_at_most_half_the_pool(
     half the pool, so agents already known keep connections to work with.
     A key seen a moment ago is answered from memory, even with the database
     frozen: a known agent is not slowed, a bogus key not looked up twice."""
-    cluster = new_local_postgres()
-    await anyio.to_thread.run_sync(cluster.start)
-    admin_url = create_database(cluster.admin_url, "arx_flood")
-    app_url, _ = migrate_and_grant(admin_url)
+    cluster, _, app_url = await _migrated_cluster(new_local_postgres, "arx_flood")
     settings = _settings(
         app_url, opa_sidecar.url, db_pool_min=4, db_pool_max=4, execute_deadline_seconds=2.0
     )
@@ -327,10 +318,7 @@ async def test_one_lookup_per_unknown_key_however_many_ask_at_once(
 ) -> None:
     """Ten requests with one key id never seen: one lookup, shared (a frozen
     database shows how many connections the lookups hold)."""
-    cluster = new_local_postgres()
-    await anyio.to_thread.run_sync(cluster.start)
-    admin_url = create_database(cluster.admin_url, "arx_single")
-    app_url, _ = migrate_and_grant(admin_url)
+    cluster, _, app_url = await _migrated_cluster(new_local_postgres, "arx_single")
     settings = _settings(
         app_url, opa_sidecar.url, db_pool_min=4, db_pool_max=4, execute_deadline_seconds=2.0
     )

@@ -54,6 +54,18 @@ RECOVERY_SECONDS = Settings(database_url="").db_pool_wait_seconds
 GIVE_UP_SECONDS = 15.0
 
 
+async def _migrated_cluster(
+    new_local_postgres: Callable[[], LocalPostgres], name: str
+) -> tuple[LocalPostgres, str, str]:
+    """A started cluster of this test's own with database ``name`` migrated:
+    (cluster, superuser URL of the database, app role URL)."""
+    cluster = new_local_postgres()
+    await anyio.to_thread.run_sync(cluster.start)
+    admin_url = create_database(cluster.admin_url, name)
+    app_url, _ = migrate_and_grant(admin_url)
+    return cluster, admin_url, app_url
+
+
 def _settings(database_url: str, opa_url: str, **overrides: Any) -> Settings:
     """The shape of the ``settings`` fixture, pointed at this test's own services."""
     fields: dict[str, Any] = {
@@ -232,10 +244,7 @@ async def test_database_down_answers_503_then_recovers(
     opa_sidecar: OpaSidecar,
     falcon: FalconState,
 ) -> None:
-    cluster = new_local_postgres()
-    await anyio.to_thread.run_sync(cluster.start)
-    admin_url = create_database(cluster.admin_url, "arx_outage")
-    app_url, _ = migrate_and_grant(admin_url)
+    cluster, admin_url, app_url = await _migrated_cluster(new_local_postgres, "arx_outage")
 
     async with _arx(_settings(app_url, opa_sidecar.url), falcon) as (rt, client):
         example = await _seed(rt)
