@@ -1,5 +1,8 @@
 # ARX API image (used by compose.yaml). The same image runs the Falcon sandbox.
 FROM python:3.11-slim
+# xmlsec1 verifies SAML signatures (pysaml2).
+RUN apt-get update && apt-get install -y --no-install-recommends xmlsec1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir -r requirements.lock

@@ -8,10 +8,17 @@
 #   2. The pinned opa binary (opa/install.sh); its path goes to .arx/opa-path.
 #   3. Unless ARX_DATABASE_URL is set: PostgreSQL server binaries (initdb, pg_ctl,
 #      postgres), installed with apt-get when missing and running as root.
+#   4. xmlsec1 (SAML signatures, through pysaml2), with apt-get when missing.
+#   5. With --for-tests: the pinned ory/hydra (hydra/install.sh), the real OpenID
+#      provider the identity tests sign in against; built once into the user cache.
 #
 # Prints one line per step; on failure, the failing tool's output.
 set -euo pipefail
 
+for_tests=0
+if [[ "${1:-}" == "--for-tests" ]]; then
+    for_tests=1
+fi
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 cd -- "$repo"
 venv="$repo/.venv"
@@ -137,4 +144,25 @@ else
     die "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found. Install a PostgreSQL >= 15
   server (Debian/Ubuntu: sudo apt-get install postgresql; macOS: brew install postgresql@15),
   or set ARX_DATABASE_URL to a server you already run, then re-run this script."
+fi
+
+# --- 4. xmlsec1 ------------------------------------------------------------------------
+
+if command -v xmlsec1 >/dev/null 2>&1; then
+    step "xmlsec1: $(command -v xmlsec1)"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    quietly apt-get update
+    quietly apt-get install -y --no-install-recommends xmlsec1
+    step "xmlsec1: installed the Debian package"
+else
+    die "xmlsec1 not found: SAML sign-in verifies signatures with it. Install it
+  (Debian/Ubuntu: sudo apt-get install xmlsec1; macOS: brew install libxmlsec1), then re-run."
+fi
+
+# --- 5. hydra (tests only) ----------------------------------------------------------------
+
+if [[ "$for_tests" == 1 ]]; then
+    hydra="$(bash hydra/install.sh)" || die "no hydra binary (see the message above)"
+    step "hydra: $hydra (v$(tr -d '[:space:]' <hydra/VERSION), for the OIDC tests)"
 fi

@@ -4,13 +4,14 @@
 #   python    ruff check, ruff format --check, mypy --strict
 #   compose   `docker compose config` (or docker-compose) accepts compose.yaml
 #   pytest    unit, integration (real OPA sidecar + real PostgreSQL) and end-to-end tests
-# Set-up (virtualenv, pinned opa, PostgreSQL binaries) is done first by scripts/bootstrap.sh.
+# Set-up (virtualenv, pinned opa, PostgreSQL binaries, xmlsec1, pinned hydra) is done first
+# by scripts/bootstrap.sh --for-tests.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k execute -x
 set -euo pipefail
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 cd -- "$repo"
 
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --for-tests
 OPA="$(cat .arx/opa-path)"
 export OPA
 started=$SECONDS

@@ -21,6 +21,6 @@ COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 
 # Built once from the constant column list above; no input reaches the text.
 LIST_EVENTS = (
-    "SELECT " + _COLUMNS + " FROM arx.audit_events"  # noqa: S608
+    "SELECT " + _COLUMNS + " FROM arx.audit_events"
     " WHERE org_id = %s AND seq > %s ORDER BY seq LIMIT %s"
 )
