@@ -17,9 +17,17 @@ and nothing branches on an exception's message text.
     │   ├── UnknownConnectorError (404)
     │   ├── UnknownOperationError (404)
     │   └── CredentialNotFoundError (409)     the org has not configured it
-    ├── AuthenticationError (401)
-    ├── AdminAuthenticationError (401)
+    ├── AuthenticationError (401)             no valid agent key
+    │   ├── AdminAuthenticationError (401)    no valid admin credential (token, JWT, session)
+    │   └── SignInFailedError (401)           a person's sign-in did not succeed
     ├── PermissionDeniedError (403)           policy said DENY
+    ├── AccessDeniedError (403)               authenticated, but not allowed here
+    │   ├── RoleRequiredError (403)           the caller lacks a role the route accepts
+    │   ├── AgentDisabledError (403)          the agent (or its whole org) is switched off
+    │   ├── AddressNotAllowedError (403)      the client address is outside the org's allowlist
+    │   ├── CSRFError (403)                   a form without its anti-forgery token
+    │   └── BootstrapClosedError (403)        the bootstrap token after an owner exists
+    ├── TooManyAttemptsError (429)            failed sign-ins are rate-limited; Retry-After
     ├── ConflictError (409)
     │   ├── IdempotencyKeyInFlightError (409)
     │   └── IdempotencyOutcomeUnknownError (409)  an abandoned first attempt may have run
@@ -27,7 +35,9 @@ and nothing branches on an exception's message text.
     │   ├── PolicyEngineUnavailableError (503)
     │   ├── DatabaseUnavailableError (503)
     │   ├── DeadlineExceededError (503)       the deadline passed before execution
-    │   └── SessionContentionError (503)      the agent's session kept changing
+    │   ├── SessionContentionError (503)      the agent's session kept changing
+    │   ├── IdentityProviderUnavailableError (503)  the IdP's metadata or keys are unreachable
+    │   └── ControlPlaneDisabledError (503)   this process serves agents only
     ├── ConnectorError (502)                  the target tool failed
     │   ├── ConnectorAuthError (502)
     │   ├── ConnectorRequestError (502)
@@ -160,12 +170,56 @@ class AdminAuthenticationError(AuthenticationError):
     title = "Missing or invalid admin token"
 
 
+class SignInFailedError(AuthenticationError):
+    code = "sign_in_failed"
+    title = "Sign-in failed"
+
+
 class PermissionDeniedError(ARXError):
     """The policy engine returned DENY; the body carries policy id and reasons."""
 
     status_code = 403
     code = "policy_denied"
     title = "Denied by policy"
+
+
+class AccessDeniedError(ARXError):
+    """The caller is known but may not do this; nothing was changed."""
+
+    status_code = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class RoleRequiredError(AccessDeniedError):
+    code = "role_required"
+    title = "Your role in this org does not allow this"
+
+
+class AgentDisabledError(AccessDeniedError):
+    code = "agent_disabled"
+    title = "This agent is disabled"
+
+
+class AddressNotAllowedError(AccessDeniedError):
+    code = "address_not_allowed"
+    title = "Requests from this address are not allowed for this org"
+
+
+class CSRFError(AccessDeniedError):
+    code = "csrf_failed"
+    title = "The form's anti-forgery token is missing or wrong"
+
+
+class BootstrapClosedError(AccessDeniedError):
+    code = "bootstrap_closed"
+    title = "The bootstrap token only creates the first org and owner"
+
+
+class TooManyAttemptsError(ARXError):
+    status_code = 429
+    code = "too_many_attempts"
+    title = "Too many failed attempts; wait before trying again"
 
 
 class ConflictError(ARXError):
@@ -217,6 +271,16 @@ class DeadlineExceededError(ServiceUnavailableError):
 class SessionContentionError(ServiceUnavailableError):
     code = "session_contention"
     title = "Too many concurrent calls of this agent; nothing was executed"
+
+
+class IdentityProviderUnavailableError(ServiceUnavailableError):
+    code = "identity_provider_unavailable"
+    title = "The identity provider could not be reached"
+
+
+class ControlPlaneDisabledError(ServiceUnavailableError):
+    code = "control_plane_disabled"
+    title = "This ARX process does not serve administration"
 
 
 class ConnectorError(ARXError):

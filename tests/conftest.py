@@ -9,6 +9,8 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.policy",
     "tests.fixtures.arx",
+    "tests.fixtures.saml_idp",
+    "tests.fixtures.hydra",
 ]
 
 
