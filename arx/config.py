@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,8 @@ ToolBytes = Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)]
 PoolSize = Annotated[int, msgspec.Meta(ge=1, le=200)]
 ApprovalSeconds = Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)]
 RecentCount = Annotated[int, msgspec.Meta(ge=0, le=100)]
+SessionSeconds = Annotated[int, msgspec.Meta(ge=300, le=7 * 24 * 3600)]
+OverlapSeconds = Annotated[int, msgspec.Meta(ge=0, le=30 * 24 * 3600)]
 
 
 class ConfigError(ValueError):
@@ -43,17 +46,43 @@ class ConfigError(ValueError):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    # Connects as the application role (owns nothing, cannot bypass RLS).
+    # The agent path connects as arx_app (owns nothing, cannot bypass RLS,
+    # cannot create orgs, agents, keys or credentials).
     database_url: str
+    # The control plane (admin API, sign-in, SCIM) connects as arx_control:
+    # no ownership, no BYPASSRLS either, but it may change identities. Unset:
+    # this process serves agents only and those routes answer 503.
+    control_database_url: str | None = None
     # Used only by `arx db migrate`; defaults to database_url.
     admin_database_url: str | None = None
-    # When set, `arx db migrate` gives the arx_app role this password.
+    # When set, `arx db migrate` gives the arx_app / arx_control roles these passwords.
     app_db_password: str = ""
+    control_db_password: str = ""
     opa_url: str = "http://127.0.0.1:8181"
     # AES-256 key-encryption key (32 bytes) wrapping every credential's data key.
     kek: bytes = msgspec.field(default=b"")
-    # Bearer token for the admin API; the admin API is disabled when empty.
-    admin_token: str = ""
+    # Creates the first org and its owner, and nothing else: refused once any
+    # owner exists. Empty: bootstrap through `arx bootstrap` is disabled.
+    bootstrap_token: str = ""
+    # ARX's own public URL (OIDC redirect URI, SAML ACS and entity id).
+    public_url: str = "http://127.0.0.1:8000"
+    # The session cookie carries Secure unless this is off (the local demo on http).
+    cookie_secure: bool = True
+    session_ttl_seconds: SessionSeconds = 8 * 3600
+    # OpenID Connect: sign-in for web pages and bearer JWTs for the admin API.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    # The `aud` an admin-API access token must carry. Never the client id: an
+    # id_token (whose aud is the client id) must not pass as an access token.
+    # Default: ARX's admin API URL, <public_url>/v1/admin.
+    oidc_audience: str = ""
+    # SAML 2.0: the IdP's metadata document (a file path).
+    saml_idp_metadata_file: str = ""
+    # Client addresses: X-Forwarded-For is believed only from these peers.
+    trusted_proxies: tuple[str, ...] = ()
+    # A rotated agent key or admin token keeps working this long by default.
+    key_rotation_overlap_seconds: OverlapSeconds = 24 * 3600
     # The whole execute, tool call included, answers within this; its bound
     # keeps it under half of IDEMPOTENCY_ABANDONED_AFTER_SECONDS.
     execute_deadline_seconds: Seconds120 = 30.0
@@ -82,6 +111,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Connector base URLs must be https unless this is set (the local sandbox).
     allow_insecure_connector_urls: bool = False
 
+    @property
+    def oidc_admin_audience(self) -> str:
+        return self.oidc_audience or f"{self.public_url}/v1/admin"
+
     def __repr__(self) -> str:
         # Never let the KEK, the admin token or a DB password reach a log line.
         return "Settings(<redacted>)"
@@ -91,10 +124,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 # Environment variable -> Settings field, for the fields read as plain values.
 _PLAIN = {
+    "ARX_CONTROL_DATABASE_URL": "control_database_url",
     "ARX_ADMIN_DATABASE_URL": "admin_database_url",
     "ARX_APP_DB_PASSWORD": "app_db_password",
+    "ARX_CONTROL_DB_PASSWORD": "control_db_password",
     "ARX_OPA_URL": "opa_url",
-    "ARX_ADMIN_TOKEN": "admin_token",
+    "ARX_BOOTSTRAP_TOKEN": "bootstrap_token",
+    "ARX_PUBLIC_URL": "public_url",
+    "ARX_SESSION_TTL_SECONDS": "session_ttl_seconds",
+    "ARX_OIDC_ISSUER": "oidc_issuer",
+    "ARX_OIDC_CLIENT_ID": "oidc_client_id",
+    "ARX_OIDC_CLIENT_SECRET": "oidc_client_secret",
+    "ARX_OIDC_AUDIENCE": "oidc_audience",
+    "ARX_SAML_IDP_METADATA_FILE": "saml_idp_metadata_file",
+    "ARX_KEY_ROTATION_OVERLAP_SECONDS": "key_rotation_overlap_seconds",
     "ARX_EXECUTE_DEADLINE_SECONDS": "execute_deadline_seconds",
     "ARX_OPA_TIMEOUT_SECONDS": "opa_timeout_seconds",
     "ARX_CONNECTOR_TIMEOUT_SECONDS": "connector_timeout_seconds",
@@ -137,6 +180,21 @@ def _load_kek(env: Mapping[str, str]) -> bytes:
     return key
 
 
+def _trusted_proxies(value: str) -> tuple[str, ...]:
+    """``ARX_TRUSTED_PROXIES``: comma-separated addresses or CIDR networks."""
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"ARX_TRUSTED_PROXIES: {item!r} is not an address or network"
+            ) from None
+    return tuple(networks)
+
+
 def _problem(exc: msgspec.ValidationError) -> str:
     """Name the environment variable a validation error points at."""
     message = str(exc)
@@ -161,10 +219,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "log_level" in raw:
         raw["log_level"] = raw["log_level"].upper()
     raw["allow_insecure_connector_urls"] = _bool(env.get("ARX_ALLOW_INSECURE_CONNECTOR_URLS", ""))
+    if env.get("ARX_COOKIE_SECURE"):
+        raw["cookie_secure"] = _bool(env["ARX_COOKIE_SECURE"])
+    if env.get("ARX_TRUSTED_PROXIES"):
+        raw["trusted_proxies"] = _trusted_proxies(env["ARX_TRUSTED_PROXIES"])
+    if "public_url" in raw:
+        raw["public_url"] = raw["public_url"].rstrip("/")
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid ARX_* setting: {_problem(exc)}") from None
+    if settings.oidc_issuer and settings.oidc_admin_audience == settings.oidc_client_id:
+        raise ConfigError(
+            "ARX_OIDC_AUDIENCE must differ from ARX_OIDC_CLIENT_ID (an id_token would pass "
+            "as an access token)"
+        )
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("ARX_DB_POOL_MIN must not exceed ARX_DB_POOL_MAX")
     return settings

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,14 +20,20 @@ from pathlib import Path
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
+from arx.audit.refusals import Refusals
 from arx.audit.spool import ResultSpool
 from arx.audit.trail import Trail
-from arx.config import Settings
+from arx.config import ConfigError, Settings
 from arx.connectors import catalog
 from arx.connectors.http import AiohttpTransport, ToolClient
 from arx.db.pool import Conn, create_pool
+from arx.errors import ControlPlaneDisabledError
 from arx.idempotency.service import IdempotencyKeys
 from arx.identity.auth import Authenticator
+from arx.identity.control import ControlPlane
+from arx.identity.network import Network, parse_networks
+from arx.identity.oidc import OIDCClient, OIDCConfig
+from arx.identity.saml import SamlConfig, SamlServiceProvider
 from arx.intercept.service import Intercept
 from arx.logs import get_logger
 from arx.policy.client import PolicyClient
@@ -42,6 +49,7 @@ SPOOL_REPLAY_SECONDS = 2.0
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: Settings
+    # The agent path's pool (arx_app).
     pool: AsyncConnectionPool[Conn]
     policy: PolicyClient
     vault: Vault
@@ -49,6 +57,24 @@ class Runtime:
     trail: Trail
     idempotency: IdempotencyKeys
     intercept: Intercept
+    refusals: Refusals
+    # The control plane (arx_control); None when this process serves agents only.
+    control: ControlPlane | None
+    trusted_proxies: tuple[Network, ...]
+    http: httpx.AsyncClient  # for identity providers
+    oidc: OIDCClient | None
+    saml: SamlServiceProvider | None
+
+    def control_plane(self) -> ControlPlane:
+        if self.control is None:
+            raise ControlPlaneDisabledError(
+                "this ARX process serves agents only (ARX_CONTROL_DATABASE_URL is not set)"
+            )
+        return self.control
+
+    @property
+    def control_pool(self) -> AsyncConnectionPool[Conn]:
+        return self.control_plane().pool
 
 
 async def _replay_spool(trail: Trail) -> None:
@@ -60,6 +86,38 @@ async def _replay_spool(trail: Trail) -> None:
         except Exception as exc:  # the loop must outlive any one failure
             log.error("spool replay failed", extra={"exc_type": type(exc).__name__})
         await asyncio.sleep(SPOOL_REPLAY_SECONDS)
+
+
+def oidc_client(settings: Settings, http: httpx.AsyncClient) -> OIDCClient | None:
+    if not settings.oidc_issuer:
+        return None
+    return OIDCClient(
+        OIDCConfig(
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret,
+            redirect_uri=f"{settings.public_url}/auth/oidc/callback",
+            audience=settings.oidc_admin_audience,
+        ),
+        http,
+    )
+
+
+def saml_provider(settings: Settings) -> SamlServiceProvider | None:
+    if not settings.saml_idp_metadata_file:
+        return None
+    try:
+        metadata = Path(settings.saml_idp_metadata_file).read_text()
+    except OSError as exc:
+        raise ConfigError(f"ARX_SAML_IDP_METADATA_FILE cannot be read: {exc.strerror}") from None
+    return SamlServiceProvider(
+        SamlConfig(
+            sp_entity_id=f"{settings.public_url}/auth/saml/metadata",
+            acs_url=f"{settings.public_url}/auth/saml/acs",
+            idp_metadata_xml=metadata,
+        ),
+        state_dir=tempfile.gettempdir(),
+    )
 
 
 @asynccontextmanager
@@ -84,6 +142,15 @@ async def open_runtime(
         follow_redirects=False,
     )
     policy = PolicyClient(settings.opa_url, timeout_seconds=settings.opa_timeout_seconds)
+    control_pool = None
+    if settings.control_database_url:
+        # Small: administration is rare next to agents' calls.
+        control_pool = create_pool(
+            settings, url=settings.control_database_url, name="arx-control", max_size=4
+        )
+        await control_pool.open(wait=False)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
+    oidc = oidc_client(settings, http)
     vault = Vault(LocalKeyProvider(settings.kek))
     trail = Trail(
         pool,
@@ -112,14 +179,31 @@ async def open_runtime(
             vault=vault,
             connectors={cid: cls(connector_http) for cid, cls in catalog.connectors().items()},
         ),
+        control=ControlPlane(control_pool, bootstrap_token=settings.bootstrap_token, oidc=oidc)
+        if control_pool is not None
+        else None,
+        refusals=Refusals(pool, pool_wait=settings.db_pool_wait_seconds),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        http=http,
+        oidc=oidc,
+        saml=saml_provider(settings),
     )
-    replayer = asyncio.create_task(_replay_spool(trail))
+    tasks = [
+        asyncio.create_task(_replay_spool(trail)),
+        asyncio.create_task(runtime.auth.listen(settings.database_url)),
+        asyncio.create_task(runtime.auth.touch_forever()),
+    ]
     try:
         yield runtime
     finally:
-        replayer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await replayer
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await policy.aclose()
         await connector_http.aclose()
+        await http.aclose()
+        if control_pool is not None:
+            await control_pool.close()
         await pool.close()

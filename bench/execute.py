@@ -51,13 +51,11 @@ import msgspec
 import psycopg
 import uvloop
 
-from arx.admin.service import create_agent, create_api_key
 from arx.config import load_settings
 from arx.deadline import Deadline
 from arx.devstack.demo import DEMO_DB, SANDBOX_CLIENT_ID, Stack, local_stack
 from arx.devstack.ports import free_port
 from arx.devstack.postgres import psql_url_with
-from arx.identity.orgs import org_id_for
 from arx.identity.types import IntentManifest
 from arx.policy.input import policy_input, query_body
 from arx.runtime import Runtime, open_runtime
@@ -196,12 +194,18 @@ async def setup(stack: Stack, agents: int) -> Env:
     keys: list[str] = []
     async with open_runtime(settings) as rt:
         await rt.pool.wait(timeout=10)
-        org_id = await org_id_for(rt.pool, "example")
-        for i in range(agents):
-            agent = await create_agent(
-                rt.pool, org_id, name=f"bench-{i:02d}", intent=INTENT, actor="bench"
-            )
-            keys.append((await create_api_key(rt.pool, org_id, agent.id, actor="bench")).api_key)
+        # Agents and keys through the admin API, with the example org's owner token.
+        owner = {"authorization": f"Bearer {stack.owner_token}"}
+        org = f"{stack.base_url}/v1/admin/orgs/{stack.org_id}"
+        async with aiohttp.ClientSession(headers=owner) as admin:
+            for i in range(agents):
+                async with admin.post(
+                    f"{org}/agents",
+                    json={"name": f"bench-{i:02d}", "intent": msgspec.to_builtins(INTENT)},
+                ) as made:
+                    agent_id = (await made.json())["id"]
+                async with admin.post(f"{org}/agents/{agent_id}/keys", json={}) as issued:
+                    keys.append((await issued.json())["api_key"])
         # Every agent gets a full session (the policy's worst case) before measuring.
         async with aiohttp.ClientSession() as client:
 

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.arx",
     "tests.fixtures.saml_idp",
     "tests.fixtures.hydra",
+    "tests.fixtures.signin",
 ]
 
 

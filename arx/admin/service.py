@@ -1,4 +1,4 @@
-"""Creating orgs, agents, API keys and credentials.
+"""Creating agents and credentials.
 
 Every change appends an ``admin`` audit event in the same transaction as the
 change it records, so the trail never misses one. Responses never contain a
@@ -20,25 +20,12 @@ from arx.audit.service import record_admin_event
 from arx.connectors.registry import connector_class
 from arx.db.pool import Conn, org_transaction
 from arx.errors import ConflictError, InvalidFieldError, NotFoundError
-from arx.identity import keys, repo
+from arx.identity import repo
 from arx.identity.orgs import require_org
-from arx.identity.types import Agent, IntentManifest, IssuedApiKey, Org
+from arx.identity.types import Agent, IntentManifest
 from arx.vault import repo as vault_repo
 from arx.vault.service import Vault
 from arx.vault.types import CredentialInfo
-
-
-async def create_org(pool: AsyncConnectionPool[Conn], *, slug: str, name: str, actor: str) -> Org:
-    org = Org(id=uuid.uuid4(), slug=slug, name=name)
-    try:
-        async with org_transaction(pool, org.id) as conn:
-            await conn.execute(repo.INSERT_ORG, (org.id, org.slug, org.name))
-            await record_admin_event(
-                conn, org.id, action="org.created", actor=actor, details={"slug": slug}
-            )
-    except ConflictError:
-        raise ConflictError(f"an org with slug {slug!r} already exists") from None
-    return org
 
 
 def _agent(row: tuple[Any, ...]) -> Agent:
@@ -80,25 +67,6 @@ async def find_agent(pool: AsyncConnectionPool[Conn], org_id: UUID, name: str) -
     if row is None:
         raise NotFoundError(f"no agent named {name!r} in this org")
     return _agent(row)
-
-
-async def create_api_key(
-    pool: AsyncConnectionPool[Conn], org_id: UUID, agent_id: UUID, *, actor: str
-) -> IssuedApiKey:
-    key_id, full_key, secret_hash = keys.generate()
-    async with org_transaction(pool, org_id) as conn:
-        cur = await conn.execute(repo.SELECT_AGENT, (agent_id,))
-        if await cur.fetchone() is None:
-            raise NotFoundError(f"no agent {agent_id} in this org")
-        await conn.execute(repo.INSERT_API_KEY, (key_id, org_id, agent_id, secret_hash))
-        await record_admin_event(
-            conn,
-            org_id,
-            action="api_key.created",
-            actor=actor,
-            details={"key_id": key_id, "agent_id": str(agent_id)},
-        )
-    return IssuedApiKey(key_id=key_id, agent_id=agent_id, api_key=full_key)
 
 
 def _check_base_url(base_url: str, *, allow_insecure: bool) -> str:

@@ -21,11 +21,13 @@ from arx.api.health import health
 from arx.api.middleware import request_id_middleware
 from arx.api.openapi import components
 from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
+from arx.api.scim import scim_router
 from arx.api.sdk import execute, get_approval, list_connectors
 from arx.config import Settings, load_settings
 from arx.errors import ARXError
 from arx.logs import configure_logging
 from arx.runtime import Runtime, open_runtime
+from arx.web import signin
 
 DESCRIPTION = """\
 Governance proxy between AI agents and security tools.
@@ -52,7 +54,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             yield
 
     app = Litestar(
-        route_handlers=[execute, get_approval, list_connectors, health, admin_router],
+        route_handlers=[
+            execute,
+            get_approval,
+            list_connectors,
+            health,
+            admin_router,
+            scim_router,
+            *signin.ROUTES,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             ARXError: handle_arx_error,

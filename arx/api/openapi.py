@@ -39,6 +39,7 @@ from arx.errors import ARXError
 # Names of the security schemes (not secrets).
 AGENT_KEY = "AgentKey"
 ADMIN_TOKEN = "AdminToken"  # noqa: S105 -- a scheme name, not a token
+BOOTSTRAP_TOKEN = "BootstrapToken"  # noqa: S105 -- a scheme name, not a token
 JSON = "application/json"
 
 # PostgreSQL cannot store a NUL character in text or jsonb, so ARX refuses
@@ -83,8 +84,17 @@ SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
     ADMIN_TOKEN: SecurityScheme(
         type="http",
         scheme="bearer",
-        description="The operator's admin token (ARX_ADMIN_TOKEN); without one the admin "
-        "API refuses every request.",
+        description="A person's or a machine's credential for one org: an org admin token "
+        "(arxadm_<16 hex id>_<secret>, scoped to roles) or an access token (JWT) from the "
+        "deployment's OpenID provider. The requirement lists the roles the route accepts "
+        "in the org of its path; a credential of another org gets 404 as if the org did "
+        "not exist.",
+    ),
+    BOOTSTRAP_TOKEN: SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="The deployment's bootstrap token (ARX_BOOTSTRAP_TOKEN): creates the "
+        "first org and its owner, and is refused for everything once an owner exists.",
     ),
 }
 
@@ -296,6 +306,16 @@ class RouteDoc:
     retry_after: Mapping[int, bool] = field(default_factory=dict)
     # Path parameters that take one of a fixed set of values (anything else is a 404).
     path_enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The roles (in the route's org) the control-plane guard accepts; listed in
+    # the security requirement, as OpenAPI 3.1 allows for non-OAuth schemes.
+    roles: tuple[str, ...] = ()
+    # The route also accepts the bootstrap token.
+    bootstrap: bool = False
+
+    @property
+    def opt(self) -> dict[str, Any]:
+        """The handler's ``opt``: what ``arx.api.guards.control_guard`` enforces."""
+        return {"arx_roles": tuple(str(r) for r in self.roles), "arx_bootstrap": self.bootstrap}
 
     @property
     def responses(self) -> dict[int, ResponseSpec]:
@@ -327,7 +347,13 @@ class RouteDoc:
                     content={JSON: OpenAPIMediaType(schema=self.body)},  # type: ignore[arg-type]
                 )
             )
-        op.security = [{self.security: []}] if self.security else []
+        roles = [str(r) for r in self.roles]
+        op.security = [{self.security: roles}] if self.security else []
+        if self.bootstrap and self.security != BOOTSTRAP_TOKEN:
+            op.security.append({BOOTSTRAP_TOKEN: []})
+        if roles:
+            note = f"Roles accepted in the org: {', '.join(roles)}."
+            op.description = f"{op.description}\n\n{note}" if op.description else note
         for param in op.parameters or []:
             if isinstance(param, Parameter) and param.name in self.path_enums:
                 param.schema = {"type": "string", "enum": list(self.path_enums[param.name])}  # type: ignore[assignment]

@@ -12,6 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from arx.api import body
+from arx.api.guards import address_of
 from arx.api.openapi import AGENT_KEY, RouteDoc, execute_body_schema, json_schema
 from arx.api.problems import problem_response
 from arx.api.state import runtime
@@ -28,15 +29,20 @@ from arx.approvals.types import ApprovalView
 from arx.connectors.catalog import connectors
 from arx.deadline import Deadline
 from arx.errors import (
+    AddressNotAllowedError,
+    AgentDisabledError,
     ARXError,
+    AuthenticationError,
     ConnectorRateLimitedError,
     ConnectorUnreachableError,
     ServiceUnavailableError,
 )
 from arx.idempotency import service as idempotency
+from arx.identity.network import admitted
 from arx.identity.types import AgentIdentity
 from arx.intercept.types import Executed, Outcome
 from arx.logs import agent_id_var, org_id_var
+from arx.runtime import Runtime
 
 _encoder = msgspec.json.Encoder()
 
@@ -60,9 +66,26 @@ _APPROVAL_DOC = RouteDoc(security=AGENT_KEY, errors=(401, 404, 500, 503))
 
 
 async def _identify(request: Request[Any, Any, Any], deadline: Deadline) -> AgentIdentity:
-    who = await runtime(request).auth.authenticate(request.headers.get("authorization"), deadline)
+    """The calling agent, admitted: its key is valid, neither it nor its org is
+    switched off, and the client address is in the org's allowlist. A refusal
+    here happens before policy is asked and is recorded as such."""
+    rt = runtime(request)
+    who = await rt.auth.authenticate(request.headers.get("authorization"), deadline)
     org_id_var.set(str(who.org_id))
     agent_id_var.set(str(who.agent_id))
+    refusal: ARXError | None = None
+    if who.agent_disabled or who.org_disabled:
+        scope = "this agent" if who.agent_disabled else "every agent of this org"
+        refusal = AgentDisabledError(f"{scope} is disabled by the kill switch")
+    elif who.allowlist is not None:
+        address = address_of(request)
+        if not admitted(address, who.allowlist):
+            refusal = AddressNotAllowedError(
+                f"{address or 'an unknown address'} is not in this org's agent allowlist"
+            )
+    if refusal is not None:
+        await rt.refusals.record(who, refusal.code, deadline, details={"path": request.url.path})
+        raise refusal
     return who
 
 
@@ -84,7 +107,11 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     params = body.check_params(req.params)
     call = rt.intercept.prepare(req.connector, req.operation, params)
     if key is None:
-        return _respond(await rt.intercept.execute(who, call, deadline=deadline))
+        try:
+            return _respond(await rt.intercept.execute(who, call, deadline=deadline))
+        except (AuthenticationError, AgentDisabledError):
+            _revoked(rt, who)
+            raise
 
     keys = rt.idempotency
     stored = await keys.claim(
@@ -96,9 +123,18 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         response = _respond(
             await rt.intercept.execute(who, call, deadline=deadline, idempotency_key=key)
         )
-    except (ServiceUnavailableError, ConnectorRateLimitedError, ConnectorUnreachableError):
+    except (
+        ServiceUnavailableError,
+        ConnectorRateLimitedError,
+        ConnectorUnreachableError,
+        AuthenticationError,
+        AgentDisabledError,
+    ) as exc:
         # Nothing was executed (a 503; the tool was never reached; or it refused
-        # with 429 and said when to come back): free the key so the retry runs.
+        # with 429 and said when to come back; or the key or agent was switched
+        # off meanwhile): free the key so the retry runs.
+        if isinstance(exc, AuthenticationError | AgentDisabledError):
+            _revoked(rt, who)
         with suppress(ARXError):
             await keys.release(who, key)
         raise
@@ -108,6 +144,12 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise
     await _store(keys, who, key, response)
     return response
+
+
+def _revoked(rt: Runtime, who: AgentIdentity) -> None:
+    """The database refused a key this process still remembered as valid (its
+    notification is still on the way): forget it now."""
+    rt.auth.forget(f"api_keys:{who.key_id}")
 
 
 class _PollUrl(msgspec.Struct):

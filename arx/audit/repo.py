@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # The execute path: one statement, one round trip, per step (migration 0003).
-EXECUTE_CONTEXT = "SELECT * FROM arx.execute_context(%s, %s, %s, %s)"
+EXECUTE_CONTEXT = "SELECT * FROM arx.keyed_execute_context(%s, %s, %s, %s, %s)"
 RECORD_DECISION = "SELECT * FROM arx.record_decision(%s, %s, %s, %s)"
 RECORD_RESULT = "SELECT arx.record_result(%s)"
 

@@ -117,7 +117,7 @@ class Trail:
         row = await call_function(
             self._pool,
             repo.EXECUTE_CONTEXT,
-            (who.org_id, who.agent_id, connector, self._recent),
+            (who.key_id, who.org_id, who.agent_id, connector, self._recent),
             deadline=deadline,
             pool_wait=self._pool_wait,
             row_factory=class_row(_ContextRow),

@@ -1,123 +1,377 @@
 """``arx``: operate an ARX deployment.
 
-Administrative commands talk to PostgreSQL directly as the application role
-(row-level security still applies: each command scopes itself to one org)
-and print JSON on stdout. An API key is printed once, when it is created.
+Administrative commands are clients of the admin API (``/v1/admin``). They act
+with an org admin token (``arxadm_…``) or an access token from the IdP, so the
+API's roles, allowlists and audit trail apply to the CLI as to any other
+caller, and the CLI needs neither database access nor the KEK. ``serve``,
+``db migrate`` and ``demo`` are the operator's own: they run the system
+rather than ask it.
+
+Configuration: ``ARX_URL`` (default http://127.0.0.1:8080) or ``--url``, and
+``ARX_TOKEN`` or ``--token-file FILE|-``; ``arx bootstrap`` uses
+``ARX_BOOTSTRAP_TOKEN``. A credential is never an argument: it would land in
+shell history and in the process table. Output is JSON on stdout; a failure is
+one line on stderr, ``arx: error: <detail> [<code>]``, with exit status 1. A
+key or token is printed once, by the command that creates it.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, get_args
 
 import msgspec
-import psycopg
-import uvicorn
 
-from arx.admin.service import (
-    create_agent,
-    create_api_key,
-    create_org,
-    find_agent,
-    store_credential,
-)
-from arx.audit.service import list_events
+from arx.admin.types import PersonRole, TokenRole
+from arx.cli import commands as cmd
+from arx.cli.client import AdminClient, CLIError, check_base_url
 from arx.config import ConfigError, load_settings
-from arx.db.migrate import migrate, set_app_password
 from arx.errors import ARXError
-from arx.identity.orgs import org_id_for
-from arx.identity.types import IntentManifest
-from arx.runtime import open_runtime
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TOKEN_ENV = "ARX_TOKEN"  # noqa: S105 -- the variable's name, not a secret
+BOOTSTRAP_TOKEN_ENV = "ARX_BOOTSTRAP_TOKEN"  # noqa: S105 -- likewise
+# Options naming a file whose content may come from stdin ("-").
+_INPUTS = ("token_file", "secret_file", "owner_password_file", "intent_file")
+
+_Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def _print(value: Any) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value, enc_hook=str)).decode() + "\n")
+# --- reading inputs ---------------------------------------------------------------------
 
 
-def _parse_scope(items: Sequence[str]) -> dict[str, list[str]]:
-    """``crowdstrike=hosts:search,hosts:get`` → {"crowdstrike": [...]}."""
+def _read(source: str) -> bytes:
+    """A file's bytes, or stdin's for ``-``."""
+    return sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+
+
+def _credential(ns: argparse.Namespace, env: Mapping[str, str]) -> str:
+    variable: str = ns.credential_env
+    if ns.token_file:
+        token = _read(ns.token_file).decode("utf-8", "replace").strip()
+        origin = "--token-file"
+    else:
+        token = env.get(variable, "").strip()
+        origin = variable
+    if not token:
+        raise CLIError(
+            f"no credential: set {variable} or pass --token-file FILE|-", "no_credential"
+        )
+    if not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+        # Never quoted: it is a secret. Tokens are printable ASCII; anything else
+        # is a wrong file, and could not travel in an HTTP header anyway.
+        raise CLIError(f"the credential from {origin} is not a single word", "bad_credential")
+    return token
+
+
+def _json_object(source: str, what: str) -> dict[str, Any]:
+    try:
+        return msgspec.json.decode(_read(source), type=dict[str, Any])
+    except msgspec.DecodeError as exc:
+        # msgspec names the position, never the content (which may be a secret).
+        raise CLIError(f"{what} is not a JSON object: {exc}", "bad_input") from None
+
+
+def _password(source: str | None) -> str | None:
+    if source is None:
+        return None
+    # Only the line ending goes: spaces may be part of a password.
+    return _read(source).decode("utf-8").rstrip("\r\n")
+
+
+def _intent(ns: argparse.Namespace) -> dict[str, Any]:
+    if ns.intent_file:
+        if ns.purpose is not None or ns.scope:
+            raise CLIError("give --intent-file, or --purpose and --scope, not both", "bad_input")
+        return _json_object(ns.intent_file, "the intent file")
     scope: dict[str, list[str]] = {}
-    for item in items:
+    for item in ns.scope or []:
         connector, sep, ops = item.partition("=")
         if not sep or not connector or not ops:
-            raise SystemExit(f"--scope expects CONNECTOR=OP[,OP...], got {item!r}")
+            raise CLIError(f"--scope expects CONNECTOR=OP[,OP...], got {item!r}", "bad_input")
         scope.setdefault(connector, []).extend(o for o in ops.split(",") if o)
-    return scope
+    return {"purpose": ns.purpose or "", "scope": scope}
 
 
-async def _with_runtime(fn: Callable[[Any], Awaitable[Any]]) -> Any:
-    async with open_runtime(load_settings()) as rt:
-        return await fn(rt)
+def _one_stdin(ns: argparse.Namespace) -> None:
+    if [getattr(ns, name, None) for name in _INPUTS].count("-") > 1:
+        raise CLIError("only one input can come from stdin (-)", "bad_input")
 
 
-async def _org_create(ns: argparse.Namespace) -> Any:
-    return await _with_runtime(
-        lambda rt: create_org(rt.pool, slug=ns.slug, name=ns.name, actor="cli")
+# --- the parser --------------------------------------------------------------------------
+
+
+def _group(sub: _Sub, name: str, help_: str) -> _Sub:
+    return sub.add_parser(name, help=help_).add_subparsers(dest=f"{name}_command", required=True)
+
+
+def _api(
+    sub: _Sub, name: str, help_: str, *, org: bool = True, credential_env: str = TOKEN_ENV
+) -> argparse.ArgumentParser:
+    """A command that calls the admin API, with the connection options."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument("--url", help=f"the ARX API (default: $ARX_URL, else {DEFAULT_URL})")
+    p.add_argument(
+        "--token-file",
+        metavar="FILE|-",
+        help=f"read the credential from FILE or stdin instead of ${credential_env}",
     )
-
-
-async def _agent_create(ns: argparse.Namespace) -> Any:
-    intent = ns.intent or IntentManifest(
-        purpose=ns.purpose or "", scope=_parse_scope(ns.scope or [])
-    )
-
-    async def run(rt: Any) -> Any:
-        org_id = await org_id_for(rt.pool, ns.org)
-        return await create_agent(rt.pool, org_id, name=ns.name, intent=intent, actor="cli")
-
-    return await _with_runtime(run)
-
-
-async def _key_create(ns: argparse.Namespace) -> Any:
-    async def run(rt: Any) -> Any:
-        org_id = await org_id_for(rt.pool, ns.org)
-        agent = await find_agent(rt.pool, org_id, ns.agent)
-        return await create_api_key(rt.pool, org_id, agent.id, actor="cli")
-
-    return await _with_runtime(run)
-
-
-async def _credential_set(ns: argparse.Namespace) -> Any:
-    secret = ns.secret
-
-    async def run(rt: Any) -> Any:
-        org_id = await org_id_for(rt.pool, ns.org)
-        return await store_credential(
-            rt.pool,
-            rt.vault,
-            org_id=org_id,
-            connector=ns.connector,
-            secret=secret,
-            base_url=ns.base_url,
-            allow_insecure_urls=rt.settings.allow_insecure_connector_urls,
-            actor="cli",
+    if org:
+        p.add_argument(
+            "--org", metavar="SLUG|UUID", help="the org (default: the credential's only org)"
         )
-
-    return await _with_runtime(run)
-
-
-async def _audit_list(ns: argparse.Namespace) -> Any:
-    async def run(rt: Any) -> Any:
-        org_id = await org_id_for(rt.pool, ns.org)
-        return await list_events(rt.pool, org_id, after_seq=ns.after, limit=ns.limit)
-
-    return await _with_runtime(run)
+    p.set_defaults(credential_env=credential_env)
+    return p
 
 
-async def _db_migrate(_: argparse.Namespace) -> Any:
-    settings = load_settings()
-    url = settings.admin_database_url or settings.database_url
-    applied = await asyncio.to_thread(migrate, url)
-    if settings.app_db_password:
-        await asyncio.to_thread(set_app_password, url, settings.app_db_password)
-    return {"applied": applied}
+def _roles(p: argparse.ArgumentParser, choices: tuple[str, ...], *, required: bool) -> None:
+    p.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        choices=choices,
+        required=required,
+        help="repeat for several roles",
+    )
+
+
+def _add_org_commands(sub: _Sub) -> None:
+    p = _api(
+        sub,
+        "bootstrap",
+        "create the first org, its owner and an owner token",
+        org=False,
+        credential_env=BOOTSTRAP_TOKEN_ENV,
+    )
+    p.add_argument("--org", dest="slug", required=True, metavar="SLUG", help="the new org's slug")
+    p.add_argument("--name", required=True, help="the new org's display name")
+    p.add_argument("--owner-email", required=True)
+    p.add_argument("--owner-display-name", default="")
+    p.add_argument(
+        "--owner-password-file",
+        metavar="FILE|-",
+        help="a local password for the owner (omit when the owner signs in with the IdP)",
+    )
+    p.set_defaults(
+        call=lambda s, ns: cmd.bootstrap(
+            s.client,
+            slug=ns.slug,
+            name=ns.name,
+            owner_email=ns.owner_email,
+            owner_display_name=ns.owner_display_name,
+            owner_password=_password(ns.owner_password_file),
+        ),
+    )
+    _api(sub, "whoami", "the caller and their orgs and roles", org=False).set_defaults(
+        call=lambda s, _: cmd.whoami(s.client)
+    )
+
+    org = _group(sub, "org", "the org: its kill switch and allowlists")
+    _api(org, "show", "the org, its kill switch and allowlists").set_defaults(
+        call=lambda s, _: cmd.org_show(s)
+    )
+    p = _api(org, "disable", "switch off every agent of the org at once")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(call=lambda s, ns: cmd.org_switch(s, disabled=True, reason=ns.reason))
+    p = _api(org, "enable", "switch the org's agents back on")
+    p.add_argument("--reason", default="")
+    p.set_defaults(call=lambda s, ns: cmd.org_switch(s, disabled=False, reason=ns.reason))
+    p = _api(org, "allowlist", "networks the org's agent keys and admin credentials work from")
+    for which in ("agent", "admin"):
+        p.add_argument(
+            f"--{which}",
+            metavar="CIDR",
+            nargs="+",
+            action="extend",
+            help=f"replace the {which} allowlist with these networks",
+        )
+        p.add_argument(
+            f"--clear-{which}",
+            action="store_true",
+            help=f"allow {which} credentials from any address",
+        )
+    p.set_defaults(
+        call=lambda s, ns: cmd.org_allowlist(
+            s,
+            agent=ns.agent,
+            admin=ns.admin,
+            clear_agent=ns.clear_agent,
+            clear_admin=ns.clear_admin,
+        )
+    )
+
+
+def _add_agent_commands(sub: _Sub) -> None:
+    agent = _group(sub, "agent", "agents and their kill switch")
+    p = _api(agent, "create", "register an agent with its intent manifest")
+    p.add_argument("--name", required=True)
+    p.add_argument("--purpose")
+    p.add_argument(
+        "--scope",
+        action="append",
+        metavar="CONNECTOR=OP[,OP...]",
+        help="operations the agent declares it needs (globs allowed: hosts:*)",
+    )
+    p.add_argument(
+        "--intent-file", metavar="FILE|-", help="a JSON intent manifest {purpose, scope}"
+    )
+    p.set_defaults(call=lambda s, ns: cmd.agent_create(s, name=ns.name, intent=_intent(ns)))
+    _api(agent, "list", "the org's agents and whether each is disabled").set_defaults(
+        call=lambda s, _: cmd.agent_list(s)
+    )
+    p = _api(agent, "show", "one agent")
+    p.add_argument("name")
+    p.set_defaults(call=lambda s, ns: cmd.agent_show(s, name=ns.name))
+    p = _api(agent, "disable", "the kill switch: refuse every call of the agent at once")
+    p.add_argument("name")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(
+        call=lambda s, ns: cmd.agent_switch(s, name=ns.name, disabled=True, reason=ns.reason)
+    )
+    p = _api(agent, "enable", "switch the agent back on")
+    p.add_argument("name")
+    p.add_argument("--reason", default="")
+    p.set_defaults(
+        call=lambda s, ns: cmd.agent_switch(s, name=ns.name, disabled=False, reason=ns.reason)
+    )
+
+    key = _group(sub, "key", "agents' API keys")
+    p = _api(key, "create", "issue an API key for an agent (shown once)")
+    p.add_argument("--agent", required=True, help="agent name")
+    p.add_argument("--name", default="", help="a label for the key")
+    p.add_argument("--expires-in", type=int, metavar="SECONDS")
+    p.set_defaults(
+        call=lambda s, ns: cmd.key_create(s, agent=ns.agent, name=ns.name, expires_in=ns.expires_in)
+    )
+    p = _api(key, "list", "an agent's keys (never their secrets)")
+    p.add_argument("--agent", required=True, help="agent name")
+    p.set_defaults(call=lambda s, ns: cmd.key_list(s, agent=ns.agent))
+    p = _api(key, "rotate", "issue a successor key; the old one works for the overlap")
+    p.add_argument("--agent", required=True, help="agent name")
+    p.add_argument("key_id")
+    p.add_argument(
+        "--overlap",
+        type=int,
+        metavar="SECONDS",
+        help="how long the old key keeps working (default: the server's)",
+    )
+    p.set_defaults(
+        call=lambda s, ns: cmd.key_rotate(s, agent=ns.agent, key_id=ns.key_id, overlap=ns.overlap)
+    )
+    p = _api(key, "revoke", "revoke a key at once")
+    p.add_argument("--agent", required=True, help="agent name")
+    p.add_argument("key_id")
+    p.set_defaults(call=lambda s, ns: cmd.key_revoke(s, agent=ns.agent, key_id=ns.key_id))
+
+
+def _add_record_commands(sub: _Sub) -> None:
+    cred = _group(sub, "credential", "connector credentials")
+    p = _api(cred, "set", "store the connector's next credential version (sealed)")
+    p.add_argument("--connector", required=True)
+    p.add_argument("--secret-file", required=True, metavar="FILE|-", help="a JSON secret")
+    p.add_argument("--base-url", help="the tool's API base URL (default: the vendor's)")
+    p.set_defaults(
+        call=lambda s, ns: cmd.credential_set(
+            s,
+            connector=ns.connector,
+            secret=_json_object(ns.secret_file, "the secret"),
+            base_url=ns.base_url,
+        )
+    )
+    audit = _group(sub, "audit", "the audit trail")
+    p = _api(audit, "list", "the org's audit events, oldest first")
+    p.add_argument("--after", type=int, default=0, help="only events with seq > AFTER")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (up to 1000)")
+    p.set_defaults(call=lambda s, ns: cmd.audit_list(s, after=ns.after, limit=ns.limit))
+
+
+def _add_people_commands(sub: _Sub) -> None:
+    member = _group(sub, "member", "the org's people and their roles")
+    _api(member, "list", "the org's people").set_defaults(call=lambda s, _: cmd.member_list(s))
+    p = _api(member, "add", "add a person (they sign in with the IdP)")
+    p.add_argument("email")
+    _roles(p, get_args(PersonRole), required=True)
+    p.add_argument("--display-name", default="")
+    p.set_defaults(
+        call=lambda s, ns: cmd.member_add(
+            s, email=ns.email, roles=ns.roles, display_name=ns.display_name
+        )
+    )
+    p = _api(member, "set", "replace a person's roles, or (de)activate them")
+    p.add_argument("email")
+    _roles(p, get_args(PersonRole), required=False)
+    active = p.add_mutually_exclusive_group()
+    active.add_argument("--deactivate", dest="active", action="store_const", const=False)
+    active.add_argument("--activate", dest="active", action="store_const", const=True)
+    p.set_defaults(
+        call=lambda s, ns: cmd.member_set(s, email=ns.email, roles=ns.roles, active=ns.active)
+    )
+
+    token = _group(sub, "token", "the org's admin tokens")
+    _api(token, "list", "the org's admin tokens (never their secrets)").set_defaults(
+        call=lambda s, _: cmd.token_list(s)
+    )
+    p = _api(token, "create", "issue a named admin token (shown once)")
+    p.add_argument("name")
+    _roles(p, get_args(TokenRole), required=True)
+    p.add_argument("--expires-in", type=int, metavar="SECONDS")
+    p.set_defaults(
+        call=lambda s, ns: cmd.token_create(
+            s, name=ns.name, roles=ns.roles, expires_in=ns.expires_in
+        )
+    )
+    p = _api(token, "rotate", "issue a successor token; the old one works for the overlap")
+    p.add_argument("token_id")
+    p.add_argument("--overlap", type=int, metavar="SECONDS")
+    p.set_defaults(call=lambda s, ns: cmd.token_rotate(s, token_id=ns.token_id, overlap=ns.overlap))
+    p = _api(token, "revoke", "revoke an admin token at once")
+    p.add_argument("token_id")
+    p.set_defaults(call=lambda s, ns: cmd.token_revoke(s, token_id=ns.token_id))
+
+
+def _add_operator_commands(sub: _Sub) -> None:
+    serve = sub.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(operator=_serve)
+    db = _group(sub, "db", "database administration")
+    db.add_parser(
+        "migrate",
+        help="apply pending schema migrations (ARX_ADMIN_DATABASE_URL, else ARX_DATABASE_URL)",
+    ).set_defaults(operator=_db_migrate)
+    demo = sub.add_parser("demo", help="start the whole system locally and run the demo agent")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--no-wait", action="store_true", help="stop everything after the demo")
+    demo.add_argument("--home", type=Path, help="state directory (default: .arx in the checkout)")
+    demo.set_defaults(operator=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="arx",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_operator_commands(sub)
+    _add_org_commands(sub)
+    _add_agent_commands(sub)
+    _add_record_commands(sub)
+    _add_people_commands(sub)
+    return p
+
+
+# --- operator commands (no API) --------------------------------------------------------
 
 
 def _serve(ns: argparse.Namespace) -> None:
+    import uvicorn  # noqa: PLC0415 (only the server needs it; keeps admin commands quick)
+
     load_settings()  # fail fast, with a clear message, before uvicorn starts
     uvicorn.run(
         "arx.api.app:app_from_env",
@@ -130,79 +384,34 @@ def _serve(ns: argparse.Namespace) -> None:
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="arx", description=__doc__.splitlines()[0] if __doc__ else "")
-    sub = p.add_subparsers(dest="command", required=True)
+def _db_migrate(_: argparse.Namespace) -> bytes:
+    import asyncio  # noqa: PLC0415 (the one command that talks to PostgreSQL)
 
-    serve = sub.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.set_defaults(sync=_serve)
+    import psycopg  # noqa: PLC0415
 
-    db = sub.add_parser("db", help="database administration").add_subparsers(
-        dest="db_command", required=True
-    )
-    db.add_parser(
-        "migrate",
-        help="apply pending schema migrations (ARX_ADMIN_DATABASE_URL, else ARX_DATABASE_URL)",
-    ).set_defaults(run=_db_migrate)
+    from arx.db.migrate import APP_ROLE, CONTROL_ROLE, migrate, set_role_password  # noqa: PLC0415
 
-    org = sub.add_parser("org", help="organizations").add_subparsers(
-        dest="org_command", required=True
-    )
-    oc = org.add_parser("create", help="create an org")
-    oc.add_argument("--slug", required=True, help="lower-case id; names the org's policy bundle")
-    oc.add_argument("--name", required=True)
-    oc.set_defaults(run=_org_create)
+    async def run() -> list[str]:
+        settings = load_settings()
+        url = settings.admin_database_url or settings.database_url
+        applied = await asyncio.to_thread(migrate, url)
+        if settings.app_db_password:
+            await asyncio.to_thread(set_role_password, url, APP_ROLE, settings.app_db_password)
+        if settings.control_db_password:
+            await asyncio.to_thread(
+                set_role_password, url, CONTROL_ROLE, settings.control_db_password
+            )
+        return applied
 
-    agent = sub.add_parser("agent", help="agents").add_subparsers(
-        dest="agent_command", required=True
-    )
-    ac = agent.add_parser("create", help="create an agent with its intent manifest")
-    ac.add_argument("--org", required=True, help="org id or slug")
-    ac.add_argument("--name", required=True)
-    ac.add_argument("--purpose")
-    ac.add_argument(
-        "--scope",
-        action="append",
-        metavar="CONNECTOR=OP[,OP...]",
-        help="operations the agent declares it needs (globs allowed: hosts:*)",
-    )
-    ac.add_argument("--intent-file", help="a JSON intent manifest {purpose, scope}")
-    ac.set_defaults(run=_agent_create)
-
-    key = sub.add_parser("key", help="API keys").add_subparsers(dest="key_command", required=True)
-    kc = key.add_parser("create", help="issue an API key for an agent (shown once)")
-    kc.add_argument("--org", required=True, help="org id or slug")
-    kc.add_argument("--agent", required=True, help="agent name")
-    kc.set_defaults(run=_key_create)
-
-    cred = sub.add_parser("credential", help="connector credentials").add_subparsers(
-        dest="credential_command", required=True
-    )
-    cs = cred.add_parser("set", help="store (or rotate) an org's credential for a connector")
-    cs.add_argument("--org", required=True, help="org id or slug")
-    cs.add_argument("--connector", required=True)
-    cs.add_argument("--secret-file", required=True, help="JSON secret file, or - for stdin")
-    cs.add_argument("--base-url", help="the tool's API base URL (default: the vendor's)")
-    cs.set_defaults(run=_credential_set)
-
-    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
-        dest="audit_command", required=True
-    )
-    al = audit.add_parser("list", help="list an org's audit events in order")
-    al.add_argument("--org", required=True, help="org id or slug")
-    al.add_argument("--after", type=int, default=0, help="only events with seq > AFTER")
-    al.add_argument("--limit", type=int, default=100)
-    al.set_defaults(run=_audit_list)
-
-    demo = sub.add_parser("demo", help="start the whole system locally and run the demo agent")
-    demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--no-wait", action="store_true", help="stop everything after the demo")
-    demo.add_argument("--home", type=Path, help="state directory (default: .arx in the checkout)")
-    demo.set_defaults(sync=_demo)
-    return p
+    try:
+        applied = asyncio.run(run())
+    except psycopg.Error as exc:
+        raise CLIError(
+            f"the database refused or could not be reached ({type(exc).__name__}; "
+            f"SQLSTATE {exc.sqlstate or 'n/a'})",
+            "database_error",
+        ) from None
+    return msgspec.json.encode({"applied": applied})
 
 
 def _demo(ns: argparse.Namespace) -> None:
@@ -211,47 +420,45 @@ def _demo(ns: argparse.Namespace) -> None:
     run_demo(port=ns.port, wait=not ns.no_wait, home=ns.home)
 
 
-def _read_inputs(ns: argparse.Namespace) -> None:
-    """Read files named on the command line before any event loop starts."""
-    if getattr(ns, "intent_file", None):
-        ns.intent = msgspec.json.decode(Path(ns.intent_file).read_bytes(), type=IntentManifest)
-    elif hasattr(ns, "intent_file"):
-        ns.intent = None
-    if getattr(ns, "secret_file", None):
-        # From a file or stdin only: a secret given as an argument would land
-        # in shell history and in the process table.
-        source = ns.secret_file
-        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-        ns.secret = msgspec.json.decode(raw, type=dict[str, Any])
+# --- running a command -------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ns = _build_parser().parse_args(argv)
+def _call_api(ns: argparse.Namespace, env: Mapping[str, str]) -> bytes:
+    _one_stdin(ns)
+    url = check_base_url(ns.url or env.get("ARX_URL") or DEFAULT_URL)
+    token = _credential(ns, env)
+    with AdminClient(url, token) as client:
+        result: bytes = ns.call(cmd.Session(client, getattr(ns, "org", None)), ns)
+    return result
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
     try:
-        _read_inputs(ns)
-        if hasattr(ns, "sync"):
-            ns.sync(ns)
+        if hasattr(ns, "operator"):
+            out = ns.operator(ns)
         else:
-            _print(asyncio.run(ns.run(ns)))
+            # The CLI's configuration is read here, once (as arx.config does for the server).
+            out = _call_api(ns, os.environ if env is None else env)
+    except CLIError as exc:
+        return _fail(str(exc))
     except ARXError as exc:
         return _fail(f"{exc} [{exc.code}]")
     except ConfigError as exc:
         return _fail(f"{exc} [config_error]")
     except OSError as exc:
         return _fail(f"cannot read {exc.filename or 'input'}: {exc.strerror} [io_error]")
-    except msgspec.DecodeError as exc:
-        # msgspec names the position, never the content (which may be a secret).
-        return _fail(f"the input is not valid JSON of the expected shape: {exc} [bad_input]")
-    except psycopg.Error as exc:
-        return _fail(
-            f"the database refused or could not be reached ({type(exc).__name__}; "
-            f"SQLSTATE {exc.sqlstate or 'n/a'}) [database_error]"
-        )
+    except UnicodeDecodeError:
+        return _fail("an input file is not UTF-8 text [bad_input]")
+    if out is not None:
+        sys.stdout.write(msgspec.json.format(out, indent=2).decode() + "\n")
     return 0
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"arx: error: {message}\n")
+    # One line, whatever the server's detail contains.
+    flat = " ".join(message.split())
+    sys.stderr.write(f"arx: error: {flat}\n")
     return 1
 
 

@@ -9,21 +9,39 @@ here echoes the driver's message, which can quote the offending value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 from psycopg import errors as pg
 from psycopg_pool import PoolTimeout
 
 from arx.errors import (
+    AgentDisabledError,
     ARXError,
+    AuthenticationError,
     ConflictError,
     DatabaseUnavailableError,
     InvalidFieldError,
     NotFoundError,
 )
 
+# Raised by arx.keyed_execute_context (migration 0004): the database's own
+# word that the key or the agent stopped being valid after it was remembered.
+_ACCESS_REVOKED: dict[str, Callable[[], ARXError]] = {
+    "AX401": lambda: AuthenticationError("the API key is not valid (unknown, expired or revoked)"),
+    "AX403": lambda: AgentDisabledError("this agent is disabled by the kill switch"),
+    "AX423": lambda: AgentDisabledError("every agent of this org is disabled by the kill switch"),
+}
+
 
 def translate(exc: BaseException) -> ARXError | None:
     """The ARX error for a driver or pool error; ``None`` for anything else."""
+    if isinstance(exc, psycopg.Error) and exc.sqlstate in _ACCESS_REVOKED:
+        return _ACCESS_REVOKED[exc.sqlstate]()
+    return _driver_error(exc)
+
+
+def _driver_error(exc: BaseException) -> ARXError | None:
     if isinstance(exc, PoolTimeout | psycopg.OperationalError | psycopg.InterfaceError):
         return DatabaseUnavailableError("the database is unreachable or did not answer in time")
     if isinstance(exc, pg.UniqueViolation):

@@ -47,9 +47,18 @@ def migrate(admin_url: str) -> list[str]:
     return applied_now
 
 
-def set_app_password(admin_url: str, password: str) -> None:
-    """Give the app role a password (the local cluster and tests use this)."""
+# The roles that log in (migration 0001 and 0004 create them).
+APP_ROLE = "arx_app"
+CONTROL_ROLE = "arx_control"
+
+
+def set_role_password(admin_url: str, role: str, password: str) -> None:
+    """Give a login role a password (the local cluster and tests use this)."""
+    if role not in (APP_ROLE, CONTROL_ROLE):
+        raise ValueError(f"{role!r} is not a role ARX logs in as")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("ALTER ROLE arx_app WITH LOGIN PASSWORD {}").format(sql.Literal(password))
+            sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
         )

@@ -73,16 +73,20 @@ def _connection_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_pool(settings: Settings) -> AsyncConnectionPool[Conn]:
-    """Build a closed pool; the caller opens it (without waiting for the DB)."""
+def create_pool(
+    settings: Settings, *, url: str | None = None, name: str = "arx", max_size: int | None = None
+) -> AsyncConnectionPool[Conn]:
+    """Build a closed pool (by default the agent path's); the caller opens it
+    (without waiting for the DB)."""
+    size = max_size or settings.db_pool_max
     return AsyncConnectionPool(
-        settings.database_url,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
+        url or settings.database_url,
+        min_size=min(settings.db_pool_min, size),
+        max_size=size,
         open=False,
         timeout=settings.db_pool_wait_seconds,
         kwargs=_connection_kwargs(settings),
-        name="arx",
+        name=name,
         # psycopg_pool retries a lost connection with exponential backoff
         # (1 s, doubling) until reconnect_timeout, and no new attempt starts
         # meanwhile: a long outage would leave the pool idle for many seconds

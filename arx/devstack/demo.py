@@ -29,6 +29,7 @@ from arx.devstack.opa import OpaSidecar, opa_binary
 from arx.devstack.ports import LOOPBACK, free_port, is_port_open
 from arx.devstack.postgres import LocalPostgres, check_traversable
 from arx.devstack.process import DevstackError, ManagedProcess
+from arx.devstack.seed import Seeded, seed_over_api
 from arx.devstack.stack import (
     build_policy_bundles,
     create_database,
@@ -129,9 +130,42 @@ class Stack:
     admin_url: str
     # Root process of each service, for tools that read their CPU from /proc.
     pids: dict[str, int]
+    # The example org's owner: its admin token (the CLI's), and the local
+    # account's password (a fresh one per run, shown once).
+    org_id: str
+    owner_token: str
+    owner_email: str
+    owner_password: str
 
     def __repr__(self) -> str:
         return f"Stack({self.base_url})"
+
+
+def _seed(
+    base: str, bootstrap_token: str, owner_password: str, falcon_url: str, sandbox_secret: str
+) -> Seeded:
+    seeded = seed_over_api(
+        base,
+        bootstrap_token=bootstrap_token,
+        owner_password=owner_password,
+        falcon_url=falcon_url,
+        client_id=SANDBOX_CLIENT_ID,
+        client_secret=sandbox_secret,
+    )
+    print(
+        "- bootstrapped org 'example' through the admin API: its owner, agents "
+        "triage-bot and responder-bot, a Falcon credential"
+    )
+    return seeded
+
+
+def _write_cli_env(home: Path, base: str, token: str) -> Path:
+    """What the CLI needs: where the API is and the owner's admin token (0600)."""
+    env_file = home / "demo.env"
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"export ARX_URL='{base}'\nexport ARX_TOKEN='{token}'\n")
+    return env_file
 
 
 @contextmanager
@@ -147,13 +181,14 @@ def local_stack(
     """Start PostgreSQL (unless ``admin_url`` names a server), OPA, the Falcon
     sandbox and the API, and seed the example org in a fresh ``db_name``."""
     home = home.absolute()
-    home.mkdir(parents=True, exist_ok=True)
     logs = home / "logs"
-    logs.mkdir(exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
     if is_port_open(port):
         raise DevstackError(f"port {port} is in use: is ARX already running? (use --port N)")
     _secret_file(home / "kek", base64.b64encode(os.urandom(32)).decode())
-    admin_token = _secret_file(home / "admin_token", secrets.token_urlsafe(24))
+    # A fresh database each run: a fresh bootstrap token and owner password.
+    bootstrap_token = secrets.token_urlsafe(24)
+    owner_password = secrets.token_urlsafe(18)
     sandbox_secret = _secret_file(home / "sandbox_secret", secrets.token_urlsafe(24))
 
     pids: dict[str, int] = {}
@@ -171,8 +206,11 @@ def local_stack(
             print(f"- PostgreSQL: local cluster on {LOOPBACK}:{cluster.port}")
         drop_database(admin_url, db_name)
         db_admin_url = create_database(admin_url, db_name)
-        app_url, _ = migrate_and_grant(db_admin_url)
-        print(f"- database {db_name!r} created and migrated (the API connects as arx_app)")
+        logins = migrate_and_grant(db_admin_url)
+        print(
+            f"- database {db_name!r} created and migrated (agents' calls run as arx_app, "
+            "administration as arx_control)"
+        )
 
         opa = opa_binary(REPO_ROOT)
         bundles = build_policy_bundles(opa, REPO_ROOT, home / "bundles")
@@ -213,16 +251,18 @@ def local_stack(
         falcon_url = f"http://{LOOPBACK}:{falcon_port}"
         print(f"- CrowdStrike Falcon sandbox {falcon_url}")
 
+        base = f"http://{LOOPBACK}:{port}"
         api_env = {
-            "ARX_DATABASE_URL": app_url,
+            "ARX_DATABASE_URL": logins.app_url,
+            "ARX_CONTROL_DATABASE_URL": logins.control_url,
             "ARX_OPA_URL": sidecar.url,
             "ARX_KEK_FILE": str(home / "kek"),
-            "ARX_ADMIN_TOKEN": admin_token,
+            "ARX_BOOTSTRAP_TOKEN": bootstrap_token,
             "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",
+            "ARX_PUBLIC_URL": base,
+            # The local demo is plain http on loopback: a Secure cookie would never be sent.
+            "ARX_COOKIE_SECURE": "0",
         }
-        env_file = home / "demo.env"
-        env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in api_env.items()))
-        env_file.chmod(0o600)
         api = _python_service(
             ["arx.cli.main", "serve", "--port", str(port), "--workers", str(api_workers)],
             name="ARX API",
@@ -233,9 +273,10 @@ def local_stack(
         )
         stack.enter_context(_running(api))
         pids["api"] = _pid(api)
-        base = f"http://{LOOPBACK}:{port}"
         print(f"- ARX API {base} (logs: {logs / 'api.log'})")
-        keys = _seed(app_url, home, falcon_url, sandbox_secret)
+        seeded = _seed(base, bootstrap_token, owner_password, falcon_url, sandbox_secret)
+        env_file = _write_cli_env(home, base, seeded.owner_token)
+        keys = seeded.api_keys
         yield Stack(
             base_url=base,
             falcon_url=falcon_url,
@@ -247,6 +288,10 @@ def local_stack(
             api_env=api_env,
             admin_url=admin_url,
             pids=pids,
+            org_id=str(seeded.org_id),
+            owner_token=seeded.owner_token,
+            owner_email=seeded.owner_email,
+            owner_password=owner_password,
         )
 
 
@@ -272,44 +317,16 @@ ARX is running.
                     -H "Authorization: Bearer {key}" \\
                     -H 'content-type: application/json' \\
                     -d '{{"connector":"crowdstrike","operation":"hosts:search","params":{{}}}}'
-  Audit trail:    . {st.env_file} && .venv/bin/arx audit list --org example
+  Sign in:        {base}/auth/login  as {st.owner_email}, password {st.owner_password}
+                  (a local owner account; shown once, new on every run)
+  CLI:            . {st.env_file} && .venv/bin/arx audit list
+                  (ARX_URL and the owner's admin token ARX_TOKEN)
   Stop:           Ctrl-C here (stops the API, OPA, the sandbox and the cluster it started)
 """
         )
         if wait:
             _wait_for_interrupt()
         print("Stopping ARX ...")
-
-
-def _seed(app_url: str, home: Path, falcon_url: str, sandbox_secret: str) -> dict[str, str]:
-    import asyncio  # noqa: PLC0415
-
-    from arx.config import load_settings  # noqa: PLC0415
-    from arx.devstack.seed import seed_example_org  # noqa: PLC0415
-    from arx.runtime import open_runtime  # noqa: PLC0415
-
-    settings = load_settings(
-        {
-            "ARX_DATABASE_URL": app_url,
-            "ARX_KEK_FILE": str(home / "kek"),
-            "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",
-        }
-    )
-
-    async def seed() -> dict[str, str]:
-        async with open_runtime(settings) as rt:
-            await rt.pool.wait(timeout=10)
-            seeded = await seed_example_org(
-                rt,
-                falcon_url=falcon_url,
-                client_id=SANDBOX_CLIENT_ID,
-                client_secret=sandbox_secret,
-            )
-        return seeded.api_keys
-
-    keys = asyncio.run(seed())
-    print("- seeded org 'example': agents triage-bot and responder-bot, a Falcon credential")
-    return keys
 
 
 def _run_agent(base: str, keys: dict[str, str]) -> int:

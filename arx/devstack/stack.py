@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from arx.db.migrate import migrate, set_app_password
+from arx.db.migrate import APP_ROLE, CONTROL_ROLE, migrate, set_role_password
 from arx.devstack.opa import TEST_FILES, build_bundle
 from arx.devstack.postgres import psql_url_with
 from arx.devstack.process import DevstackError, run_command
 
 BASE_BUNDLE = "arx-base"
-APP_ROLE = "arx_app"
+__all__ = ["APP_ROLE", "CONTROL_ROLE"]
 
 
 def build_policy_bundles(opa: Path, repo_root: Path, out_dir: Path) -> list[Path]:
@@ -72,9 +73,28 @@ def drop_database(admin_url: str, name: str) -> None:
         )
 
 
-def migrate_and_grant(db_admin_url: str, app_password: str | None = None) -> tuple[str, str]:
-    """Migrate a database and give the app role a password; return (app URL, password)."""
+@dataclass(frozen=True)
+class Logins:
+    """How the two API roles connect to one migrated database."""
+
+    app_url: str  # arx_app: the agent path
+    control_url: str  # arx_control: administration, sign-in, SCIM
+    app_password: str
+    control_password: str
+
+
+def migrate_and_grant(
+    db_admin_url: str, *, app_password: str | None = None, control_password: str | None = None
+) -> Logins:
+    """Migrate a database and give both login roles passwords."""
     migrate(db_admin_url)
-    password = app_password or secrets.token_urlsafe(24)
-    set_app_password(db_admin_url, password)
-    return psql_url_with(db_admin_url, user=APP_ROLE, password=password), password
+    app_password = app_password or secrets.token_urlsafe(24)
+    control_password = control_password or secrets.token_urlsafe(24)
+    set_role_password(db_admin_url, APP_ROLE, app_password)
+    set_role_password(db_admin_url, CONTROL_ROLE, control_password)
+    return Logins(
+        app_url=psql_url_with(db_admin_url, user=APP_ROLE, password=app_password),
+        control_url=psql_url_with(db_admin_url, user=CONTROL_ROLE, password=control_password),
+        app_password=app_password,
+        control_password=control_password,
+    )

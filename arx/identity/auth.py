@@ -11,8 +11,17 @@ capped at half the pool, and a known key's periodic refresh has a budget of
 its own, so a flood of bogus keys can neither starve agents of connections
 nor keep a known agent from being re-resolved; the two memories are kept
 apart for the same reason (bogus ids cannot evict known ones). Concurrent
-requests for one key id share one lookup. A revoked key stops working
-within ``auth_cache_seconds``.
+requests for one key id share one lookup.
+
+Revocation, rotation, the kill switches and allowlists take effect at once
+on every API process: migration 0004's triggers NOTIFY ``arx_auth`` at
+commit and ``listen()`` forgets what the notice names. Should the listener
+lose its connection, memory still lapses after ``auth_cache_seconds`` (the
+bound without notifications), and everything is forgotten when it is back.
+A key's expiry is checked on every request against the clock. Its last use
+is written at most once a minute per process, in batches, never by the
+request itself. (The execute path also asks the database itself, at its
+decision point: arx.keyed_execute_context.)
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import msgspec
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from arx.db.pool import Conn, call
@@ -30,17 +40,29 @@ from arx.deadline import Deadline
 from arx.errors import AuthenticationError, DatabaseUnavailableError
 from arx.identity import keys, repo
 from arx.identity.types import AgentIdentity, IntentManifest
+from arx.logs import get_logger
+
+log = get_logger("arx.identity.auth")
 
 # Compared against when a key id is unknown, so both paths hash and compare.
 _DUMMY_HASH = keys.hash_secret("arx-dummy-secret")
 MAX_REMEMBERED = 10_000
 
 
+# A key's last use is recorded at most this often per process.
+TOUCH_EVERY_SECONDS = 60.0
+# Pending last-use times are flushed this often.
+TOUCH_FLUSH_SECONDS = 5.0
+# After losing the notification connection, try again after this long.
+LISTEN_RETRY_SECONDS = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Resolved:
     secret_hash: bytes
     identity: AgentIdentity | None  # None: no such key (or revoked)
-    expires_at: float
+    expires_at: float  # of this memory (monotonic)
+    key_expires_at: float | None = None  # of the key itself (epoch seconds)
 
 
 class Authenticator:
@@ -61,13 +83,114 @@ class Authenticator:
         self._inflight: dict[str, asyncio.Future[_Resolved]] = {}
         self._unknown_lookups = asyncio.Semaphore(max(1, max_lookups))
         self._known_lookups = asyncio.Semaphore(max(1, max_lookups))
+        # True while the NOTIFY listener is connected.
+        self._listening = False
+        # Bumped by every invalidation: a lookup that raced one is not remembered.
+        self._generation = 0
+        self._touched: dict[str, float] = {}
+        self._to_touch: set[str] = set()
 
     async def authenticate(self, authorization: str | None, deadline: Deadline) -> AgentIdentity:
         key_id, secret = keys.parse_bearer(authorization)
         resolved = await self._resolve(key_id, deadline)
         if not keys.verify(secret, resolved.secret_hash) or resolved.identity is None:
-            raise AuthenticationError("the API key is not valid")
+            raise AuthenticationError("the API key is not valid (unknown, expired or revoked)")
+        if resolved.key_expires_at is not None and resolved.key_expires_at <= time.time():
+            raise AuthenticationError("the API key is not valid (unknown, expired or revoked)")
+        self._note_use(key_id)
         return resolved.identity
+
+    # --- invalidation ----------------------------------------------------------------
+
+    def forget(self, payload: str) -> None:
+        """Drop what a NOTIFY arx_auth payload names: ``api_keys:<id>``,
+        ``agents:<uuid>`` or ``orgs:<uuid>``; anything else empties the memory."""
+        self._generation += 1
+        table, _, ident = payload.partition(":")
+        if table == "api_keys":
+            self._known.pop(ident, None)
+            self._unknown.pop(ident, None)
+            return
+        if table in ("agents", "orgs"):
+            for key_id, entry in list(self._known.items()):
+                who = entry.identity
+                if (
+                    who is not None
+                    and str(who.agent_id if table == "agents" else who.org_id) == ident
+                ):
+                    del self._known[key_id]
+            return
+        self.forget_all()
+
+    def forget_all(self) -> None:
+        self._generation += 1
+        self._known.clear()
+        self._unknown.clear()
+
+    async def listen(self, conninfo: str) -> None:
+        """Follow NOTIFY arx_auth for as long as the task runs, reconnecting
+        after any failure (memory is not trusted meanwhile)."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True, connect_timeout=3
+                ) as conn:
+                    await conn.execute(repo.LISTEN_AUTH)
+                    # Whatever changed while nobody listened is unknown: start afresh.
+                    self.forget_all()
+                    self._listening = True
+                    async for notice in conn.notifies():
+                        self.forget(notice.payload)
+            except asyncio.CancelledError:
+                self._listening = False
+                raise
+            except Exception as exc:  # the loop must outlive any one failure
+                log.warning(
+                    "auth invalidation listener lost; keys are resolved afresh until it is back",
+                    extra={"exc_type": type(exc).__name__},
+                )
+            self._listening = False
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+    # --- last use ---------------------------------------------------------------------
+
+    def _note_use(self, key_id: str) -> None:
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -TOUCH_EVERY_SECONDS) >= TOUCH_EVERY_SECONDS:
+            self._touched[key_id] = now
+            self._to_touch.add(key_id)
+            if len(self._touched) > MAX_REMEMBERED:
+                self._touched.clear()
+
+    async def flush_last_use(self) -> int:
+        """Write the pending last-use times in one statement; return how many."""
+        if not self._to_touch:
+            return 0
+        batch, self._to_touch = sorted(self._to_touch), set()
+        try:
+            await call(
+                self._pool,
+                repo.TOUCH_KEYS,
+                (batch,),
+                deadline=Deadline(5.0),
+                pool_wait=self._pool_wait,
+            )
+        except Exception:
+            self._to_touch.update(batch)  # next time
+            raise
+        return len(batch)
+
+    async def touch_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_FLUSH_SECONDS)
+            try:
+                await self.flush_last_use()
+            except Exception as exc:  # last use is best effort; never stop
+                log.warning(
+                    "recording API keys' last use failed", extra={"exc_type": type(exc).__name__}
+                )
+
+    # --- resolution -------------------------------------------------------------------
 
     async def _resolve(self, key_id: str, deadline: Deadline) -> _Resolved:
         now = time.monotonic()
@@ -88,6 +211,7 @@ class Authenticator:
                 # The request that led the lookup went away: look up ourselves.
         future: asyncio.Future[_Resolved] = asyncio.get_running_loop().create_future()
         self._inflight[key_id] = future
+        generation = self._generation
         budget = self._known_lookups if known is not None else self._unknown_lookups
         try:
             resolved = await self._lookup(key_id, budget, deadline)
@@ -102,7 +226,8 @@ class Authenticator:
             if self._inflight.get(key_id) is future:
                 del self._inflight[key_id]
         future.set_result(resolved)
-        self._remember(key_id, resolved)
+        if generation == self._generation:
+            self._remember(key_id, resolved)
         return resolved
 
     async def _lookup(
@@ -134,8 +259,12 @@ class Authenticator:
             agent_id=row[2],
             agent_name=row[3],
             intent=msgspec.convert(row[4], IntentManifest),
+            key_id=key_id,
+            agent_disabled=bool(row[7]),
+            org_disabled=bool(row[8]),
+            allowlist=tuple(row[9]) if row[9] is not None else None,
         )
-        return _Resolved(bytes(row[5]), identity, expires_at)
+        return _Resolved(bytes(row[5]), identity, expires_at, row[6])
 
     def _remember(self, key_id: str, resolved: _Resolved) -> None:
         memory = self._known if resolved.identity is not None else self._unknown

@@ -1,8 +1,11 @@
-"""API key format, generation and verification.
+"""Key format, generation and verification: agent API keys and admin tokens.
 
-A key reads ``arx_<id>_<secret>``: ``id`` (16 hex chars) is public and finds
-the row; ``secret`` is 32 random bytes, url-safe base64. Only SHA-256 of the
-secret is stored and it is compared with ``hmac.compare_digest``.
+An agent key reads ``arx_<id>_<secret>``, an admin token ``arxadm_<id>_<secret>``:
+``id`` (16 hex chars) is public and finds the row; ``secret`` is 32 random
+bytes, url-safe base64. Only SHA-256 of the secret is stored and it is
+compared with ``hmac.compare_digest``. The prefixes differ so that a secret
+scanner (and a person) can tell which is which, and one is never taken for
+the other.
 """
 
 from __future__ import annotations
@@ -14,26 +17,33 @@ import secrets
 from arx.errors import AuthenticationError
 
 PREFIX = "arx_"
+ADMIN_PREFIX = "arxadm_"
 _ID_HEX = 16
 
 
-def generate() -> tuple[str, str, bytes]:
+def generate(prefix: str = PREFIX) -> tuple[str, str, bytes]:
     """Return (key id, full key, hash of the secret)."""
     key_id = secrets.token_hex(_ID_HEX // 2)
     secret = secrets.token_urlsafe(32)
-    return key_id, f"{PREFIX}{key_id}_{secret}", hash_secret(secret)
+    return key_id, f"{prefix}{key_id}_{secret}", hash_secret(secret)
 
 
 def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def parse(key: str) -> tuple[str, str]:
+def parse(key: str, prefix: str = PREFIX) -> tuple[str, str]:
     """Split a presented key into (id, secret); any malformed key is a 401."""
-    if not key.startswith(PREFIX):
+    if not key.startswith(prefix):
         raise AuthenticationError("the API key is malformed")
-    key_id, sep, secret = key[len(PREFIX) :].partition("_")
-    if not sep or len(key_id) != _ID_HEX or not secret or len(secret) > 128:
+    key_id, sep, secret = key[len(prefix) :].partition("_")
+    if (
+        not sep
+        or len(key_id) != _ID_HEX
+        or any(c not in "0123456789abcdef" for c in key_id)
+        or not secret
+        or len(secret) > 128
+    ):
         raise AuthenticationError("the API key is malformed")
     return key_id, secret
 

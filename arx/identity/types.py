@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated
 from uuid import UUID
 
@@ -34,6 +35,12 @@ class AgentIdentity(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: UUID
     agent_name: str
     intent: IntentManifest
+    key_id: str = ""
+    # The kill switches: the agent's own, or its whole org's.
+    agent_disabled: bool = False
+    org_disabled: bool = False
+    # None: any address may use the org's agent keys.
+    allowlist: tuple[IPv4Network | IPv6Network, ...] | None = None
 
 
 class Org(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,11 +54,3 @@ class Agent(msgspec.Struct, frozen=True, kw_only=True):
     org_id: UUID
     name: str
     intent: IntentManifest
-
-
-class IssuedApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    """Returned exactly once, at creation; only a hash is stored."""
-
-    key_id: str
-    agent_id: UUID
-    api_key: str

@@ -48,7 +48,10 @@ from arx.devstack.ports import free_port
 REPO = Path(__file__).resolve().parents[2]
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 AGENT = "responder-bot"  # reads PERMIT, containment ESCALATEs, lifting may PERMIT: every answer
-MAX_EXAMPLES = 300  # about 25 s; each 100 more adds about 8 s
+# Execute (the hot path, with every connector operation's params) gets many
+# examples; each control-plane route a few dozen: about 45 operations in all.
+EXECUTE_EXAMPLES = 300
+MAX_EXAMPLES = 25
 
 CONFIG = """\
 base-url = "{base_url}"
@@ -71,6 +74,8 @@ database = "none"
 bearer = "${{ARX_ST_AGENT_KEY}}"
 [auth.openapi.AdminToken]
 bearer = "${{ARX_ST_ADMIN_TOKEN}}"
+[auth.openapi.BootstrapToken]
+bearer = "${{ARX_ST_BOOTSTRAP_TOKEN}}"
 
 # An approval of this agent exists (made before the run): half the generated
 # approval ids are it, so GET /v1/sdk/approvals/{{id}} answers 200 as well as 404.
@@ -86,6 +91,7 @@ values = ["{approval_id}"]
 [[operations]]
 include-path = "/v1/sdk/execute"
 checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "502"]
+generation.max-examples = {execute_examples}
 """
 # The second setting is the hook module (schemathesis_hooks.py): a valid
 # Idempotency-Key is made unique per generated request.
@@ -117,13 +123,15 @@ def test_schemathesis_finds_no_failure(stack: Stack, tmp_path: Path) -> None:
             base_url=stack.base_url,
             hooks=HOOKS,
             max_examples=MAX_EXAMPLES,
+            execute_examples=EXECUTE_EXAMPLES,
             approval_id=_pending_approval(stack),
         )
     )
     env = {
         **os.environ,
         "ARX_ST_AGENT_KEY": stack.api_keys[AGENT],
-        "ARX_ST_ADMIN_TOKEN": stack.api_env["ARX_ADMIN_TOKEN"],
+        "ARX_ST_ADMIN_TOKEN": stack.owner_token,
+        "ARX_ST_BOOTSTRAP_TOKEN": stack.api_env["ARX_BOOTSTRAP_TOKEN"],
     }
     started = time.monotonic()
     done = subprocess.run(
@@ -163,5 +171,5 @@ def test_schemathesis_finds_no_failure(stack: Stack, tmp_path: Path) -> None:
     selected, total, tested = operations.groups()
     assert selected == total == tested, "every operation of the document was tested"
     assert re.search(r"(\d+) generated, \1 passed", output), output[-5000:]
-    for key in (*stack.api_keys.values(), stack.api_env["ARX_ADMIN_TOKEN"]):
+    for key in (*stack.api_keys.values(), stack.owner_token, stack.api_env["ARX_BOOTSTRAP_TOKEN"]):
         assert key not in output, "schemathesis output shows a credential"

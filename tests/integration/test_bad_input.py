@@ -16,12 +16,11 @@ import httpx
 import psycopg
 import pytest
 
-from arx.admin.service import create_agent, create_api_key, create_org
 from arx.config import DEFAULT_MAX_BODY_BYTES, Settings
 from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
-from tests.fixtures.arx import Example
+from tests.fixtures.arx import Example, make_agent, make_org
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -491,15 +490,10 @@ async def test_connector_without_credential_is_409_and_nothing_runs(
     client: httpx.AsyncClient, runtime: Runtime, example: Example, ledger: Ledger
 ) -> None:
     # A second org whose agent may use crowdstrike, but which stored no credential.
-    org = await create_org(runtime.pool, slug="no-credentials", name="No Credentials", actor="t")
-    agent = await create_agent(
-        runtime.pool,
-        org.id,
-        name="lonely-bot",
-        intent=IntentManifest(scope={"crowdstrike": ["hosts:*"]}),
-        actor="t",
+    org = await make_org(runtime, "no-credentials")
+    _, key = await make_agent(
+        runtime, org, "lonely-bot", IntentManifest(scope={"crowdstrike": ["hosts:*"]})
     )
-    key = (await create_api_key(runtime.pool, org.id, agent.id, actor="t")).api_key
 
     resp = await client.post(EXECUTE, json=SEARCH, headers={"authorization": f"Bearer {key}"})
 

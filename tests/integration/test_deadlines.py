@@ -93,7 +93,12 @@ async def test_frozen_opa_is_a_prompt_503_and_holds_no_database_connection(
 ) -> None:
     sidecar = OpaSidecar(opa_path, policy_bundles, log_path=tmp_path / "opa.log")
     await anyio.to_thread.run_sync(sidecar.start)
-    settings = _settings(test_db.app_url, sidecar.url, opa_timeout_seconds=1.0)
+    settings = _settings(
+        test_db.app_url,
+        sidecar.url,
+        control_database_url=test_db.control_url,
+        opa_timeout_seconds=1.0,
+    )
     try:
         async with _arx(settings, falcon) as (rt, client):
             example = await _seed(rt)
@@ -144,9 +149,14 @@ async def test_frozen_database_answers_every_call_within_the_deadline(
     opa_sidecar: OpaSidecar,
     falcon: FalconState,
 ) -> None:
-    cluster, _, app_url = await _migrated_cluster(new_local_postgres, "arx_frozen")
+    cluster, _, app_url, control_url = await _migrated_cluster(new_local_postgres, "arx_frozen")
     deadline = 2.0
-    settings = _settings(app_url, opa_sidecar.url, execute_deadline_seconds=deadline)
+    settings = _settings(
+        app_url,
+        opa_sidecar.url,
+        control_database_url=control_url,
+        execute_deadline_seconds=deadline,
+    )
 
     async with _arx(settings, falcon) as (rt, client):
         example = await _seed(rt)
@@ -197,9 +207,13 @@ async def test_result_spooled_while_the_database_is_down_reaches_the_trail_later
     """PostgreSQL stops between the decision's commit and the result's write:
     the agent still gets the tool's answer, the result waits in the spool, and
     a *new* API process writes it to the trail once the database is back."""
-    cluster, admin_url, app_url = await _migrated_cluster(new_local_postgres, "arx_spool")
+    cluster, admin_url, app_url, control_url = await _migrated_cluster(
+        new_local_postgres, "arx_spool"
+    )
     spool = tmp_path / "spool"
-    settings = _settings(app_url, opa_sidecar.url, spool_dir=str(spool))
+    settings = _settings(
+        app_url, opa_sidecar.url, control_database_url=control_url, spool_dir=str(spool)
+    )
 
     falcon_app = create_falcon_app(falcon)
     stop_on_query = {"armed": False}
@@ -256,9 +270,14 @@ async def test_a_flood_of_unknown_keys_holds_at_most_half_the_pool(
     half the pool, so agents already known keep connections to work with.
     A key seen a moment ago is answered from memory, even with the database
     frozen: a known agent is not slowed, a bogus key not looked up twice."""
-    cluster, _, app_url = await _migrated_cluster(new_local_postgres, "arx_flood")
+    cluster, _, app_url, control_url = await _migrated_cluster(new_local_postgres, "arx_flood")
     settings = _settings(
-        app_url, opa_sidecar.url, db_pool_min=4, db_pool_max=4, execute_deadline_seconds=2.0
+        app_url,
+        opa_sidecar.url,
+        control_database_url=control_url,
+        db_pool_min=4,
+        db_pool_max=4,
+        execute_deadline_seconds=2.0,
     )
     async with _arx(settings, falcon) as (rt, client):
         example = await _seed(rt)
@@ -318,9 +337,14 @@ async def test_one_lookup_per_unknown_key_however_many_ask_at_once(
 ) -> None:
     """Ten requests with one key id never seen: one lookup, shared (a frozen
     database shows how many connections the lookups hold)."""
-    cluster, _, app_url = await _migrated_cluster(new_local_postgres, "arx_single")
+    cluster, _, app_url, control_url = await _migrated_cluster(new_local_postgres, "arx_single")
     settings = _settings(
-        app_url, opa_sidecar.url, db_pool_min=4, db_pool_max=4, execute_deadline_seconds=2.0
+        app_url,
+        opa_sidecar.url,
+        control_database_url=control_url,
+        db_pool_min=4,
+        db_pool_max=4,
+        execute_deadline_seconds=2.0,
     )
     async with _arx(settings, falcon) as (rt, client):
         await rt.pool.wait(timeout=10)

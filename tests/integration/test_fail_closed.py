@@ -31,7 +31,7 @@ from arx.runtime import Runtime, open_runtime
 from arx.sandbox.falcon import FalconState
 from arx.sandbox.falcon import create_app as create_falcon_app
 from tests.fixtures.arx import (
-    ADMIN_TOKEN,
+    BOOTSTRAP_TOKEN,
     FALCON_CLIENT_ID,
     FALCON_CLIENT_SECRET,
     FALCON_URL,
@@ -58,12 +58,12 @@ async def _migrated_cluster(
     new_local_postgres: Callable[[], LocalPostgres], name: str
 ) -> tuple[LocalPostgres, str, str]:
     """A started cluster of this test's own with database ``name`` migrated:
-    (cluster, superuser URL of the database, app role URL)."""
+    (cluster, superuser URL of the database, app role URL, control role URL)."""
     cluster = new_local_postgres()
     await anyio.to_thread.run_sync(cluster.start)
     admin_url = create_database(cluster.admin_url, name)
-    app_url, _ = migrate_and_grant(admin_url)
-    return cluster, admin_url, app_url
+    logins = migrate_and_grant(admin_url)
+    return cluster, admin_url, logins.app_url, logins.control_url
 
 
 def _settings(database_url: str, opa_url: str, **overrides: Any) -> Settings:
@@ -72,7 +72,7 @@ def _settings(database_url: str, opa_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "opa_url": opa_url,
         "kek": os.urandom(32),
-        "admin_token": ADMIN_TOKEN,
+        "bootstrap_token": BOOTSTRAP_TOKEN,
         "allow_insecure_connector_urls": True,
         "db_pool_min": 1,
         "db_pool_max": 4,
@@ -155,7 +155,10 @@ async def test_opa_down_answers_503_and_executes_nothing(
     sidecar = OpaSidecar(opa_path, policy_bundles, log_path=tmp_path / "opa.log")
     await anyio.to_thread.run_sync(sidecar.start)
     try:
-        async with _arx(_settings(test_db.app_url, sidecar.url), falcon) as (rt, client):
+        async with _arx(
+            _settings(test_db.app_url, sidecar.url, control_database_url=test_db.control_url),
+            falcon,
+        ) as (rt, client):
             example = await _seed(rt)
             ok = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
             assert ok.status_code == 200, ok.text
@@ -201,7 +204,10 @@ async def test_opa_without_a_decision_answers_503_and_executes_nothing(
     sidecar = OpaSidecar(opa_path, org_bundles, log_path=tmp_path / "opa.log")
     await anyio.to_thread.run_sync(sidecar.start)
     try:
-        async with _arx(_settings(test_db.app_url, sidecar.url), falcon) as (rt, client):
+        async with _arx(
+            _settings(test_db.app_url, sidecar.url, control_database_url=test_db.control_url),
+            falcon,
+        ) as (rt, client):
             example = await _seed(rt)
             for agent, call in (("triage-bot", SEARCH), ("responder-bot", CONTAIN)):
                 resp = await client.post(EXECUTE, json=call, headers=example.auth(agent))
@@ -228,7 +234,10 @@ async def test_health_is_503_when_opa_has_no_decision(
     sidecar = OpaSidecar(opa_path, org_bundles, log_path=tmp_path / "opa.log")
     await anyio.to_thread.run_sync(sidecar.start)
     try:
-        async with _arx(_settings(test_db.app_url, sidecar.url), falcon) as (_, client):
+        async with _arx(
+            _settings(test_db.app_url, sidecar.url, control_database_url=test_db.control_url),
+            falcon,
+        ) as (_, client):
             health = await client.get("/health")
             assert health.status_code == 503, health.text
             assert health.json()["policy_engine"] == "unavailable"
@@ -244,9 +253,13 @@ async def test_database_down_answers_503_then_recovers(
     opa_sidecar: OpaSidecar,
     falcon: FalconState,
 ) -> None:
-    cluster, admin_url, app_url = await _migrated_cluster(new_local_postgres, "arx_outage")
+    cluster, admin_url, app_url, control_url = await _migrated_cluster(
+        new_local_postgres, "arx_outage"
+    )
 
-    async with _arx(_settings(app_url, opa_sidecar.url), falcon) as (rt, client):
+    async with _arx(
+        _settings(app_url, opa_sidecar.url, control_database_url=control_url), falcon
+    ) as (rt, client):
         example = await _seed(rt)
         pending = await client.post(EXECUTE, json=CONTAIN, headers=example.auth("responder-bot"))
         assert pending.status_code == 202, pending.text

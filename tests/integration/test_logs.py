@@ -24,7 +24,7 @@ import pytest
 from arx.config import Settings
 from arx.logs import JSONFormatter
 from arx.sandbox.falcon import FalconState
-from tests.fixtures.arx import ADMIN_TOKEN, FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, Example
+from tests.fixtures.arx import BOOTSTRAP_TOKEN, FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, Example
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -105,9 +105,7 @@ async def test_logs_carry_request_context_and_never_a_secret(
     bad = await client.post(EXECUTE, json=SEARCH, headers={"authorization": f"Bearer {bad_key}"})
     assert bad.status_code == 401, bad.text
 
-    admin = await client.get(
-        f"/v1/admin/orgs/{org_id}/audit", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
-    )
+    admin = await client.get(f"/v1/admin/orgs/{org_id}/audit", headers=example.owner)
     assert admin.status_code == 200, admin.text
 
     # The vendor rotates the client secret behind ARX's back: the stored one is now wrong.
@@ -164,7 +162,8 @@ async def test_logs_carry_request_context_and_never_a_secret(
     kek = settings.kek
     forbidden = {
         "falcon client secret": FALCON_CLIENT_SECRET,
-        "admin token": ADMIN_TOKEN,
+        "owner admin token": example.seeded.owner_token,
+        "bootstrap token": BOOTSTRAP_TOKEN,
         "KEK (base64)": base64.b64encode(kek).decode(),
         "KEK (urlsafe base64)": base64.urlsafe_b64encode(kek).decode(),
         "KEK (hex)": kek.hex(),

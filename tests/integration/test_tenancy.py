@@ -1,10 +1,12 @@
-"""Tenant isolation (DESIGN section 7): FORCE'd row-level security under a
-role that owns nothing and cannot bypass it.
+"""Tenant isolation (DESIGN section 7): FORCE'd row-level security under
+roles that own nothing and cannot bypass it.
 
 Two orgs with real rows in every table: ``example`` (seeded, with a policy
-bundle) and ``other-org`` (created here, no bundle). The app role, scoped to
+bundle) and ``other-org`` (created here, no bundle). Both login roles (the
+agent path's ``arx_app`` and the control plane's ``arx_control``), scoped to
 one org, must see exactly that org's rows, must not write rows of another
-org, and must see nothing at all when no org is set.
+org, and must see nothing at all when no org is set. The agent path cannot
+even read API keys, nor create orgs, agents, keys or credentials.
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from arx.admin.service import create_agent, create_api_key, create_org, store_credential
+from arx.admin.service import store_credential
 from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
-from tests.fixtures.arx import FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, FALCON_URL, Example
+from tests.fixtures.arx import (
+    FALCON_CLIENT_ID,
+    FALCON_CLIENT_SECRET,
+    FALCON_URL,
+    Example,
+    make_agent,
+    make_org,
+)
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -41,6 +50,10 @@ TABLES = {
     "audit_events": "org_id",
     "approval_requests": "org_id",
 }
+# What the agent path may not touch at all (migration 0004).
+APP_UNREADABLE = {"api_keys"}
+APP_NO_INSERT = {"orgs", "agents", "api_keys", "credentials"}
+ROLES = ["arx_app", "arx_control"]
 SEARCH = {"connector": "crowdstrike", "operation": "hosts:search", "params": {}}
 CONTAIN = {"connector": "crowdstrike", "operation": "hosts:contain", "params": {"ids": ["a" * 32]}}
 
@@ -67,19 +80,15 @@ async def tenants(
 ) -> Tenants:
     """Org A (``example``) and org B (``other-org``), each with rows in every table."""
     a = example.seeded.org_id
-    org_b = await create_org(runtime.pool, slug="other-org", name="Other Org", actor="pytest")
-    b_agent = await create_agent(
-        runtime.pool,
-        org_b.id,
-        name="triage-bot",  # the same name as A's agent: names are per org
-        intent=IntentManifest(scope={"crowdstrike": ["hosts:*"]}),
-        actor="pytest",
+    org_b = await make_org(runtime, "other-org")
+    # The same name as A's agent: names are per org.
+    b_agent, b_key = await make_agent(
+        runtime, org_b, "triage-bot", IntentManifest(scope={"crowdstrike": ["hosts:*"]})
     )
-    b_key = (await create_api_key(runtime.pool, org_b.id, b_agent.id, actor="pytest")).api_key
     await store_credential(
-        runtime.pool,
+        runtime.control_pool,
         runtime.vault,
-        org_id=org_b.id,
+        org_id=org_b.org_id,
         connector="crowdstrike",
         secret={"client_id": FALCON_CLIENT_ID, "client_secret": FALCON_CLIENT_SECRET},
         base_url=FALCON_URL,
@@ -106,18 +115,18 @@ async def tenants(
             " now() + interval '1 hour')",
             (
                 b_approval,
-                org_b.id,
+                org_b.org_id,
                 UUID(denied.json()["event_id"]),
-                b_agent.id,
+                b_agent,
                 Jsonb(CONTAIN["params"]),
                 hashlib.sha256(b"b").digest(),
             ),
         )
     return Tenants(
         a=a,
-        b=org_b.id,
+        b=org_b.org_id,
         a_agent=example.seeded.agent_ids["responder-bot"],
-        b_agent=b_agent.id,
+        b_agent=b_agent,
         a_key=example.seeded.api_keys["responder-bot"],
         b_key=b_key,
         a_approval=UUID(pending.json()["approval_id"]),
@@ -141,7 +150,15 @@ def _rows_by_org(test_db: Database) -> dict[str, dict[UUID, set[str]]]:
     return out
 
 
-def _visible(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
+def _url(test_db: Database, role: str) -> str:
+    return test_db.app_url if role == "arx_app" else test_db.control_url
+
+
+def _readable(role: str) -> list[str]:
+    return [t for t in TABLES if role != "arx_app" or t not in APP_UNREADABLE]
+
+
+def _visible(conn: psycopg.Connection[Any], role: str) -> dict[str, set[str]]:
     return {
         table: {
             r[0]
@@ -149,7 +166,7 @@ def _visible(conn: psycopg.Connection[Any]) -> dict[str, set[str]]:
                 sql.SQL("SELECT id::text FROM arx.{}").format(sql.Identifier(table))
             )
         }
-        for table in TABLES
+        for table in _readable(role)
     }
 
 
@@ -171,34 +188,46 @@ async def test_org_without_policy_bundle_is_denied(
     assert rows == [("decision", "DENY", "arx.no_org_policy")]
 
 
-async def test_app_role_sees_only_its_own_org(tenants: Tenants, test_db: Database) -> None:
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_role_sees_only_its_own_org(
+    tenants: Tenants, test_db: Database, role: str
+) -> None:
     truth = _rows_by_org(test_db)
     for table in TABLES:
         assert truth[table].get(tenants.a), f"org A must have rows in {table}"
         assert truth[table].get(tenants.b), f"org B must have rows in {table}"
     for org in (tenants.a, tenants.b):
-        with psycopg.connect(test_db.app_url, autocommit=True) as conn:
+        with psycopg.connect(_url(test_db, role), autocommit=True) as conn:
             conn.execute(SET_ORG, (str(org),))
-            seen = _visible(conn)
+            seen = _visible(conn, role)
             # Filtering on the other org's id explicitly changes nothing.
             other = tenants.b if org == tenants.a else tenants.a
-            for table, col in TABLES.items():
+            for table in _readable(role):
                 query = sql.SQL("SELECT count(*) FROM arx.{} WHERE {} = %s").format(
-                    sql.Identifier(table), sql.Identifier(col)
+                    sql.Identifier(table), sql.Identifier(TABLES[table])
                 )
                 cur = conn.execute(query, (other,))
                 assert cur.fetchone() == (0,), table
-        assert seen == {table: truth[table][org] for table in TABLES}
+        assert seen == {table: truth[table][org] for table in _readable(role)}
 
 
+async def test_agent_path_cannot_read_keys_at_all(tenants: Tenants, test_db: Database) -> None:
+    with psycopg.connect(test_db.app_url, autocommit=True) as conn:
+        conn.execute(SET_ORG, (str(tenants.a),))
+        for table in APP_UNREADABLE:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql.SQL("SELECT 1 FROM arx.{}").format(sql.Identifier(table)))
+
+
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("org_setting", [None, ""], ids=["unset", "empty"])
 async def test_no_org_set_sees_nothing_and_writes_nothing(
-    tenants: Tenants, test_db: Database, org_setting: str | None
+    tenants: Tenants, test_db: Database, org_setting: str | None, role: str
 ) -> None:
-    with psycopg.connect(test_db.app_url, autocommit=True) as conn:
+    with psycopg.connect(_url(test_db, role), autocommit=True) as conn:
         if org_setting is not None:
             conn.execute(SET_ORG, (org_setting,))
-        assert _visible(conn) == {table: set() for table in TABLES}
+        assert _visible(conn, role) == {table: set() for table in _readable(role)}
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(
                 "INSERT INTO arx.orgs (id, slug, name) VALUES (%s, 'sneaky', 'Sneaky')",
@@ -212,8 +241,9 @@ async def test_no_org_set_sees_nothing_and_writes_nothing(
             )
 
 
-async def test_app_role_cannot_write_rows_of_another_org(
-    tenants: Tenants, test_db: Database
+@pytest.mark.parametrize("role", ROLES)
+async def test_no_role_can_write_rows_of_another_org(
+    tenants: Tenants, test_db: Database, role: str
 ) -> None:
     b_row = {
         "orgs": (
@@ -250,12 +280,18 @@ async def test_app_role_cannot_write_rows_of_another_org(
     }
     assert set(b_row) == set(TABLES)
     before = _rows_by_org(test_db)
-    with psycopg.connect(test_db.app_url, autocommit=True) as conn:
+    with psycopg.connect(_url(test_db, role), autocommit=True) as conn:
         conn.execute(SET_ORG, (str(tenants.a),))
         for table, (statement, params) in b_row.items():
             with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
                 conn.execute(statement, params)
-            assert "row-level security" in str(info.value), table
+            # The agent path has no INSERT there at all; elsewhere RLS refuses.
+            expected = (
+                "permission denied"
+                if role == "arx_app" and table in APP_NO_INSERT
+                else "row-level security"
+            )
+            assert expected in str(info.value), (table, str(info.value))
     assert _rows_by_org(test_db) == before
 
 
@@ -283,7 +319,10 @@ async def test_agent_cannot_read_another_orgs_approval(
         assert str(tenants.b) not in resp.text
 
 
-async def test_catalog_every_table_forced_and_app_role_powerless(test_db: Database) -> None:
+@pytest.mark.parametrize("login_role", ROLES)
+async def test_catalog_every_table_forced_and_login_roles_powerless(
+    test_db: Database, login_role: str
+) -> None:
     with psycopg.connect(test_db.admin_url) as conn:
         tables = conn.execute(
             "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,"
@@ -293,13 +332,16 @@ async def test_catalog_every_table_forced_and_app_role_powerless(test_db: Databa
         ).fetchall()
         role = conn.execute(
             "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb,"
-            " pg_has_role('arx_app', 'arx_owner', 'MEMBER'),"
-            " pg_has_role('arx_app', 'arx_auth', 'MEMBER')"
-            " FROM pg_roles WHERE rolname = 'arx_app'"
+            " pg_has_role(%(r)s, 'arx_owner', 'MEMBER'),"
+            " pg_has_role(%(r)s, 'arx_auth', 'MEMBER'),"
+            " pg_has_role(%(r)s, 'arx_identity', 'MEMBER')"
+            " FROM pg_roles WHERE rolname = %(r)s",
+            {"r": login_role},
         ).fetchone()
         owned = conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'arx' AND c.relowner = 'arx_app'::regrole"
+            " WHERE n.nspname = 'arx' AND c.relowner = %s::regrole",
+            (login_role,),
         ).fetchall()
         schema_owner = conn.execute(
             "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'arx'"
@@ -308,6 +350,6 @@ async def test_catalog_every_table_forced_and_app_role_powerless(test_db: Databa
     unforced = [t[0] for t in tables if not (t[1] and t[2])]
     assert unforced == [], f"tables without ENABLE + FORCE row-level security: {unforced}"
     assert {t[3] for t in tables} == {"arx_owner"}
-    assert role == (False, False, False, False, False, False)
+    assert role == (False, False, False, False, False, False, False)
     assert owned == []
     assert schema_owner == ("arx_owner",)

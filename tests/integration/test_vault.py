@@ -19,7 +19,7 @@ import msgspec
 import psycopg
 import pytest
 
-from arx.admin.service import create_org, store_credential
+from arx.admin.service import store_credential
 from arx.api.app import create_app
 from arx.config import Settings
 from arx.connectors.crowdstrike import FalconSecret
@@ -33,11 +33,11 @@ from arx.vault.keys import LocalKeyProvider
 from arx.vault.service import Vault
 from arx.vault.types import Sealed, StoredCredential
 from tests.fixtures.arx import (
-    ADMIN_TOKEN,
     FALCON_CLIENT_ID,
     FALCON_CLIENT_SECRET,
     FALCON_URL,
     Example,
+    make_org,
 )
 from tests.fixtures.database import Database
 
@@ -46,7 +46,6 @@ pytestmark = pytest.mark.anyio
 EXECUTE = "/v1/sdk/execute"
 TOKEN_PATH = "/oauth2/token"
 SEARCH = {"connector": "crowdstrike", "operation": "hosts:search", "params": {}}
-ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 ROTATED_SECRET = "falcon-rotated-secret-93ab0e"
 PLAINTEXT = b'{"client_id":"abc","client_secret":"s3cr3t-value"}'
 
@@ -172,7 +171,7 @@ async def test_row_copied_to_another_org_or_version_does_not_decrypt(
     example: Example, runtime: Runtime, test_db: Database
 ) -> None:
     org_a = example.seeded.org_id
-    org_b = (await create_org(runtime.pool, slug="thief", name="Thief", actor="pytest")).id
+    org_b = (await make_org(runtime, "thief")).org_id
     (row,) = _credential_rows(test_db, org_a)
     copy = (
         "INSERT INTO arx.credentials (id, org_id, connector, version, base_url, kek_id,"
@@ -205,7 +204,7 @@ async def test_rotation_creates_a_new_version_that_the_connector_uses(
     # The vendor side rotates: only the new secret is accepted from now on.
     falcon.clients = {FALCON_CLIENT_ID: ROTATED_SECRET}
     info = await store_credential(
-        runtime.pool,
+        runtime.control_pool,
         runtime.vault,
         org_id=example.seeded.org_id,
         connector="crowdstrike",
@@ -283,7 +282,7 @@ async def test_admin_put_credential_never_returns_the_secret(
             "secret": {"client_id": FALCON_CLIENT_ID, "client_secret": ROTATED_SECRET},
             "base_url": FALCON_URL,
         },
-        headers=ADMIN,
+        headers=example.owner,
     )
     assert resp.status_code == 201, resp.text
     body = resp.json()
@@ -297,18 +296,20 @@ async def test_admin_put_credential_never_returns_the_secret(
     bad = await client.put(
         url,
         json={"secret": {"client_id": FALCON_CLIENT_ID, "client_secret": 12345678901}},
-        headers=ADMIN,
+        headers=example.owner,
     )
     assert bad.status_code == 422, bad.text
     assert bad.json()["field"] == "secret.client_secret"
     assert "12345678901" not in bad.text
     secret = {"client_id": FALCON_CLIENT_ID, "client_secret": ROTATED_SECRET}
     for base in ("http://[", "http://a:999999", "ftp://falcon.sandbox", "falcon.sandbox"):
-        bad_url = await client.put(url, json={"secret": secret, "base_url": base}, headers=ADMIN)
+        bad_url = await client.put(
+            url, json={"secret": secret, "base_url": base}, headers=example.owner
+        )
         assert bad_url.status_code == 422, (base, bad_url.text)
         assert bad_url.json()["field"] == "base_url"
 
-    audit = await client.get(f"/v1/admin/orgs/{example.seeded.org_id}/audit", headers=ADMIN)
+    audit = await client.get(f"/v1/admin/orgs/{example.seeded.org_id}/audit", headers=example.owner)
     assert audit.status_code == 200
     assert ROTATED_SECRET not in audit.text
     assert FALCON_CLIENT_SECRET not in audit.text

@@ -1,0 +1,21 @@
+"""The admin API (``/v1/admin``): orgs, people, tokens, agents, keys, credentials, audit.
+
+Every route passes ``arx.api.guards.control_guard``: an admin token or an
+IdP access token, the org of the path, the org's admin allowlist, and the
+roles the route declares. Responses never contain a stored secret; a key or
+token appears exactly once, in the answer that creates it.
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from arx.api.admin import agents, orgs, people, records
+from arx.api.guards import control_guard
+
+admin_router = Router(
+    path="/v1/admin",
+    route_handlers=[*orgs.ROUTES, *agents.ROUTES, *people.ROUTES, *records.ROUTES],
+    guards=[control_guard],
+    tags=["admin"],
+)
