@@ -72,7 +72,13 @@ async def set_agent_switch(
 
 
 async def _issue(
-    conn: Conn, access: Access, agent_id: UUID, *, name: str, lifetime: int | None
+    conn: Conn,
+    access: Access,
+    agent_id: UUID,
+    *,
+    name: str,
+    lifetime: int | None,
+    not_after: datetime | None = None,
 ) -> IssuedKey:
     if await _one(conn, repo.AGENT, {"agent_id": agent_id}) is None:
         raise NotFoundError("no such agent in this org")
@@ -88,6 +94,7 @@ async def _issue(
             "name": name,
             "created_by": access.actor,
             "lifetime": lifetime,
+            "cap": not_after,
         },
     )
     expires_at: datetime | None = row["expires_at"] if row else None
@@ -153,7 +160,10 @@ async def rotate_key(
         if old.status != "active" or old.replaced_by is not None:
             state = "already rotated" if old.status == "active" else old.status
             raise ConflictError(f"key {key_id} is {state}; only an active key is rotated")
-        issued = await _issue(conn, access, agent_id, name=old.name, lifetime=None)
+        # The successor lives no longer than the key it replaces.
+        issued = await _issue(
+            conn, access, agent_id, name=old.name, lifetime=None, not_after=old.expires_at
+        )
         row = await _one(
             conn,
             repo.RETIRE_KEY,

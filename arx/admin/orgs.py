@@ -123,6 +123,7 @@ async def create_org(
                 "user_id": UUID(creator.id),
                 "roles": [Role.OWNER.value],
                 "user_name": creator.name,
+                "display_name": "",
             },
         )
         await record_admin_event(

@@ -62,7 +62,7 @@ async def add_member_in(
     password_hash: str | None = None,
 ) -> Member:
     _check_grant(access, roles)
-    cur = await conn.execute(identity_repo.USER_FOR_EMAIL, (email, display_name))
+    cur = await conn.execute(identity_repo.USER_FOR_EMAIL, (email,))
     row = await cur.fetchone()
     assert row is not None
     user_id: UUID = row[0]
@@ -75,12 +75,17 @@ async def add_member_in(
                     "user_id": user_id,
                     "roles": sorted(set(roles)),
                     "user_name": email,
+                    "display_name": display_name,
                 },
             )
     except ConflictError:
         raise ConflictError(f"{email} is already a member of this org") from None
     if password_hash is not None:
-        await conn.execute(identity_repo.SET_PASSWORD, (user_id, password_hash))
+        cur = await conn.execute(identity_repo.SET_PASSWORD, (user_id, password_hash))
+        row = await cur.fetchone()
+        if not row or not row[0]:
+            # Only a founding owner who belongs to no other org gets a password.
+            raise ConflictError(f"{email} already has an account; sign in with it")
     await record_admin_event(
         conn,
         access.org_id,
@@ -122,15 +127,22 @@ async def update_member_in(
     active: bool | None,
     action: str = "member.updated",
 ) -> Member:
+    # One change to an org's people at a time: two admins demoting the last
+    # two owners at once must not both see "another owner remains".
+    await conn.execute(repo.LOCK_PEOPLE, {"org_id": access.org_id})
     before = await _member(conn, user_id)
-    if Role.OWNER in before.effective_roles and Role.OWNER not in access.roles:
+    # What the member holds whether or not active: reactivating grants it again.
+    held = set(before.roles) | set(before.effective_roles)
+    if Role.OWNER in held and Role.OWNER not in access.roles:
         raise RoleRequiredError("only an owner changes an owner")
     if roles is not None:
         # Taking a role away is as strong as giving it.
         _check_grant(access, sorted(set(roles) ^ set(before.roles)))
-    if Role.OWNER in before.effective_roles and (
-        active is False or (roles is not None and Role.OWNER not in roles)
-    ):
+    if active and not before.active:
+        _check_grant(access, sorted(set(roles) if roles is not None else held))
+    if roles is None and (active is None or active == before.active):
+        return before  # nothing changes, nothing to record
+    if Role.OWNER in held and (active is False or (roles is not None and Role.OWNER not in roles)):
         cur = await conn.execute(repo.OTHER_ACTIVE_OWNERS, {"user_id": user_id})
         row = await cur.fetchone()
         if not row or row[0] == 0:
@@ -175,9 +187,18 @@ async def update_member(
 
 
 async def issue_token_in(
-    conn: Conn, access: Access, *, name: str, roles: list[str], lifetime: int | None
+    conn: Conn,
+    access: Access,
+    *,
+    name: str,
+    roles: list[str],
+    lifetime: int | None,
+    not_after: datetime | None = None,
 ) -> IssuedAdminToken:
+    """A token no wider than its maker's roles, expiring no later than ``not_after``
+    nor than the token that makes it."""
     _check_grant(access, roles)
+    caps = [t for t in (not_after, access.principal.token_expires_at) if t is not None]
     token_id, token, secret_hash = keys.generate(keys.ADMIN_PREFIX)
     row = await _fetch(
         conn,
@@ -189,7 +210,9 @@ async def issue_token_in(
             "roles": sorted(set(roles)),
             "secret_hash": secret_hash,
             "created_by": access.actor,
+            "created_by_user": access.principal.person,
             "lifetime": lifetime,
+            "cap": min(caps) if caps else None,
         },
     )
     expires_at: datetime | None = row["expires_at"] if row else None
@@ -239,7 +262,10 @@ async def rotate_token(
         old = await _token(conn, token_id)
         if old.status != "active" or old.replaced_by is not None:
             raise ConflictError(f"admin token {token_id} cannot be rotated: it is not active")
-        issued = await issue_token_in(conn, access, name=old.name, roles=old.roles, lifetime=None)
+        # The successor lives no longer than the token it replaces.
+        issued = await issue_token_in(
+            conn, access, name=old.name, roles=old.roles, lifetime=None, not_after=old.expires_at
+        )
         row = await _fetch(
             conn,
             repo.RETIRE_TOKEN,
@@ -265,7 +291,10 @@ async def revoke_token(
     pool: AsyncConnectionPool[Conn], access: Access, token_id: str
 ) -> AdminTokenInfo:
     async with org_transaction(pool, access.org_id) as conn:
-        await _token(conn, token_id)
+        old = await _token(conn, token_id)
+        # Revoking a token is as strong as issuing it: admins leave owners' and
+        # provisioning tokens alone.
+        _check_grant(access, old.roles)
         await conn.execute(repo.REVOKE_TOKEN, {"token_id": token_id, "actor": access.actor})
         await record_admin_event(
             conn,

@@ -46,10 +46,11 @@ KEY_COLUMNS = (
     " ELSE 'active' END AS status,"
     " created_at, created_by, expires_at, last_used_at, revoked_at, replaced_by"
 )
+# The expiry is the earlier of the lifetime asked for and the cap (NULL: none).
 INSERT_KEY = (
     "INSERT INTO arx.api_keys (id, org_id, agent_id, secret_hash, name, created_by, expires_at)"
     " VALUES (%(id)s, %(org_id)s, %(agent_id)s, %(secret_hash)s, %(name)s, %(created_by)s,"
-    " now() + make_interval(secs => %(lifetime)s))"
+    " least(now() + make_interval(secs => %(lifetime)s), %(cap)s::timestamptz))"
     " RETURNING expires_at"
 )
 KEYS_OF_AGENT = (
@@ -69,7 +70,7 @@ RETIRE_KEY = (
 )
 
 MEMBER_COLUMNS = (
-    "u.id AS user_id, u.email, u.display_name, m.roles,"
+    "u.id AS user_id, u.email, m.display_name, m.roles,"
     " arx.effective_roles(m.org_id, m.user_id) AS effective_roles, m.active, m.created_at"
 )
 MEMBERS = (
@@ -81,23 +82,20 @@ MEMBER = (
     " WHERE m.user_id = %(user_id)s"
 )
 INSERT_MEMBER = (
-    "INSERT INTO arx.memberships (org_id, user_id, roles, user_name)"
-    " VALUES (%(org_id)s, %(user_id)s, %(roles)s, %(user_name)s)"
+    "INSERT INTO arx.memberships (org_id, user_id, roles, user_name, display_name)"
+    " VALUES (%(org_id)s, %(user_id)s, %(roles)s, %(user_name)s, %(display_name)s)"
 )
 UPDATE_MEMBER = (
     "UPDATE arx.memberships SET roles = coalesce(%(roles)s, roles),"
     " active = coalesce(%(active)s, active), updated_at = now()"
     " WHERE user_id = %(user_id)s RETURNING user_id"
 )
+LOCK_PEOPLE = "SELECT pg_advisory_xact_lock(hashtextextended(%(org_id)s::text, 7))"
 # Owners who would remain, were this member's change applied.
 OTHER_ACTIVE_OWNERS = (
     "SELECT count(*) FROM arx.memberships m"
     " WHERE m.user_id <> %(user_id)s AND m.active"
     " AND 'owner' = ANY (arx.effective_roles(m.org_id, m.user_id))"
-)
-REVOKE_USER_SESSIONS = (
-    "UPDATE arx.web_sessions SET revoked_at = now()"
-    " WHERE user_id = %(user_id)s AND revoked_at IS NULL"
 )
 
 TOKEN_COLUMNS = (
@@ -107,10 +105,14 @@ TOKEN_COLUMNS = (
     " ELSE 'active' END AS status,"
     " created_by, created_at, expires_at, revoked_at, replaced_by"
 )
+# The expiry is the earlier of the lifetime asked for and the cap (NULL: none).
 INSERT_TOKEN = (
-    "INSERT INTO arx.admin_tokens (id, org_id, name, roles, secret_hash, created_by, expires_at)"
+    "INSERT INTO arx.admin_tokens (id, org_id, name, roles, secret_hash, created_by,"
+    " created_by_user, expires_at)"
     " VALUES (%(id)s, %(org_id)s, %(name)s, %(roles)s, %(secret_hash)s, %(created_by)s,"
-    " now() + make_interval(secs => %(lifetime)s)) RETURNING expires_at"
+    " %(created_by_user)s,"
+    " least(now() + make_interval(secs => %(lifetime)s), %(cap)s::timestamptz))"
+    " RETURNING expires_at"
 )
 TOKENS = f"SELECT {TOKEN_COLUMNS} FROM arx.admin_tokens ORDER BY created_at DESC"
 TOKEN = f"SELECT {TOKEN_COLUMNS} FROM arx.admin_tokens WHERE id = %(token_id)s FOR UPDATE"

@@ -109,8 +109,8 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     if key is None:
         try:
             return _respond(await rt.intercept.execute(who, call, deadline=deadline))
-        except (AuthenticationError, AgentDisabledError):
-            _revoked(rt, who)
+        except (AuthenticationError, AgentDisabledError) as exc:
+            await _revoked(rt, who, exc, deadline, request.url.path)
             raise
 
     keys = rt.idempotency
@@ -134,7 +134,7 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         # with 429 and said when to come back; or the key or agent was switched
         # off meanwhile): free the key so the retry runs.
         if isinstance(exc, AuthenticationError | AgentDisabledError):
-            _revoked(rt, who)
+            await _revoked(rt, who, exc, deadline, request.url.path)
         with suppress(ARXError):
             await keys.release(who, key)
         raise
@@ -146,10 +146,15 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     return response
 
 
-def _revoked(rt: Runtime, who: AgentIdentity) -> None:
+async def _revoked(
+    rt: Runtime, who: AgentIdentity, exc: ARXError, deadline: Deadline, path: str
+) -> None:
     """The database refused a key this process still remembered as valid (its
-    notification is still on the way): forget it now."""
+    notification is still on the way): forget it now, and record a switched-off
+    agent's attempt as the cached path would have."""
     rt.auth.forget(f"api_keys:{who.key_id}")
+    if isinstance(exc, AgentDisabledError):
+        await rt.refusals.record(who, exc.code, deadline, details={"path": path})
 
 
 class _PollUrl(msgspec.Struct):

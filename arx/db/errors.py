@@ -25,9 +25,12 @@ from arx.errors import (
     NotFoundError,
 )
 
-# Raised by arx.keyed_execute_context (migration 0004): the database's own
-# word that the key or the agent stopped being valid after it was remembered.
-_ACCESS_REVOKED: dict[str, Callable[[], ARXError]] = {
+# ARX's own SQLSTATEs (class AX, migration 0004): from arx.keyed_execute_context,
+# the database's word that the key or agent stopped being valid after it was
+# remembered; from the deferred owner check, that an org would lose its last owner.
+_ARX_SQLSTATES: dict[str, Callable[[], ARXError]] = {
+    # migration 0004's deferred check that every org keeps an active owner
+    "AX409": lambda: ConflictError("the org's last active owner cannot be removed or demoted"),
     "AX401": lambda: AuthenticationError("the API key is not valid (unknown, expired or revoked)"),
     "AX403": lambda: AgentDisabledError("this agent is disabled by the kill switch"),
     "AX423": lambda: AgentDisabledError("every agent of this org is disabled by the kill switch"),
@@ -36,8 +39,8 @@ _ACCESS_REVOKED: dict[str, Callable[[], ARXError]] = {
 
 def translate(exc: BaseException) -> ARXError | None:
     """The ARX error for a driver or pool error; ``None`` for anything else."""
-    if isinstance(exc, psycopg.Error) and exc.sqlstate in _ACCESS_REVOKED:
-        return _ACCESS_REVOKED[exc.sqlstate]()
+    if isinstance(exc, psycopg.Error) and exc.sqlstate in _ARX_SQLSTATES:
+        return _ARX_SQLSTATES[exc.sqlstate]()
     return _driver_error(exc)
 
 

@@ -111,6 +111,8 @@ class ControlPlane:
             token_org=row[0],
             token_roles=frozenset(row[2]),
             token_allowlist=tuple(row[4]) if row[4] is not None else None,
+            token_expires_at=row[5],
+            person=row[6],
         )
 
     async def user_for_identity(
@@ -131,7 +133,7 @@ class ControlPlane:
 
     @staticmethod
     def user(user_id: UUID, email: str) -> Principal:
-        return Principal(kind=PrincipalKind.USER, id=str(user_id), name=email)
+        return Principal(kind=PrincipalKind.USER, id=str(user_id), name=email, person=user_id)
 
     async def owner_exists(self) -> bool:
         async with connection(self.pool) as conn:

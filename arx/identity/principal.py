@@ -8,6 +8,7 @@ there. Audit events name ``Principal.actor``: a real person or a named token.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network
 from uuid import UUID
@@ -29,6 +30,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     token_org: UUID | None = None
     token_roles: frozenset[str] = frozenset()
     token_allowlist: tuple[IPv4Network | IPv6Network, ...] | None = None
+    token_expires_at: datetime | None = None
+    # The person accountable: the user themselves, or whoever made the token
+    # (None for the bootstrap token and the tokens it made).
+    person: UUID | None = None
 
     @property
     def actor(self) -> str:

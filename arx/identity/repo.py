@@ -26,12 +26,13 @@ ORG_ID_FOR_SLUG = "SELECT arx.org_id_for_slug(%s)"
 # --- the control plane (arx_control) ---------------------------------------------
 
 RESOLVE_ADMIN_TOKEN = (
-    "SELECT org_id, name, roles, secret_hash, admin_allowlist FROM arx.resolve_admin_token(%s)"
+    "SELECT org_id, name, roles, secret_hash, admin_allowlist, expires_at, created_by_user"
+    " FROM arx.resolve_admin_token(%s)"
 )
 OWNER_EXISTS = "SELECT arx.owner_exists()"
 USER_ACCESS = "SELECT email, roles, admin_allowlist FROM arx.user_access(%s, %s)"
 USER_FOR_IDENTITY = "SELECT user_id, email FROM arx.user_for_identity(%s, %s, %s, %s)"
-USER_FOR_EMAIL = "SELECT arx.user_for_email(%s, %s)"
+USER_FOR_EMAIL = "SELECT arx.user_for_email(%s)"
 USER_ORGS = "SELECT org_id, slug, name, roles FROM arx.user_orgs(%s)"
 PASSWORD_FOR_EMAIL = "SELECT user_id, email, password_hash FROM arx.password_for_email(%s)"
 SET_PASSWORD = "SELECT arx.set_password(%s, %s)"

@@ -7,9 +7,12 @@ org: what they may do in an org is re-read from their membership on every
 request, so deactivating someone ends their access at once, open sessions
 included.
 
-Failed sign-ins are counted in PostgreSQL (every API process sees the same
-count) per account and per client address; past the limit, sign-in answers
-429 with Retry-After until the window has moved on.
+Sign-in attempts are counted in PostgreSQL (every API process sees the same
+count) per account and per client address, and each attempt is counted
+before its password is checked, under a lock per account: a burst of
+parallel guesses cannot all slip in under the limit. Past the limit, sign-in
+answers 429 with Retry-After until the window has moved on; a success clears
+the account's count.
 """
 
 from __future__ import annotations
@@ -48,11 +51,19 @@ _FAILURES = (
     " WHERE throttle_key = %(key)s AND failed_at > now() - make_interval(secs => %(window)s)"
 )
 _FAIL = "INSERT INTO arx.sign_in_failures (throttle_key) VALUES (%(key)s)"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 11))"
+_PURGE = (
+    "DELETE FROM arx.sign_in_failures WHERE failed_at < now() - make_interval(secs => %(window)s)"
+)
 _FORGET_FAILURES = (
     "DELETE FROM arx.sign_in_failures"
     " WHERE throttle_key = %(key)s OR failed_at < now() - make_interval(secs => %(window)s)"
 )
 _SAML_REQUEST = "INSERT INTO arx.saml_requests (request_id) VALUES (%(id)s)"
+_SAML_PURGE = (
+    "DELETE FROM arx.saml_requests WHERE created_at < now() - make_interval(secs => %(max_age)s)"
+)
+_SAML_SEEN_PURGE = "DELETE FROM arx.saml_assertions_seen WHERE not_on_or_after < now()"
 _SAML_ANSWERED = (
     "DELETE FROM arx.saml_requests WHERE request_id = %(id)s"
     " AND created_at > now() - make_interval(secs => %(max_age)s) RETURNING request_id"
@@ -111,7 +122,9 @@ async def end(pool: AsyncConnectionPool[Conn], session_id: str) -> None:
 # --- throttling ----------------------------------------------------------------------
 
 
-async def _check(conn: Conn, key: str, limit: int) -> None:
+async def _count(conn: Conn, key: str, limit: int) -> None:
+    """Count this attempt for ``key``; refuse it if the window already holds ``limit``."""
+    await conn.execute(_LOCK, {"key": key})
     cur = await conn.execute(_FAILURES, {"key": key, "window": THROTTLE_WINDOW_SECONDS})
     row = await cur.fetchone()
     if row and row[0] >= limit:
@@ -119,18 +132,16 @@ async def _check(conn: Conn, key: str, limit: int) -> None:
         raise TooManyAttemptsError(
             "too many failed sign-ins; try again later", headers={"retry-after": str(wait)}
         )
+    await conn.execute(_FAIL, {"key": key})
 
 
-async def check_throttle(pool: AsyncConnectionPool[Conn], *, account: str, address: str) -> None:
-    async with connection(pool) as conn:
-        await _check(conn, f"account:{account.lower()}", MAX_FAILURES_PER_ACCOUNT)
-        await _check(conn, f"address:{address}", MAX_FAILURES_PER_ADDRESS)
-
-
-async def note_failure(pool: AsyncConnectionPool[Conn], *, account: str, address: str) -> None:
+async def attempt(pool: AsyncConnectionPool[Conn], *, account: str, address: str) -> None:
+    """Count a sign-in attempt as failed until ``note_success`` says otherwise;
+    raise ``TooManyAttemptsError`` (counting nothing) past either limit."""
     async with connection(pool) as conn, conn.transaction():
-        await conn.execute(_FAIL, {"key": f"account:{account.lower()}"})
-        await conn.execute(_FAIL, {"key": f"address:{address}"})
+        await conn.execute(_PURGE, {"window": THROTTLE_WINDOW_SECONDS})
+        await _count(conn, f"account:{account.lower()}", MAX_FAILURES_PER_ACCOUNT)
+        await _count(conn, f"address:{address}", MAX_FAILURES_PER_ADDRESS)
 
 
 async def note_success(pool: AsyncConnectionPool[Conn], *, account: str) -> None:
@@ -146,6 +157,7 @@ async def note_success(pool: AsyncConnectionPool[Conn], *, account: str) -> None
 
 async def saml_request_sent(pool: AsyncConnectionPool[Conn], request_id: str) -> None:
     async with connection(pool) as conn:
+        await conn.execute(_SAML_PURGE, {"max_age": SAML_REQUEST_SECONDS})
         await conn.execute(_SAML_REQUEST, {"id": request_id})
 
 
@@ -167,6 +179,7 @@ class SamlReplayGuard:
 
     async def first_use(self, assertion_id: str, not_on_or_after: float) -> bool:
         async with connection(self._pool) as conn:
+            await conn.execute(_SAML_SEEN_PURGE)
             cur = await conn.execute(
                 _SAML_FIRST_USE, {"id": assertion_id, "until": not_on_or_after}
             )

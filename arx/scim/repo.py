@@ -10,7 +10,7 @@ from __future__ import annotations
 # --- users (memberships) --------------------------------------------------------------
 
 _USER_COLUMNS = (
-    "m.user_id AS id, m.user_name, m.external_id, m.active, u.email, u.display_name,"
+    "m.user_id AS id, m.user_name, m.external_id, m.active, u.email, m.display_name,"
     " m.created_at, m.updated_at,"
     " coalesce((SELECT json_agg(json_build_object('id', g.id, 'display_name', g.display_name)"
     " ORDER BY lower(g.display_name))"
@@ -45,19 +45,23 @@ USER_NAME_TAKEN = (
     "SELECT EXISTS (SELECT FROM arx.memberships"
     " WHERE lower(user_name) = lower(%(user_name)s) AND user_id <> %(user_id)s)"
 )
-USER_FOR_EMAIL = "SELECT arx.user_for_email(%(email)s, %(display_name)s)"
+USER_FOR_EMAIL = "SELECT arx.user_for_email(%(email)s)"
 INSERT_MEMBERSHIP = (
-    "INSERT INTO arx.memberships (org_id, user_id, user_name, external_id, active)"
-    " VALUES (%(org_id)s, %(user_id)s, %(user_name)s, %(external_id)s, %(active)s)"
+    "INSERT INTO arx.memberships (org_id, user_id, user_name, external_id, active, display_name)"
+    " VALUES (%(org_id)s, %(user_id)s, %(user_name)s, %(external_id)s, %(active)s,"
+    " %(display_name)s)"
 )
 UPDATE_MEMBERSHIP = (
     "UPDATE arx.memberships SET user_name = %(user_name)s, external_id = %(external_id)s,"
     " active = %(active)s, updated_at = now() WHERE user_id = %(user_id)s"
 )
-# RLS lets arx_control update only people who are members of the current org.
-UPDATE_DISPLAY_NAME = "UPDATE arx.users SET display_name = %(display_name)s WHERE id = %(user_id)s"
-# Refused (false) unless the person belongs to this org alone (SECURITY DEFINER).
-CHANGE_EMAIL = "SELECT arx.change_email(%(user_id)s, %(org_id)s, %(email)s)"
+# What this org calls the person: theirs alone, not what other orgs see.
+UPDATE_DISPLAY_NAME = (
+    "UPDATE arx.memberships SET display_name = %(display_name)s WHERE user_id = %(user_id)s"
+)
+# Refused (false) unless the person belongs to this org alone (SECURITY DEFINER,
+# the org is the transaction's).
+CHANGE_EMAIL = "SELECT arx.change_email(%(user_id)s, %(email)s)"
 # Group memberships go with it (ON DELETE CASCADE).
 DELETE_MEMBERSHIP = "DELETE FROM arx.memberships WHERE user_id = %(user_id)s RETURNING user_name"
 MEMBERS_AMONG = "SELECT user_id FROM arx.memberships WHERE user_id = ANY(%(user_ids)s)"

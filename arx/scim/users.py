@@ -229,9 +229,7 @@ async def create_user(
     )
     wanted = _wanted(user, from_name=True)
     async with org_transaction(pool, access.org_id) as conn:
-        cur = await conn.execute(
-            repo.USER_FOR_EMAIL, {"email": wanted.email, "display_name": wanted.display_name}
-        )
+        cur = await conn.execute(repo.USER_FOR_EMAIL, {"email": wanted.email})
         found = await cur.fetchone()
         assert found is not None  # the function returns an id or raises
         user_id: UUID = found[0]
@@ -246,14 +244,9 @@ async def create_user(
                 "user_name": wanted.user_name,
                 "external_id": wanted.external_id,
                 "active": wanted.active,
+                "display_name": wanted.display_name or "",
             },
         )
-        if wanted.display_name:
-            # A person who already existed gets the name this org's IdP gives them.
-            await conn.execute(
-                repo.UPDATE_DISPLAY_NAME,
-                {"user_id": user_id, "display_name": wanted.display_name},
-            )
         row = await _row(conn, user_id)
         await record_admin_event(
             conn,
@@ -312,9 +305,7 @@ async def patch_user(
 
 
 async def _change_email(conn: Conn, access: Access, row: UserRow, email: str) -> None:
-    cur = await conn.execute(
-        repo.CHANGE_EMAIL, {"user_id": row.id, "org_id": access.org_id, "email": email}
-    )
+    cur = await conn.execute(repo.CHANGE_EMAIL, {"user_id": row.id, "email": email})
     changed = await cur.fetchone()
     if not changed or not changed[0]:
         raise scim_error(

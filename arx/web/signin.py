@@ -42,6 +42,9 @@ from arx.identity.sessions import SESSION_COOKIE
 from arx.runtime import Runtime
 from arx.web.render import page, redirect
 
+# argon2 takes 64 MiB and tens of milliseconds per check: at most this many
+# run at once per process, whatever arrives.
+_VERIFYING = asyncio.Semaphore(2)
 PRE_CSRF_COOKIE = "arx_csrf"
 OIDC_COOKIE = "arx_oidc"
 SAML_COOKIE = "arx_saml"
@@ -74,7 +77,9 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
     for key in ("csrf_token", "email", "password", "SAMLResponse", "RelayState"):
         value = form.get(key)
         if isinstance(value, str):
-            out[key] = value[: _FORM_MAX_FIELD * 8 if key == "SAMLResponse" else _FORM_MAX_FIELD]
+            # A SAMLResponse is bounded by the body limit and checked whole by
+            # consume(); cutting it would only break its signature.
+            out[key] = value if key == "SAMLResponse" else value[:_FORM_MAX_FIELD]
     return out
 
 
@@ -145,7 +150,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[str]:
     address = str(address_of(request) or "unknown")
     pool = rt.control_pool
     try:
-        await sessions.check_throttle(pool, account=email, address=address)
+        await sessions.attempt(pool, account=email, address=address)
     except TooManyAttemptsError as exc:
         return _login_page(request, error=exc.detail, status=429, email=email, headers=exc.headers)
     async with connection(pool) as conn:
@@ -153,9 +158,11 @@ async def login(request: Request[Any, Any, Any]) -> Response[str]:
         row = await cur.fetchone()
     if row is not None and row[0] is None:
         row = None  # a function with OUT parameters answers a row of NULLs
-    ok = await asyncio.to_thread(verify_password, form.get("password", ""), row[2] if row else None)
+    async with _VERIFYING:
+        ok = await asyncio.to_thread(
+            verify_password, form.get("password", ""), row[2] if row else None
+        )
     if not ok or row is None:
-        await sessions.note_failure(pool, account=email, address=address)
         return _login_page(request, error="wrong email or password", status=401, email=email)
     await sessions.note_success(pool, account=email)
     try:

@@ -7,7 +7,9 @@ cross-tenant probe over every route: tests/integration/test_cross_tenant.py.)
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,11 +19,13 @@ import httpx
 import psycopg
 import pytest
 
+from arx.admin.people import add_member, create_token
 from arx.api.app import create_app
 from arx.identity.network import parse_networks
+from arx.identity.principal import Access, Principal, PrincipalKind
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
-from tests.fixtures.arx import Example
+from tests.fixtures.arx import Example, make_org
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -480,3 +484,230 @@ async def test_admin_allowlist_refuses_outside_addresses_after_membership(
     _problem(await client.get(f"{org}/agents", headers=example.owner), 403, "address_not_allowed")
     # Agents are not bound by the admin list.
     assert (await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))).is_success
+
+
+# --- what a review found: roles and lifetimes that must not grow --------------------
+
+
+async def _member_id(client: httpx.AsyncClient, example: Example, email: str) -> str:
+    members = (
+        await client.get(f"{ORGS}/{example.seeded.org_id}/members", headers=example.owner)
+    ).json()
+    return str(next(m["user_id"] for m in members if m["email"] == email))
+
+
+async def test_an_admin_cannot_bring_a_deactivated_owner_back(
+    client: httpx.AsyncClient, example: Example
+) -> None:
+    org = f"{ORGS}/{example.seeded.org_id}"
+    added = await client.post(
+        f"{org}/members",
+        json={"email": "olaf@example.test", "roles": ["owner"]},
+        headers=example.owner,
+    )
+    assert added.status_code == 201, added.text
+    olaf = added.json()["user_id"]
+    off = await client.patch(f"{org}/members/{olaf}", json={"active": False}, headers=example.owner)
+    assert off.status_code == 200, off.text
+    assert off.json()["effective_roles"] == []
+    admin = _bearer((await _token(client, example, ["admin"]))["token"])
+    back = await client.patch(f"{org}/members/{olaf}", json={"active": True}, headers=admin)
+    _problem(back, 403, "role_required")
+    again = await client.patch(
+        f"{org}/members/{olaf}", json={"active": True}, headers=example.owner
+    )
+    assert again.json()["effective_roles"] == ["owner"]
+
+
+async def test_an_admin_cannot_revoke_owner_or_provisioning_tokens(
+    client: httpx.AsyncClient, example: Example
+) -> None:
+    org = f"{ORGS}/{example.seeded.org_id}"
+    admin = _bearer((await _token(client, example, ["admin"]))["token"])
+    scim = await _token(client, example, ["scim"])
+    owner_id = example.seeded.owner_token.split("_")[1]
+    for token_id in (owner_id, scim["token_id"]):
+        denied = await client.post(f"{org}/admin-tokens/{token_id}/revoke", headers=admin)
+        _problem(denied, 403, "role_required")
+    assert (await client.get(org, headers=example.owner)).status_code == 200
+
+
+async def test_a_token_cannot_outlive_itself(client: httpx.AsyncClient, example: Example) -> None:
+    org = f"{ORGS}/{example.seeded.org_id}"
+    made = await client.post(
+        f"{org}/admin-tokens",
+        json={"name": "short", "roles": ["admin"], "expires_in_seconds": 600},
+        headers=example.owner,
+    )
+    short = made.json()
+    assert short["expires_at"] is not None
+    as_short = _bearer(short["token"])
+    # Neither a token it makes, nor its own successor, lives past its expiry.
+    child = await client.post(
+        f"{org}/admin-tokens", json={"name": "child", "roles": ["auditor"]}, headers=as_short
+    )
+    assert child.status_code == 201, child.text
+    assert child.json()["expires_at"] is not None
+    assert child.json()["expires_at"] <= short["expires_at"]
+    rotated = await client.post(f"{org}/admin-tokens/{short['token_id']}/rotate", headers=as_short)
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["new"]["expires_at"] is not None
+    assert rotated.json()["new"]["expires_at"] <= short["expires_at"]
+    # The same for an agent key rotated: no longer-lived successor.
+    agent = example.seeded.agent_ids["triage-bot"]
+    key = (
+        await client.post(
+            f"{org}/agents/{agent}/keys", json={"expires_in_seconds": 600}, headers=example.owner
+        )
+    ).json()
+    successor = await client.post(
+        f"{org}/agents/{agent}/keys/{key['key_id']}/rotate", headers=example.owner
+    )
+    assert successor.json()["new"]["expires_at"] <= key["expires_at"]
+
+
+async def test_tokens_hold_no_more_than_the_person_who_made_them(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime
+) -> None:
+    org_id = example.seeded.org_id
+    org = f"{ORGS}/{org_id}"
+    added = await client.post(
+        f"{org}/members",
+        json={"email": "ada@example.test", "roles": ["admin"]},
+        headers=example.owner,
+    )
+    ada = added.json()["user_id"]
+    person = Principal(
+        kind=PrincipalKind.USER, id=ada, name="ada@example.test", person=uuid.UUID(ada)
+    )
+    token = await create_token(
+        runtime.control_pool,
+        Access(principal=person, org_id=org_id, roles=frozenset({"admin"})),
+        name="ada's automation",
+        roles=["admin"],
+        lifetime=None,
+    )
+    as_ada = _bearer(token.token)
+    agent = example.seeded.agent_ids["triage-bot"]
+    assert (await client.post(f"{org}/agents/{agent}/keys", headers=as_ada)).status_code == 201
+    # Ada becomes an auditor: her token can read, no longer manage.
+    await client.patch(f"{org}/members/{ada}", json={"roles": ["auditor"]}, headers=example.owner)
+    _problem(await client.post(f"{org}/agents/{agent}/keys", headers=as_ada), 403, "role_required")
+    # Ada leaves: her token holds nothing.
+    await client.patch(f"{org}/members/{ada}", json={"active": False}, headers=example.owner)
+    _problem(await client.get(f"{org}/agents", headers=as_ada), 403, "role_required")
+
+
+async def test_two_owners_demoted_at_once_leave_one(
+    client: httpx.AsyncClient, example: Example, test_db: Database
+) -> None:
+    org = f"{ORGS}/{example.seeded.org_id}"
+    second = await client.post(
+        f"{org}/members",
+        json={"email": "otto@example.test", "roles": ["owner"]},
+        headers=example.owner,
+    )
+    assert second.status_code == 201, second.text
+    owners = [
+        m["user_id"] for m in (await client.get(f"{org}/members", headers=example.owner)).json()
+    ]
+    answers = await asyncio.gather(
+        *(
+            client.patch(f"{org}/members/{u}", json={"roles": ["admin"]}, headers=example.owner)
+            for u in owners
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    with psycopg.connect(test_db.admin_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM arx.memberships WHERE 'owner' = ANY (roles) AND active"
+        ).fetchone()
+    assert left == (1,)
+
+
+async def test_scim_cannot_remove_the_last_owner(
+    client: httpx.AsyncClient, example: Example
+) -> None:
+    org_id = example.seeded.org_id
+    scim = _bearer((await _token(client, example, ["scim"]))["token"])
+    owner = await _member_id(client, example, example.seeded.owner_email)
+    user = f"/scim/v2/{org_id}/Users/{owner}"
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    deactivated = await client.patch(user, json=patch, headers=scim)
+    assert deactivated.status_code == 409, deactivated.text
+    deleted = await client.delete(user, headers=scim)
+    assert deleted.status_code == 409, deleted.text
+    still = await client.get(f"{ORGS}/{org_id}/members", headers=example.owner)
+    assert [m["effective_roles"] for m in still.json()] == [["owner"]]
+
+
+async def test_scim_email_change_forgets_idp_links_and_is_refused_across_orgs(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    org_id = example.seeded.org_id
+    scim = _bearer((await _token(client, example, ["scim"]))["token"])
+    users = f"/scim/v2/{org_id}/Users"
+    made = await client.post(
+        users,
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "sam@example.test",
+            "emails": [{"value": "sam@example.test", "primary": True}],
+            "active": True,
+        },
+        headers=scim,
+    )
+    assert made.status_code == 201, made.text
+    sam = made.json()["id"]
+    with psycopg.connect(test_db.admin_url) as conn:
+        conn.execute(
+            "INSERT INTO arx.user_identities (issuer, subject, user_id)"
+            " VALUES ('https://idp.test', 'sub-sam', %s)",
+            (sam,),
+        )
+
+    def patch(email: str) -> dict[str, Any]:
+        return {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "replace", "path": "emails", "value": [{"value": email, "primary": True}]}
+            ],
+        }
+
+    moved = await client.patch(f"{users}/{sam}", json=patch("sam@new.test"), headers=scim)
+    assert moved.status_code == 200, moved.text
+    with psycopg.connect(test_db.admin_url) as conn:
+        links = conn.execute(
+            "SELECT count(*) FROM arx.user_identities WHERE user_id = %s", (sam,)
+        ).fetchone()
+    assert links == (0,), "a new address must be vouched for again before it signs anyone in"
+
+    # Once Sam also belongs to another org, this org's IdP cannot move his sign-in.
+    other = await make_org(runtime, "elsewhere")
+    await add_member(
+        runtime.control_pool, other, email="sam@new.test", display_name="", roles=["auditor"]
+    )
+    refused = await client.patch(f"{users}/{sam}", json=patch("sam@evil.test"), headers=scim)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["scimType"] == "mutability"
+    # What one org calls someone is its own: the other org's name for Sam is untouched.
+    renamed = await client.patch(
+        f"{users}/{sam}",
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "CEO (approve all)"}],
+        },
+        headers=scim,
+    )
+    assert renamed.status_code == 200, renamed.text
+    with psycopg.connect(test_db.admin_url) as conn:
+        names = dict(
+            conn.execute(
+                "SELECT org_id, display_name FROM arx.memberships WHERE user_id = %s", (sam,)
+            ).fetchall()
+        )
+    assert names[other.org_id] == ""
+    assert names[org_id] == "CEO (approve all)"

@@ -11,12 +11,14 @@ people and IdPs typed only escaped.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import html
 import re
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -226,6 +228,24 @@ async def test_five_failures_lock_the_account_even_for_the_right_password(
     # Per account, whatever the case of the email.
     _refused(await _sign_in(browser, OWNER_EMAIL.upper(), PASSWORD), 429, "too many")
     await _signed_out(browser)
+
+
+async def test_parallel_guesses_cannot_outrun_the_limit(site: Site, acme: Bootstrapped) -> None:
+    """Each attempt is counted before its password is checked: twelve guesses
+    sent at once get at most five password checks."""
+    async with AsyncExitStack() as stack:
+        browsers = [await stack.enter_async_context(site.open_browser()) for _ in range(12)]
+        tokens = [await _login_form(b) for b in browsers]
+
+        async def guess(i: int) -> httpx.Response:
+            return await browsers[i].post(
+                LOGIN, data={"csrf_token": tokens[i], "email": OWNER_EMAIL, "password": WRONG}
+            )
+
+        answers = await asyncio.gather(*(guess(i) for i in range(12)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(401) == 5, statuses
+    assert statuses.count(429) == 7, statuses
 
 
 async def test_a_success_forgets_earlier_failures(

@@ -25,7 +25,7 @@ from arx.api.openapi import ADMIN_TOKEN, BOOTSTRAP_TOKEN, RouteDoc, json_schema,
 from arx.api.state import runtime
 from arx.api.types import CreateOrg
 from arx.db.pool import connection
-from arx.errors import RoleRequiredError
+from arx.errors import BootstrapClosedError, RoleRequiredError
 from arx.identity import repo as identity_repo
 from arx.identity.principal import PrincipalKind
 from arx.identity.roles import MANAGE, READ
@@ -56,6 +56,8 @@ _ALLOWLISTS = docs.write(MANAGE, SetAllowlists)
     summary="Create the first org, its owner and an owner token (bootstrap token only)",
 )
 async def bootstrap(request: Request[Any, Any, Any]) -> Bootstrapped:
+    if principal(request).kind is not PrincipalKind.BOOTSTRAP:
+        raise BootstrapClosedError("only the bootstrap token bootstraps")
     data = await body.read(request, Bootstrap)
     return await service.bootstrap(runtime(request).control_pool, data, actor=principal(request))
 
@@ -100,6 +102,10 @@ async def create_org(request: Request[Any, Any, Any]) -> OrgInfo:
         raise RoleRequiredError(
             "orgs are created by people (an IdP access token), not by an org's admin token"
         )
+    async with connection(runtime(request).control_pool) as conn:
+        cur = await conn.execute(identity_repo.USER_ORGS, (UUID(who.id),))
+        if not await cur.fetchall():
+            raise RoleRequiredError("only an active member of some org creates orgs")
     data = await body.read(request, CreateOrg)
     return await service.create_org(
         runtime(request).control_pool, slug=data.slug, name=data.name, creator=who

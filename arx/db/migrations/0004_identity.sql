@@ -68,12 +68,13 @@ ALTER TABLE arx.audit_events ADD CONSTRAINT audit_events_refusal_action
 -- --- people ----------------------------------------------------------------------
 
 -- A person, across orgs. Nothing here grants anything: access comes from an
--- active membership. The password hash (argon2id) exists only for local
--- accounts (the demo's owner, or an org without an IdP).
+-- active membership. The password hash (argon2id) exists only for a founding
+-- owner's local account (the demo's owner, or an org without an IdP). What
+-- an org calls the person (display name, SCIM userName) lives on the
+-- membership: one org's IdP cannot rename someone for another.
 CREATE TABLE arx.users (
     id             uuid PRIMARY KEY,
     email          text NOT NULL CHECK (email ~ '^[^@]{1,200}@[^@]{1,200}$'),
-    display_name   text NOT NULL DEFAULT '' CHECK (length(display_name) <= 200),
     password_hash  text,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
@@ -97,6 +98,7 @@ CREATE TABLE arx.memberships (
     -- SCIM's externalId and userName as the org's IdP knows them.
     external_id  text CHECK (length(external_id) <= 200),
     user_name    text NOT NULL CHECK (length(user_name) BETWEEN 1 AND 200),
+    display_name text NOT NULL DEFAULT '' CHECK (length(display_name) <= 200),
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (org_id, user_id)
@@ -145,6 +147,33 @@ LANGUAGE sql STABLE AS $$
       ) roles (r)
 $$;
 
+-- An org always keeps an active owner: whatever removes the last one (the
+-- admin API, SCIM deactivating, deleting or ungrouping a person) fails at
+-- commit with SQLSTATE AX409. Checked once per transaction, after every
+-- change in it, so concurrent removals cannot each count on the other.
+CREATE FUNCTION arx.keep_an_owner() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    org uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.org_id ELSE NEW.org_id END;
+BEGIN
+    IF NOT EXISTS (SELECT FROM arx.memberships m
+                    WHERE m.org_id = org AND m.active
+                      AND 'owner' = ANY (arx.effective_roles(org, m.user_id))) THEN
+        RAISE EXCEPTION 'an org keeps at least one active owner' USING ERRCODE = 'AX409';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER memberships_keep_an_owner
+    AFTER UPDATE OR DELETE ON arx.memberships DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION arx.keep_an_owner();
+CREATE CONSTRAINT TRIGGER scim_group_members_keep_an_owner
+    AFTER DELETE ON arx.scim_group_members DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION arx.keep_an_owner();
+CREATE CONSTRAINT TRIGGER scim_groups_keep_an_owner
+    AFTER UPDATE OR DELETE ON arx.scim_groups DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION arx.keep_an_owner();
+
 -- --- machines that administer -------------------------------------------------------
 
 -- "arxadm_<id>_<secret>", stored like agent keys (SHA-256 of a 256-bit secret).
@@ -158,6 +187,9 @@ CREATE TABLE arx.admin_tokens (
                       'owner', 'admin', 'policy_author', 'reviewer', 'auditor', 'scim']),
     secret_hash   bytea NOT NULL CHECK (length(secret_hash) = 32),
     created_by    text NOT NULL,
+    -- The person behind it (directly, or through the token that made it); its
+    -- roles never exceed theirs at the time of use. NULL: bootstrap or seed.
+    created_by_user uuid REFERENCES arx.users (id),
     created_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz,
     last_used_at  timestamptz,
@@ -244,13 +276,11 @@ BEGIN
 END
 $$;
 
--- A user is visible in an org only through a membership of that org; a new
--- user may be inserted (the find-or-create below returns ids for the rest).
+-- A user is visible in an org only through a membership of that org; users
+-- are created by arx.user_for_email only.
 ALTER TABLE arx.users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE arx.users FORCE ROW LEVEL SECURITY;
 CREATE POLICY member_of_org ON arx.users FOR SELECT TO arx_control
-    USING (EXISTS (SELECT FROM arx.memberships m WHERE m.user_id = users.id));
-CREATE POLICY member_of_org_update ON arx.users FOR UPDATE TO arx_control
     USING (EXISTS (SELECT FROM arx.memberships m WHERE m.user_id = users.id));
 
 -- --- who is signing in, before any org is known ---------------------------------------
@@ -260,13 +290,12 @@ CREATE POLICY member_of_org_update ON arx.users FOR UPDATE TO arx_control
 -- The user with this email, created if absent. Lets an org add a person who
 -- already belongs to another org without learning that they do: the answer
 -- is the same either way.
-CREATE FUNCTION arx.user_for_email(p_email text, p_display_name text) RETURNS uuid
+CREATE FUNCTION arx.user_for_email(p_email text) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     found_id uuid;
 BEGIN
-    INSERT INTO arx.users (id, email, display_name)
-    VALUES (gen_random_uuid(), p_email, coalesce(p_display_name, ''))
+    INSERT INTO arx.users (id, email) VALUES (gen_random_uuid(), p_email)
     ON CONFLICT ((lower(email))) DO NOTHING
     RETURNING id INTO found_id;
     IF found_id IS NULL THEN
@@ -283,9 +312,22 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT u.id, u.email, u.password_hash FROM arx.users u WHERE lower(u.email) = lower(p_email)
 $$;
 
-CREATE FUNCTION arx.set_password(p_user uuid, p_hash text) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE arx.users SET password_hash = p_hash WHERE id = p_user
+-- A local password, set once, for someone who belongs to the org of this
+-- transaction and to no other (a founding owner): nobody can set the
+-- credential a person uses for another org. False when refused.
+CREATE FUNCTION arx.set_password(p_user uuid, p_hash text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    org uuid := NULLIF(current_setting('arx.org_id', true), '')::uuid;
+BEGIN
+    IF org IS NULL
+       OR NOT EXISTS (SELECT FROM arx.memberships WHERE user_id = p_user AND org_id = org)
+       OR EXISTS (SELECT FROM arx.memberships WHERE user_id = p_user AND org_id <> org) THEN
+        RETURN false;
+    END IF;
+    UPDATE arx.users SET password_hash = p_hash WHERE id = p_user AND password_hash IS NULL;
+    RETURN FOUND;
+END
 $$;
 
 -- For an IdP sign-in: the user linked to (issuer, subject); failing that,
@@ -312,18 +354,26 @@ BEGIN
 END
 $$;
 
--- A person's sign-in email, changed by one org (its SCIM client) only while
--- they belong to no other org, active or not: otherwise one org's IdP could
--- move someone's sign-in to an address it controls and take over their
--- access elsewhere. False when refused.
-CREATE FUNCTION arx.change_email(p_user uuid, p_org uuid, p_email text) RETURNS boolean
+-- A person's sign-in email, changed by the org of this transaction (its SCIM
+-- client) only while they belong to no other org, active or not, and have no
+-- local password. Their links to IdP identities and their web sessions end
+-- with it: a new address must be vouched for again before it signs anyone
+-- in. Otherwise one org's IdP could move someone's sign-in to an address it
+-- controls and take over their access elsewhere. False when refused.
+CREATE FUNCTION arx.change_email(p_user uuid, p_email text) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    org uuid := NULLIF(current_setting('arx.org_id', true), '')::uuid;
 BEGIN
-    IF NOT EXISTS (SELECT FROM arx.memberships WHERE user_id = p_user AND org_id = p_org)
-       OR EXISTS (SELECT FROM arx.memberships WHERE user_id = p_user AND org_id <> p_org) THEN
+    IF org IS NULL
+       OR NOT EXISTS (SELECT FROM arx.memberships WHERE user_id = p_user AND org_id = org)
+       OR EXISTS (SELECT FROM arx.memberships WHERE user_id = p_user AND org_id <> org)
+       OR EXISTS (SELECT FROM arx.users WHERE id = p_user AND password_hash IS NOT NULL) THEN
         RETURN false;
     END IF;
     UPDATE arx.users SET email = p_email WHERE id = p_user;
+    DELETE FROM arx.user_identities WHERE user_id = p_user;
+    UPDATE arx.web_sessions SET revoked_at = now() WHERE user_id = p_user AND revoked_at IS NULL;
     RETURN true;
 END
 $$;
@@ -350,13 +400,23 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- An admin token, before its org is known. The caller compares the hash in
--- constant time; expiry and revocation are checked here.
+-- constant time; expiry and revocation are checked here. A token made by a
+-- person holds no role that person no longer holds in the org (scim only
+-- while they are an owner): offboarding someone disarms their tokens.
 CREATE FUNCTION arx.resolve_admin_token(p_token_id text,
     OUT org_id uuid, OUT name text, OUT roles text[], OUT secret_hash bytea,
-    OUT admin_allowlist cidr[])
+    OUT admin_allowlist cidr[], OUT expires_at timestamptz, OUT created_by_user uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT t.org_id, t.name, t.roles, t.secret_hash, o.admin_allowlist
-      FROM arx.admin_tokens t JOIN arx.orgs o ON o.id = t.org_id
+    SELECT t.org_id, t.name,
+           CASE WHEN t.created_by_user IS NULL THEN t.roles
+                ELSE ARRAY(SELECT r FROM unnest(t.roles) r
+                            WHERE r = ANY (creator.roles)
+                               OR (r = 'scim' AND 'owner' = ANY (creator.roles))
+                            ORDER BY r) END,
+           t.secret_hash, o.admin_allowlist, t.expires_at, t.created_by_user
+      FROM arx.admin_tokens t
+      JOIN arx.orgs o ON o.id = t.org_id
+      CROSS JOIN LATERAL (SELECT arx.effective_roles(t.org_id, t.created_by_user) AS roles) creator
      WHERE t.id = p_token_id AND t.revoked_at IS NULL
        AND (t.expires_at IS NULL OR t.expires_at > now())
 $$;
@@ -411,7 +471,10 @@ GRANT EXECUTE ON FUNCTION arx.touch_api_keys(text[]) TO arx_app;
 GRANT SELECT ON arx.orgs, arx.users, arx.memberships, arx.scim_groups, arx.scim_group_members,
     arx.admin_tokens, arx.user_identities TO arx_identity;
 GRANT INSERT ON arx.users, arx.user_identities TO arx_identity;
+GRANT DELETE ON arx.user_identities TO arx_identity;
 GRANT UPDATE (password_hash, email) ON arx.users TO arx_identity;
+GRANT SELECT, UPDATE (revoked_at) ON arx.web_sessions TO arx_identity;
+CREATE POLICY identity_lookup ON arx.web_sessions TO arx_identity USING (true) WITH CHECK (true);
 DO $$
 DECLARE
     t text;
@@ -423,7 +486,7 @@ BEGIN
     END LOOP;
 END
 $$;
-ALTER FUNCTION arx.user_for_email(text, text) OWNER TO arx_identity;
+ALTER FUNCTION arx.user_for_email(text) OWNER TO arx_identity;
 ALTER FUNCTION arx.password_for_email(text) OWNER TO arx_identity;
 ALTER FUNCTION arx.set_password(uuid, text) OWNER TO arx_identity;
 ALTER FUNCTION arx.user_for_identity(text, text, text, boolean) OWNER TO arx_identity;
@@ -431,16 +494,16 @@ ALTER FUNCTION arx.user_orgs(uuid) OWNER TO arx_identity;
 ALTER FUNCTION arx.user_access(uuid, uuid) OWNER TO arx_identity;
 ALTER FUNCTION arx.resolve_admin_token(text) OWNER TO arx_identity;
 ALTER FUNCTION arx.owner_exists() OWNER TO arx_identity;
-ALTER FUNCTION arx.change_email(uuid, uuid, text) OWNER TO arx_identity;
+ALTER FUNCTION arx.change_email(uuid, text) OWNER TO arx_identity;
 GRANT EXECUTE ON FUNCTION arx.effective_roles(uuid, uuid) TO arx_identity;
 
-REVOKE ALL ON FUNCTION arx.change_email(uuid, uuid, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION arx.change_email(uuid, uuid, text) TO arx_control;
-REVOKE ALL ON FUNCTION arx.user_for_email(text, text), arx.password_for_email(text),
+REVOKE ALL ON FUNCTION arx.change_email(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION arx.change_email(uuid, text) TO arx_control;
+REVOKE ALL ON FUNCTION arx.user_for_email(text), arx.password_for_email(text),
     arx.set_password(uuid, text), arx.user_for_identity(text, text, text, boolean),
     arx.user_orgs(uuid), arx.user_access(uuid, uuid), arx.resolve_admin_token(text),
     arx.owner_exists(), arx.effective_roles(uuid, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION arx.user_for_email(text, text), arx.password_for_email(text),
+GRANT EXECUTE ON FUNCTION arx.user_for_email(text), arx.password_for_email(text),
     arx.set_password(uuid, text), arx.user_for_identity(text, text, text, boolean),
     arx.user_orgs(uuid), arx.user_access(uuid, uuid), arx.resolve_admin_token(text),
     arx.owner_exists(), arx.effective_roles(uuid, uuid), arx.enter_org(uuid),
@@ -453,19 +516,19 @@ GRANT EXECUTE ON FUNCTION arx.user_for_email(text, text), arx.password_for_email
 -- at the decision point on every process, for no extra round trip.
 -- plpgsql, not sql: a SQL function that cannot be inlined (SECURITY DEFINER,
 -- SET search_path) is planned again on every call; plpgsql keeps its plan.
-CREATE FUNCTION arx.key_state(p_key text, p_agent uuid) RETURNS text
+CREATE FUNCTION arx.key_state(p_key text, p_org uuid, p_agent uuid) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k record;
 BEGIN
-    SELECT k2.agent_id, k2.revoked_at, k2.expires_at, a.disabled_at,
+    SELECT k2.org_id, k2.agent_id, k2.revoked_at, k2.expires_at, a.disabled_at,
            o.agents_disabled_at
       INTO k
       FROM arx.api_keys k2
       JOIN arx.agents a ON a.id = k2.agent_id
       JOIN arx.orgs o ON o.id = k2.org_id
      WHERE k2.id = p_key;
-    IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.agent_id <> p_agent
+    IF NOT FOUND OR k.revoked_at IS NOT NULL OR k.agent_id <> p_agent OR k.org_id <> p_org
        OR (k.expires_at IS NOT NULL AND k.expires_at <= now()) THEN
         RETURN 'invalid';
     ELSIF k.disabled_at IS NOT NULL THEN
@@ -476,9 +539,9 @@ BEGIN
     RETURN 'ok';
 END
 $$;
-ALTER FUNCTION arx.key_state(text, uuid) OWNER TO arx_auth;
-REVOKE ALL ON FUNCTION arx.key_state(text, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION arx.key_state(text, uuid) TO arx_app;
+ALTER FUNCTION arx.key_state(text, uuid, uuid) OWNER TO arx_auth;
+REVOKE ALL ON FUNCTION arx.key_state(text, uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION arx.key_state(text, uuid, uuid) TO arx_app;
 GRANT SELECT ON arx.orgs, arx.agents TO arx_auth;
 
 SET ROLE arx_owner;
@@ -491,7 +554,7 @@ CREATE FUNCTION arx.keyed_execute_context(p_key text, p_org uuid, p_agent uuid,
     OUT head_seq bigint, OUT head_tallies bigint[], OUT session text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    state text := arx.key_state(p_key, p_agent);
+    state text := arx.key_state(p_key, p_org, p_agent);
 BEGIN
     IF state = 'invalid' THEN
         RAISE EXCEPTION 'API key no longer valid' USING ERRCODE = 'AX401';
@@ -522,7 +585,8 @@ END
 $$;
 ALTER FUNCTION arx.notify_auth_change() OWNER TO arx_owner;
 -- Not on last_used_at: touching a key must not empty every cache each minute.
-CREATE TRIGGER api_keys_notify AFTER UPDATE OF revoked_at, expires_at OR DELETE ON arx.api_keys
+CREATE TRIGGER api_keys_notify
+    AFTER UPDATE OF revoked_at, expires_at, secret_hash, agent_id, org_id OR DELETE ON arx.api_keys
     FOR EACH ROW EXECUTE FUNCTION arx.notify_auth_change();
 CREATE TRIGGER agents_notify AFTER UPDATE OR DELETE ON arx.agents
     FOR EACH ROW EXECUTE FUNCTION arx.notify_auth_change();
@@ -560,11 +624,10 @@ GRANT UPDATE (name, agents_disabled_at, agents_disabled_reason, agent_allowlist,
 GRANT UPDATE (disabled_at, disabled_reason) ON arx.agents TO arx_control;
 GRANT UPDATE (expires_at, replaced_by, revoked_at, revoked_by) ON arx.api_keys TO arx_control;
 -- People are created, and their email or password changed, only through the
--- identity functions above; the control plane renames them, nothing more.
-GRANT SELECT, UPDATE (display_name) ON arx.users TO arx_control;
+-- identity functions above; the control plane never reads a password hash.
+GRANT SELECT (id, email, created_at) ON arx.users TO arx_control;
 GRANT SELECT, INSERT, UPDATE ON arx.memberships, arx.scim_groups, arx.admin_tokens TO arx_control;
 GRANT SELECT, INSERT, DELETE ON arx.scim_group_members TO arx_control;
 GRANT DELETE ON arx.memberships, arx.scim_groups TO arx_control;
-GRANT SELECT ON arx.user_identities TO arx_control;
 GRANT SELECT, INSERT, UPDATE, DELETE ON arx.web_sessions, arx.sign_in_failures,
     arx.saml_requests, arx.saml_assertions_seen TO arx_control;
