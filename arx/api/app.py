@@ -20,6 +20,7 @@ from arx.api.admin import admin_router
 from arx.api.health import health
 from arx.api.middleware import request_id_middleware
 from arx.api.openapi import components
+from arx.api.pages import signin
 from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
 from arx.api.scim import scim_router
 from arx.api.sdk import execute, get_approval, list_connectors
@@ -27,7 +28,6 @@ from arx.config import Settings, load_settings
 from arx.errors import ARXError
 from arx.logs import configure_logging
 from arx.runtime import Runtime, open_runtime
-from arx.web import signin
 
 DESCRIPTION = """\
 Governance proxy between AI agents and security tools.

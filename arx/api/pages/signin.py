@@ -31,6 +31,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 
 from arx.api.guards import address_of
+from arx.api.pages.render import page, redirect
 from arx.api.state import runtime
 from arx.db.pool import connection
 from arx.errors import ARXError, CSRFError, SignInFailedError, TooManyAttemptsError
@@ -40,7 +41,6 @@ from arx.identity.passwords import verify_password
 from arx.identity.principal import Principal
 from arx.identity.sessions import SESSION_COOKIE
 from arx.runtime import Runtime
-from arx.web.render import page, redirect
 
 # argon2 takes 64 MiB and tens of milliseconds per check: at most this many
 # run at once per process, whatever arrives.

@@ -30,7 +30,7 @@ SECURITY_HEADERS = {
 @cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("arx.web", "templates"),
+        loader=jinja2.PackageLoader("arx.api.pages", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
