@@ -9,15 +9,15 @@
 --   arx_app            the agent path. After this migration it can no longer
 --                      create orgs, agents, keys or credentials: a bug or an
 --                      injection on the execute path cannot mint an identity.
+--   arx_identity NOLOGIN owns the SECURITY DEFINER functions that find a
+--                      person (or an admin token) before any org is known; it
+--                      reads exactly the identity tables, and writes only new
+--                      users, their IdP links, emails and passwords.
 --
 -- Every change that can alter who may do what (a key revoked, an agent or
 -- org switched off, an allowlist changed) fires NOTIFY arx_auth from a
 -- trigger, so every API process drops what it remembered at commit, whoever
 -- made the change (the API, the CLI or a DBA with psql).
---   arx_identity NOLOGIN owns the SECURITY DEFINER functions that find a
---                      person (or an admin token) before any org is known; it
---                      reads exactly the identity tables, and writes only new
---                      users, their IdP links and passwords.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'arx_control') THEN
@@ -284,7 +284,7 @@ CREATE POLICY member_of_org ON arx.users FOR SELECT TO arx_control
     USING (EXISTS (SELECT FROM arx.memberships m WHERE m.user_id = users.id));
 
 -- --- who is signing in, before any org is known ---------------------------------------
--- SECURITY DEFINER, owned by arx_owner: these read across orgs, so each returns
+-- SECURITY DEFINER, owned by arx_identity: these read across orgs, so each returns
 -- exactly what sign-in needs and nothing else.
 
 -- The user with this email, created if absent. Lets an org add a person who
