@@ -208,11 +208,5 @@ async def test_org_a_credentials_learn_nothing_about_org_b(
         assert (path, "get") in routes, path
         resp = await client.get(_fill(path, b.ids), headers={"authorization": f"Bearer {secret}"})
         assert resp.status_code == 200, (path, resp.text)
-    # OPTIONS says which methods a route has, and nothing about the org.
-    for path, _ in routes[:3]:
-        for url in (_fill(path, b.ids), _fill(path, {k: _nowhere(k, v) for k, v in b.ids.items()})):
-            options = await client.options(url)
-            assert options.status_code == 204, (path, options.text)
-            assert "allow" in options.headers
     # Nothing of B changed, whatever was tried.
     assert _b_state(test_db, b.ids["org_id"]) == before
