@@ -10,7 +10,6 @@ process forget the key or agent at commit.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -20,16 +19,10 @@ from psycopg_pool import AsyncConnectionPool
 from arx.admin import repo
 from arx.admin.types import AgentInfo, ApiKeyInfo, IssuedKey, RotatedKey
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, org_transaction
+from arx.db.pool import Conn, fetch_dict, org_transaction
 from arx.errors import ConflictError, NotFoundError
 from arx.identity import keys
 from arx.identity.principal import Access
-
-
-async def _one(conn: Conn, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(query, params)
-    return await cur.fetchone()
 
 
 async def list_agents(pool: AsyncConnectionPool[Conn], org_id: UUID) -> list[AgentInfo]:
@@ -42,7 +35,7 @@ async def list_agents(pool: AsyncConnectionPool[Conn], org_id: UUID) -> list[Age
 
 async def get_agent(pool: AsyncConnectionPool[Conn], org_id: UUID, agent_id: UUID) -> AgentInfo:
     async with org_transaction(pool, org_id) as conn:
-        row = await _one(conn, repo.AGENT, {"agent_id": agent_id})
+        row = await fetch_dict(conn, repo.AGENT, {"agent_id": agent_id})
     if row is None:
         raise NotFoundError("no such agent in this org")
     return msgspec.convert(row, AgentInfo)
@@ -54,7 +47,7 @@ async def set_agent_switch(
     """The per-agent kill switch: disabled, the agent's every call is refused
     (403 agent_disabled) before policy is asked, on every connector."""
     async with org_transaction(pool, access.org_id) as conn:
-        row = await _one(
+        row = await fetch_dict(
             conn,
             repo.SET_AGENT_SWITCH,
             {"agent_id": agent_id, "disabled": disabled, "reason": reason or None},
@@ -80,10 +73,10 @@ async def _issue(
     lifetime: int | None,
     not_after: datetime | None = None,
 ) -> IssuedKey:
-    if await _one(conn, repo.AGENT, {"agent_id": agent_id}) is None:
+    if await fetch_dict(conn, repo.AGENT, {"agent_id": agent_id}) is None:
         raise NotFoundError("no such agent in this org")
     key_id, full_key, secret_hash = keys.generate()
-    row = await _one(
+    row = await fetch_dict(
         conn,
         repo.INSERT_KEY,
         {
@@ -132,7 +125,7 @@ async def list_keys(
     pool: AsyncConnectionPool[Conn], org_id: UUID, agent_id: UUID
 ) -> list[ApiKeyInfo]:
     async with org_transaction(pool, org_id) as conn:
-        if await _one(conn, repo.AGENT, {"agent_id": agent_id}) is None:
+        if await fetch_dict(conn, repo.AGENT, {"agent_id": agent_id}) is None:
             raise NotFoundError("no such agent in this org")
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(repo.KEYS_OF_AGENT, {"agent_id": agent_id})
@@ -141,7 +134,7 @@ async def list_keys(
 
 
 async def _live_key(conn: Conn, agent_id: UUID, key_id: str) -> ApiKeyInfo:
-    row = await _one(conn, repo.KEY, {"key_id": key_id})
+    row = await fetch_dict(conn, repo.KEY, {"key_id": key_id})
     if row is None or row["agent_id"] != agent_id:
         raise NotFoundError("no such key for this agent")
     return msgspec.convert(row, ApiKeyInfo)
@@ -164,7 +157,7 @@ async def rotate_key(
         issued = await _issue(
             conn, access, agent_id, name=old.name, lifetime=None, not_after=old.expires_at
         )
-        row = await _one(
+        row = await fetch_dict(
             conn,
             repo.RETIRE_KEY,
             {"key_id": key_id, "new_id": issued.key_id, "overlap": overlap_seconds},

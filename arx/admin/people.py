@@ -8,7 +8,6 @@ someone who can administer it. Each change is an audit event naming the actor.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -23,7 +22,7 @@ from arx.admin.types import (
     RotatedAdminToken,
 )
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, org_transaction
+from arx.db.pool import Conn, fetch_dict, org_transaction
 from arx.errors import ConflictError, NotFoundError, RoleRequiredError
 from arx.identity import keys
 from arx.identity import repo as identity_repo
@@ -39,14 +38,8 @@ def _check_grant(access: Access, roles: list[str]) -> None:
         )
 
 
-async def _fetch(conn: Conn, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(query, params)
-    return await cur.fetchone()
-
-
 async def _member(conn: Conn, user_id: UUID) -> Member:
-    row = await _fetch(conn, repo.MEMBER, {"user_id": user_id})
+    row = await fetch_dict(conn, repo.MEMBER, {"user_id": user_id})
     if row is None:
         raise NotFoundError("no such member in this org")
     return msgspec.convert(row, Member)
@@ -200,7 +193,7 @@ async def issue_token_in(
     _check_grant(access, roles)
     caps = [t for t in (not_after, access.principal.token_expires_at) if t is not None]
     token_id, token, secret_hash = keys.generate(keys.ADMIN_PREFIX)
-    row = await _fetch(
+    row = await fetch_dict(
         conn,
         repo.INSERT_TOKEN,
         {
@@ -249,7 +242,7 @@ async def list_tokens(pool: AsyncConnectionPool[Conn], org_id: UUID) -> list[Adm
 
 
 async def _token(conn: Conn, token_id: str) -> AdminTokenInfo:
-    row = await _fetch(conn, repo.TOKEN, {"token_id": token_id})
+    row = await fetch_dict(conn, repo.TOKEN, {"token_id": token_id})
     if row is None:
         raise NotFoundError("no such admin token in this org")
     return msgspec.convert(row, AdminTokenInfo)
@@ -266,7 +259,7 @@ async def rotate_token(
         issued = await issue_token_in(
             conn, access, name=old.name, roles=old.roles, lifetime=None, not_after=old.expires_at
         )
-        row = await _fetch(
+        row = await fetch_dict(
             conn,
             repo.RETIRE_TOKEN,
             {"token_id": token_id, "new_id": issued.token_id, "overlap": overlap_seconds},

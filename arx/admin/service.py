@@ -19,19 +19,13 @@ from psycopg_pool import AsyncConnectionPool
 from arx.audit.service import record_admin_event
 from arx.connectors.registry import connector_class
 from arx.db.pool import Conn, org_transaction
-from arx.errors import ConflictError, InvalidFieldError, NotFoundError
+from arx.errors import ConflictError, InvalidFieldError
 from arx.identity import repo
 from arx.identity.orgs import require_org
 from arx.identity.types import Agent, IntentManifest
 from arx.vault import repo as vault_repo
 from arx.vault.service import Vault
 from arx.vault.types import CredentialInfo
-
-
-def _agent(row: tuple[Any, ...]) -> Agent:
-    return Agent(
-        id=row[0], org_id=row[1], name=row[2], intent=msgspec.convert(row[3], IntentManifest)
-    )
 
 
 async def create_agent(
@@ -58,15 +52,6 @@ async def create_agent(
     except ConflictError:
         raise ConflictError(f"an agent named {name!r} already exists") from None
     return agent
-
-
-async def find_agent(pool: AsyncConnectionPool[Conn], org_id: UUID, name: str) -> Agent:
-    async with org_transaction(pool, org_id) as conn:
-        cur = await conn.execute(repo.SELECT_AGENT_BY_NAME, (name,))
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError(f"no agent named {name!r} in this org")
-    return _agent(row)
 
 
 def _check_base_url(base_url: str, *, allow_insecure: bool) -> str:

@@ -25,7 +25,7 @@ from uuid import UUID
 
 import msgspec
 import psycopg
-from psycopg.rows import AsyncRowFactory, tuple_row
+from psycopg.rows import AsyncRowFactory, dict_row, tuple_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
@@ -126,6 +126,13 @@ async def org_transaction(
     ):
         await conn.execute(_SET_ORG, (str(org_id),))
         yield conn
+
+
+async def fetch_dict(conn: Conn, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """One row of a named-parameter query as a dict (``None`` when there is none)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, params)
+    return await cur.fetchone()
 
 
 class _Severance:

@@ -19,9 +19,6 @@ INSERT_AGENT = "INSERT INTO arx.agents (id, org_id, name, intent) VALUES (%s, %s
 
 SELECT_AGENT = "SELECT id, org_id, name, intent FROM arx.agents WHERE id = %s"
 
-SELECT_AGENT_BY_NAME = "SELECT id, org_id, name, intent FROM arx.agents WHERE name = %s"
-
-ORG_ID_FOR_SLUG = "SELECT arx.org_id_for_slug(%s)"
 
 # --- the control plane (arx_control) ---------------------------------------------
 
