@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -48,7 +49,7 @@ async def _insert_org(conn: Conn, org_id: UUID, slug: str, name: str, actor: str
     try:
         async with conn.transaction():
             await conn.execute(identity_repo.INSERT_ORG, (org_id, slug, name))
-    except ConflictError:
+    except UniqueViolation:
         raise ConflictError(f"an org with slug {slug!r} already exists") from None
     await record_admin_event(
         conn, org_id, action="org.created", actor=actor, details={"slug": slug}

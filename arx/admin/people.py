@@ -11,6 +11,7 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
+from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -71,7 +72,7 @@ async def add_member_in(
                     "display_name": display_name,
                 },
             )
-    except ConflictError:
+    except UniqueViolation:
         raise ConflictError(f"{email} is already a member of this org") from None
     if password_hash is not None:
         cur = await conn.execute(identity_repo.SET_PASSWORD, (user_id, password_hash))

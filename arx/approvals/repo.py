@@ -6,6 +6,64 @@ from __future__ import annotations
 SELECT_FOR_AGENT = (
     "SELECT id, event_id,"
     " CASE WHEN status = 'pending' AND expires_at <= now() THEN 'expired' ELSE status END,"
-    " connector, operation, created_at, expires_at"
+    " connector, operation, created_at, expires_at, resolved_at, resolution_comment"
     " FROM arx.approval_requests WHERE id = %s AND agent_id = %s"
+)
+
+# --- reviewers (arx_control, org-scoped by RLS) ------------------------------------
+
+_STATUS = (
+    "CASE WHEN r.status = 'pending' AND r.expires_at <= now() THEN 'expired'"
+    " ELSE r.status END AS status"
+)
+_SUMMARY = (
+    f"r.id AS approval_id, {_STATUS}, r.agent_id, a.name AS agent_name, r.connector,"
+    " r.operation, e.risk_score, r.approvals_required, r.created_at, r.expires_at,"
+    " r.resolved_at"
+)
+_FROM = (
+    " FROM arx.approval_requests r"
+    " JOIN arx.agents a ON a.org_id = r.org_id AND a.id = r.agent_id"
+    " JOIN arx.audit_events e ON e.org_id = r.org_id AND e.id = r.event_id"
+)
+LIST = f"SELECT {_SUMMARY}{_FROM} ORDER BY r.created_at DESC LIMIT %(limit)s"
+LIST_PENDING = (
+    f"SELECT {_SUMMARY}{_FROM}"
+    " WHERE r.status = 'pending' AND r.expires_at > now() ORDER BY r.created_at"
+    " LIMIT %(limit)s"
+)
+DETAIL = (
+    f"SELECT {_SUMMARY}, r.event_id, a.intent AS agent_intent, r.params, e.reasons,"
+    " e.policy_id, e.bundle_revisions, r.resolution_comment"
+    f"{_FROM} WHERE r.id = %(approval_id)s"
+)
+VOTES = (
+    "SELECT v.user_id, u.email, v.vote, v.comment, v.created_at"
+    " FROM arx.approval_votes v JOIN arx.users u ON u.id = v.user_id"
+    " WHERE v.approval_id = %(approval_id)s ORDER BY v.created_at"
+)
+# The request, locked: votes on one request are counted one at a time.
+LOCK = (
+    "SELECT status, expires_at <= now() AS expired, approvals_required, agent_id"
+    " FROM arx.approval_requests WHERE id = %(approval_id)s FOR UPDATE"
+)
+INSERT_VOTE = (
+    "INSERT INTO arx.approval_votes (org_id, approval_id, user_id, vote, comment)"
+    " VALUES (%(org_id)s, %(approval_id)s, %(user_id)s, %(vote)s, %(comment)s)"
+)
+APPROVALS = (
+    "SELECT count(*) FROM arx.approval_votes"
+    " WHERE approval_id = %(approval_id)s AND vote = 'approve'"
+)
+# Settling is one conditional update: only a pending, unexpired request moves.
+SETTLE = (
+    "UPDATE arx.approval_requests SET status = %(status)s, resolved_at = now(),"
+    " resolution_comment = %(comment)s"
+    " WHERE id = %(approval_id)s AND status = 'pending' AND expires_at > now()"
+    " RETURNING id"
+)
+EXPIRE = (
+    "UPDATE arx.approval_requests SET status = 'expired', resolved_at = now()"
+    " WHERE id = %(approval_id)s AND status = 'pending' AND expires_at <= now()"
+    " RETURNING id"
 )

@@ -55,4 +55,6 @@ async def get_for_agent(
         operation=row[4],
         created_at=row[5],
         expires_at=row[6],
+        resolved_at=row[7],
+        comment=row[8],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -19,8 +20,53 @@ class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
 class ApprovalView(msgspec.Struct, frozen=True, kw_only=True):
     approval_id: UUID
     event_id: UUID
-    status: str
+    status: str  # pending, approved, rejected, expired
     connector: str
     operation: str
     created_at: datetime
     expires_at: datetime
+    resolved_at: datetime | None = None
+    # The reviewer's comment that settled it (a rejection's reason).
+    comment: str | None = None
+
+
+Comment = Annotated[str, msgspec.Meta(max_length=2000, pattern=r"^[^\x00]*$")]
+
+
+class Vote(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    comment: Comment = ""
+
+
+class ApprovalSummary(msgspec.Struct, frozen=True, kw_only=True):
+    approval_id: UUID
+    status: str
+    agent_id: UUID
+    agent_name: str
+    connector: str
+    operation: str
+    risk_score: int
+    approvals_required: int
+    created_at: datetime
+    expires_at: datetime
+    resolved_at: datetime | None
+
+
+class VoteView(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: UUID
+    email: str
+    vote: Literal["approve", "reject"]
+    comment: str
+    created_at: datetime
+
+
+class ApprovalDetail(ApprovalSummary, frozen=True, kw_only=True):
+    """Everything a reviewer decides on: who asked, what for, what policy said."""
+
+    event_id: UUID
+    agent_intent: dict[str, Any]
+    params: dict[str, Any]
+    reasons: list[str]
+    policy_id: str | None
+    bundle_revisions: dict[str, str] | None
+    resolution_comment: str | None
+    votes: list[VoteView]

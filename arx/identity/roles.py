@@ -34,6 +34,7 @@ MANAGE = (Role.OWNER, Role.ADMIN)
 READ = (Role.OWNER, Role.ADMIN, Role.POLICY_AUTHOR, Role.REVIEWER, Role.AUDITOR)
 AUDIT = (Role.OWNER, Role.ADMIN, Role.AUDITOR)
 PROVISION = (Role.SCIM,)
+REVIEW = (Role.REVIEWER,)
 
 
 def may_grant(holder: frozenset[str], wanted: frozenset[str]) -> bool:

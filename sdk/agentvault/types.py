@@ -46,6 +46,9 @@ class Approval(msgspec.Struct, frozen=True, kw_only=True):
     operation: str
     created_at: datetime
     expires_at: datetime | None = None
+    resolved_at: datetime | None = None
+    comment: str | None = None
+    """The reviewer's comment that settled it (a rejection's reason)."""
 
 
 class OperationInfo(msgspec.Struct, frozen=True, kw_only=True):

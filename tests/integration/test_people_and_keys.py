@@ -133,6 +133,10 @@ async def test_nobody_grants_more_than_they_hold(
     )
     assert added.status_code == 201, added.text
     assert added.json()["effective_roles"] == ["reviewer"]
+    twice = await client.post(
+        f"{org}/members", json={"email": "RITA@example.test", "roles": ["reviewer"]}, headers=admin
+    )
+    assert "already a member" in _problem(twice, 409, "conflict")["detail"]
 
 
 async def test_the_last_owner_stays(client: httpx.AsyncClient, example: Example) -> None:

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from litestar import Router
 
-from arx.api.admin import agents, orgs, people, records
+from arx.api.admin import agents, approvals, orgs, people, records
 from arx.api.guards import control_guard
 
 admin_router = Router(
     path="/v1/admin",
-    route_handlers=[*orgs.ROUTES, *agents.ROUTES, *people.ROUTES, *records.ROUTES],
+    route_handlers=[
+        *orgs.ROUTES,
+        *agents.ROUTES,
+        *people.ROUTES,
+        *approvals.ROUTES,
+        *records.ROUTES,
+    ],
     guards=[control_guard],
     tags=["admin"],
 )

@@ -15,8 +15,10 @@ _READ_ERRORS = (401, 403, 404, 500, 503)
 _WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
 
 
-def read(roles: tuple[str, ...], **kwargs: Any) -> RouteDoc:
-    return RouteDoc(security=ADMIN_TOKEN, errors=_READ_ERRORS, roles=roles, **kwargs)
+def read(roles: tuple[str, ...], errors_extra: tuple[int, ...] = (), **kwargs: Any) -> RouteDoc:
+    """A read; ``errors_extra`` for the statuses its query parameters add (400)."""
+    errors = tuple(sorted({*_READ_ERRORS, *errors_extra}))
+    return RouteDoc(security=ADMIN_TOKEN, errors=errors, roles=roles, **kwargs)
 
 
 def write(roles: tuple[str, ...], body: type | None = None, **kwargs: Any) -> RouteDoc:

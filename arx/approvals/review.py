@@ -1,0 +1,150 @@
+"""Reviewers resolve escalations: the queue, one request in full, and votes.
+
+Approvals are decided by people: a vote needs a signed-in person (an IdP
+access token or, later, the review page's session) holding the reviewer
+role; an admin token, however privileged, never votes, and an agent key
+never reaches these routes. Each person votes once per request. One
+rejection rejects; ``approvals_required`` distinct approvals approve. The
+request row is locked while a vote is counted and settled by a conditional
+update (pending and unexpired), so two reviewers racing cannot both decide
+it. Every vote and every outcome (approved, rejected, expired) is an audit
+event naming the reviewer and carrying their comment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg.errors import UniqueViolation
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from arx.approvals import repo
+from arx.approvals.types import ApprovalDetail, ApprovalSummary, VoteView
+from arx.audit.service import record_admin_event
+from arx.db.pool import Conn, fetch_dict, org_transaction
+from arx.errors import ConflictError, NotFoundError, RoleRequiredError
+from arx.identity.principal import Access, PrincipalKind
+
+MAX_LISTED = 200
+
+
+async def list_approvals(
+    pool: AsyncConnectionPool[Conn], org_id: UUID, *, pending_only: bool
+) -> list[ApprovalSummary]:
+    async with org_transaction(pool, org_id) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(repo.LIST_PENDING if pending_only else repo.LIST, {"limit": MAX_LISTED})
+        rows = await cur.fetchall()
+    return [msgspec.convert(r, ApprovalSummary) for r in rows]
+
+
+async def _detail(conn: Conn, approval_id: UUID) -> ApprovalDetail:
+    row = await fetch_dict(conn, repo.DETAIL, {"approval_id": approval_id})
+    if row is None:
+        raise NotFoundError("no such approval request in this org")
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(repo.VOTES, {"approval_id": approval_id})
+    votes = [msgspec.convert(v, VoteView) for v in await cur.fetchall()]
+    return msgspec.convert({**row, "votes": votes}, ApprovalDetail)
+
+
+async def get_approval(
+    pool: AsyncConnectionPool[Conn], org_id: UUID, approval_id: UUID
+) -> ApprovalDetail:
+    async with org_transaction(pool, org_id) as conn:
+        return await _detail(conn, approval_id)
+
+
+async def _record(
+    conn: Conn, access: Access, action: str, approval_id: UUID, details: dict[str, Any]
+) -> None:
+    await record_admin_event(
+        conn,
+        access.org_id,
+        action=action,
+        actor=access.actor,
+        details={"approval_id": str(approval_id), **details},
+    )
+
+
+async def vote(
+    pool: AsyncConnectionPool[Conn],
+    access: Access,
+    approval_id: UUID,
+    *,
+    approve: bool,
+    comment: str,
+) -> ApprovalDetail:
+    who = access.principal
+    if who.kind is not PrincipalKind.USER or who.person is None:
+        raise RoleRequiredError(
+            "approvals are decided by people: sign in (an IdP access token), not with an "
+            "admin token"
+        )
+    expired = False
+    async with org_transaction(pool, access.org_id) as conn:
+        state = await fetch_dict(conn, repo.LOCK, {"approval_id": approval_id})
+        if state is None:
+            raise NotFoundError("no such approval request in this org")
+        if state["status"] == "pending" and state["expired"]:
+            if await fetch_dict(conn, repo.EXPIRE, {"approval_id": approval_id}) is not None:
+                await _record(conn, access, "approval.expired", approval_id, {})
+            expired = True
+        elif state["status"] != "pending":
+            raise ConflictError(f"this request is already {state['status']}")
+        else:
+            choice = "approve" if approve else "reject"
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        repo.INSERT_VOTE,
+                        {
+                            "org_id": access.org_id,
+                            "approval_id": approval_id,
+                            "user_id": who.person,
+                            "vote": choice,
+                            "comment": comment,
+                        },
+                    )
+            except UniqueViolation:
+                raise ConflictError("you have already voted on this request") from None
+            await _record(
+                conn, access, "approval.voted", approval_id, {"vote": choice, "comment": comment}
+            )
+            await _settle(conn, access, approval_id, state, approve=approve, comment=comment)
+        detail = await _detail(conn, approval_id)
+    if expired:
+        # Committed above: the request is recorded as expired, and nobody decided it.
+        raise ConflictError("this request expired before it was decided")
+    return detail
+
+
+async def _settle(
+    conn: Conn,
+    access: Access,
+    approval_id: UUID,
+    state: dict[str, Any],
+    *,
+    approve: bool,
+    comment: str,
+) -> None:
+    if approve:
+        cur = await conn.execute(repo.APPROVALS, {"approval_id": approval_id})
+        row = await cur.fetchone()
+        if not row or row[0] < state["approvals_required"]:
+            return  # more approvers needed
+    outcome = "approved" if approve else "rejected"
+    settled = await fetch_dict(
+        conn, repo.SETTLE, {"approval_id": approval_id, "status": outcome, "comment": comment}
+    )
+    if settled is not None:
+        await _record(
+            conn,
+            access,
+            f"approval.{outcome}",
+            approval_id,
+            {"agent_id": str(state["agent_id"]), "comment": comment},
+        )

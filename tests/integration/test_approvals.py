@@ -1,0 +1,226 @@
+"""People resolve escalations: votes, the two-person rule, races, expiry.
+
+The agent escalates through the real policy (the example bundle escalates
+host containment); reviewers are members of the org with the reviewer role.
+The vote rules are exercised through the service with people's identities;
+the routes' own refusals (admin tokens, other roles, agents) through HTTP.
+(Resuming an approved call is the next step of issue 7.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+
+from arx.approvals import review
+from arx.errors import ConflictError
+from arx.identity.principal import Access, Principal, PrincipalKind
+from arx.runtime import Runtime
+from tests.fixtures.arx import Example
+from tests.fixtures.database import Database
+
+pytestmark = pytest.mark.anyio
+
+EXECUTE = "/v1/sdk/execute"
+CONTAIN = {
+    "connector": "crowdstrike",
+    "operation": "hosts:contain",
+    "params": {"ids": ["4c1d7e2a9b3f4e5d8a6c0b1e2f3a4d5c"]},
+}
+
+
+async def _escalate(client: httpx.AsyncClient, example: Example) -> UUID:
+    pending = await client.post(EXECUTE, json=CONTAIN, headers=example.auth("responder-bot"))
+    assert pending.status_code == 202, pending.text
+    return UUID(pending.json()["approval_id"])
+
+
+async def _reviewer(client: httpx.AsyncClient, example: Example, email: str) -> Access:
+    added = await client.post(
+        f"/v1/admin/orgs/{example.seeded.org_id}/members",
+        json={"email": email, "roles": ["reviewer"]},
+        headers=example.owner,
+    )
+    assert added.status_code == 201, added.text
+    user = UUID(added.json()["user_id"])
+    person = Principal(kind=PrincipalKind.USER, id=str(user), name=email, person=user)
+    return Access(principal=person, org_id=example.seeded.org_id, roles=frozenset({"reviewer"}))
+
+
+async def _poll(client: httpx.AsyncClient, example: Example, approval: UUID) -> dict[str, Any]:
+    resp = await client.get(f"/v1/sdk/approvals/{approval}", headers=example.auth("responder-bot"))
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def _events(test_db: Database, approval: UUID) -> list[tuple[Any, ...]]:
+    with psycopg.connect(test_db.admin_url) as conn:
+        return conn.execute(
+            "SELECT action, actor, details FROM arx.audit_events"
+            " WHERE kind = 'admin' AND details ->> 'approval_id' = %s ORDER BY seq",
+            (str(approval),),
+        ).fetchall()
+
+
+async def test_a_reviewer_approves_and_the_agent_sees_it(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    approval = await _escalate(client, example)
+    assert (await _poll(client, example, approval))["status"] == "pending"
+    rita = await _reviewer(client, example, "rita@example.test")
+    org = f"/v1/admin/orgs/{example.seeded.org_id}/approvals"
+
+    queue = await client.get(org, headers=example.owner)
+    assert queue.status_code == 200, queue.text
+    assert [a["approval_id"] for a in queue.json()] == [str(approval)]
+    detail = (await client.get(f"{org}/{approval}", headers=example.owner)).json()
+    # The whole context a reviewer decides on.
+    assert detail["agent_name"] == "responder-bot"
+    assert detail["agent_intent"]["scope"] == {"crowdstrike": ["hosts:*"]}
+    assert detail["params"] == CONTAIN["params"]
+    assert detail["risk_score"] > 0
+    assert detail["reasons"]
+    assert detail["policy_id"]
+    assert detail["votes"] == []
+
+    decided = await review.vote(
+        runtime.control_pool, rita, approval, approve=True, comment="host is patient zero"
+    )
+    assert decided.status == "approved"
+    assert [(v.email, v.vote, v.comment) for v in decided.votes] == [
+        ("rita@example.test", "approve", "host is patient zero")
+    ]
+    seen = await _poll(client, example, approval)
+    assert seen["status"] == "approved"
+    assert seen["comment"] == "host is patient zero"
+    assert seen["resolved_at"] is not None
+    assert (await client.get(org, headers=example.owner)).json() == []
+    events = _events(test_db, approval)
+    assert [e[0] for e in events] == ["approval.voted", "approval.approved"]
+    assert {e[1] for e in events} == {rita.actor}
+    assert all(e[2]["comment"] == "host is patient zero" for e in events)
+
+
+async def test_one_rejection_rejects(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    rob = await _reviewer(client, example, "rob@example.test")
+    with psycopg.connect(test_db.admin_url) as conn:
+        conn.execute(
+            "UPDATE arx.approval_requests SET approvals_required = 2 WHERE id = %s", (approval,)
+        )
+    await review.vote(runtime.control_pool, rita, approval, approve=True, comment="")
+    rejected = await review.vote(
+        runtime.control_pool, rob, approval, approve=False, comment="wrong host"
+    )
+    assert rejected.status == "rejected"
+    assert rejected.resolution_comment == "wrong host"
+    seen = await _poll(client, example, approval)
+    assert (seen["status"], seen["comment"]) == ("rejected", "wrong host")
+    with pytest.raises(ConflictError, match="already rejected"):
+        await review.vote(runtime.control_pool, rita, approval, approve=True, comment="")
+
+
+async def test_two_person_rule_needs_two_distinct_people(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    approval = await _escalate(client, example)
+    with psycopg.connect(test_db.admin_url) as conn:
+        conn.execute(
+            "UPDATE arx.approval_requests SET approvals_required = 2 WHERE id = %s", (approval,)
+        )
+    rita = await _reviewer(client, example, "rita@example.test")
+    rob = await _reviewer(client, example, "rob@example.test")
+    first = await review.vote(runtime.control_pool, rita, approval, approve=True, comment="ok")
+    assert first.status == "pending"
+    with pytest.raises(ConflictError, match="already voted"):
+        await review.vote(runtime.control_pool, rita, approval, approve=True, comment="again")
+    assert (await _poll(client, example, approval))["status"] == "pending"
+    second = await review.vote(runtime.control_pool, rob, approval, approve=True, comment="ok")
+    assert second.status == "approved"
+    assert sorted(v.email for v in second.votes) == ["rita@example.test", "rob@example.test"]
+
+
+async def test_racing_reviewers_cannot_both_decide(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    rob = await _reviewer(client, example, "rob@example.test")
+    answers = await asyncio.gather(
+        review.vote(runtime.control_pool, rita, approval, approve=True, comment="go"),
+        review.vote(runtime.control_pool, rob, approval, approve=False, comment="stop"),
+        return_exceptions=True,
+    )
+    won = [a for a in answers if not isinstance(a, BaseException)]
+    lost = [a for a in answers if isinstance(a, BaseException)]
+    assert len(won) == 1, answers
+    assert len(lost) == 1, answers
+    assert isinstance(lost[0], ConflictError)
+    outcome = won[0].status
+    assert outcome in {"approved", "rejected"}
+    assert (await _poll(client, example, approval))["status"] == outcome
+    outcomes = [e[0] for e in _events(test_db, approval) if e[0] != "approval.voted"]
+    assert outcomes == [f"approval.{outcome}"]
+
+
+async def test_an_expired_request_cannot_be_decided(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    with psycopg.connect(test_db.admin_url) as conn:
+        conn.execute(
+            "UPDATE arx.approval_requests SET expires_at = now() - interval '1 second'"
+            " WHERE id = %s",
+            (approval,),
+        )
+    with pytest.raises(ConflictError, match="expired"):
+        await review.vote(runtime.control_pool, rita, approval, approve=True, comment="late")
+    assert (await _poll(client, example, approval))["status"] == "expired"
+    with psycopg.connect(test_db.admin_url) as conn:
+        stored = conn.execute(
+            "SELECT status FROM arx.approval_requests WHERE id = %s", (approval,)
+        ).fetchone()
+        votes = conn.execute("SELECT count(*) FROM arx.approval_votes").fetchone()
+    assert stored == ("expired",)
+    assert votes == (0,)
+    assert [e[0] for e in _events(test_db, approval)] == ["approval.expired"]
+
+
+async def test_only_people_with_the_reviewer_role_vote(
+    client: httpx.AsyncClient, example: Example
+) -> None:
+    approval = await _escalate(client, example)
+    org = f"/v1/admin/orgs/{example.seeded.org_id}"
+    url = f"{org}/approvals/{approval}/approve"
+    # The owner's token holds no reviewer role.
+    owner = await client.post(url, json={"comment": "x"}, headers=example.owner)
+    assert owner.status_code == 403, owner.text
+    assert owner.json()["code"] == "role_required"
+    # A token with the reviewer role is still no person.
+    token = await client.post(
+        f"{org}/admin-tokens", json={"name": "bot", "roles": ["reviewer"]}, headers=example.owner
+    )
+    as_token = {"authorization": f"Bearer {token.json()['token']}"}
+    refused = await client.post(url, json={"comment": "x"}, headers=as_token)
+    assert refused.status_code == 403, refused.text
+    assert "people" in refused.json()["detail"]
+    # An agent key is not an admin credential at all.
+    agent = await client.post(url, json={"comment": "x"}, headers=example.auth("responder-bot"))
+    assert agent.status_code == 401, agent.text
+    # A malformed comment is a 422 naming it, before anything is decided.
+    bad = await client.post(url, json={"comment": 5}, headers=as_token)
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["field"] == "comment"
+    detail = (await client.get(f"{org}/approvals/{approval}", headers=as_token)).json()
+    assert detail["status"] == "pending"
+    assert detail["votes"] == []
