@@ -53,6 +53,13 @@ async def read(request: Request[Any, Any, Any], type_: type[T]) -> T:
     return decode(await request.body(), type_)
 
 
+async def read_optional(request: Request[Any, Any, Any], type_: type[T], default: T) -> T:
+    """``read`` for a body that may be left out (every field has a default)."""
+    if not (await request.body()).strip():
+        return default
+    return await read(request, type_)
+
+
 def check_params(params: dict[str, Any], *, field: str = "params") -> dict[str, Any]:
     """``params`` with integral floats as ints; refuse nesting past ``MAX_PARAMS_DEPTH``
     or a NUL character.

@@ -106,8 +106,7 @@ async def set_agent_switch(
 async def create_key(
     request: Request[Any, Any, Any], org_id: FromPath[UUID], agent_id: FromPath[UUID]
 ) -> IssuedKey:
-    raw = await request.body()
-    data = body.decode(raw, CreateApiKey) if raw.strip() else CreateApiKey()
+    data = await body.read_optional(request, CreateApiKey, CreateApiKey())
     return await service.create_key(
         runtime(request).control_pool,
         access(request),
@@ -144,14 +143,8 @@ async def rotate_key(
     agent_id: FromPath[UUID],
     key_id: FromPath[str],
 ) -> RotatedKey:
-    raw = await request.body()
-    data = body.decode(raw, RotateKey) if raw.strip() else RotateKey()
+    overlap = await docs.rotation_overlap(request)
     rt = runtime(request)
-    overlap = (
-        data.overlap_seconds
-        if data.overlap_seconds is not None
-        else rt.settings.key_rotation_overlap_seconds
-    )
     rotated = await service.rotate_key(
         rt.control_pool, access(request), agent_id, key_id, overlap_seconds=overlap
     )

@@ -49,8 +49,7 @@ async def get_approval(
 
 
 async def _vote(request: Request[Any, Any, Any], approval_id: UUID, *, approve: bool) -> Any:
-    raw = await request.body()
-    data = body.decode(raw, Vote) if raw.strip() else Vote()
+    data = await body.read_optional(request, Vote, Vote())
     return await review.vote(
         runtime(request).control_pool,
         access(request),

@@ -1,4 +1,5 @@
-"""The route docs of the control plane: which roles, which errors, which body.
+"""The route docs of the control plane (which roles, which errors, which body),
+and the small readings its routes share.
 
 Statuses: 401 no valid credential; 403 a role the route does not accept (or
 an address outside the org's admin allowlist); 404 an org the caller cannot
@@ -9,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar import Request
+
+from arx.admin.types import RotateKey
+from arx.api import body
 from arx.api.openapi import ADMIN_TOKEN, RouteDoc, json_schema, refuse_nul
+from arx.api.state import runtime
 
 _READ_ERRORS = (401, 403, 404, 500, 503)
 _WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
@@ -34,3 +40,11 @@ def write(roles: tuple[str, ...], body: type | None = None, **kwargs: Any) -> Ro
 def action(roles: tuple[str, ...]) -> RouteDoc:
     """A POST without a body (revoke)."""
     return RouteDoc(security=ADMIN_TOKEN, errors=(401, 403, 404, 409, 500, 503), roles=roles)
+
+
+async def rotation_overlap(request: Request[Any, Any, Any]) -> int:
+    """How long a rotated key or token keeps working: the body's, else the deployment's."""
+    data = await body.read_optional(request, RotateKey, RotateKey())
+    if data.overlap_seconds is not None:
+        return data.overlap_seconds
+    return runtime(request).settings.key_rotation_overlap_seconds

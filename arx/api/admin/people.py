@@ -126,16 +126,9 @@ async def create_token(request: Request[Any, Any, Any], org_id: FromPath[UUID]) 
 async def rotate_token(
     request: Request[Any, Any, Any], org_id: FromPath[UUID], token_id: FromPath[str]
 ) -> RotatedAdminToken:
-    raw = await request.body()
-    data = body.decode(raw, RotateKey) if raw.strip() else RotateKey()
-    rt = runtime(request)
-    overlap = (
-        data.overlap_seconds
-        if data.overlap_seconds is not None
-        else rt.settings.key_rotation_overlap_seconds
-    )
+    overlap = await docs.rotation_overlap(request)
     return await service.rotate_token(
-        rt.control_pool, access(request), token_id, overlap_seconds=overlap
+        runtime(request).control_pool, access(request), token_id, overlap_seconds=overlap
     )
 
 
