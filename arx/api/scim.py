@@ -10,24 +10,38 @@ including the guard's; the rest of the API keeps problem+json.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put, route
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Reference
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from scim2_models import BaseModel, Context, ResourceType, ResponseParameters, Schema
+from psycopg_pool import AsyncConnectionPool
+from scim2_models import (
+    BaseModel,
+    Context,
+    ListResponse,
+    ResourceType,
+    ResponseParameters,
+    Schema,
+    SearchRequest,
+)
 
 from arx.api import body
 from arx.api.guards import access, control_guard
 from arx.api.openapi import ADMIN_TOKEN, RouteDoc
 from arx.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from arx.api.state import runtime
+from arx.db.pool import Conn
 from arx.errors import ARXError, ConflictError, InvalidFieldError, MalformedJSONError, NotFoundError
+from arx.identity.principal import Access
 from arx.identity.roles import PROVISION
 from arx.logs import get_logger
 from arx.scim import groups, search, service, users
@@ -311,292 +325,245 @@ async def schema(
     return _render(found, Context.RESOURCE_QUERY_RESPONSE)
 
 
-# --- users --------------------------------------------------------------------------------
+# --- users and groups ---------------------------------------------------------------------
+#
+# Users and Groups answer the same seven routes (RFC 7644 §3.2-§3.6), so one factory
+# builds both sets; a ``_Kind`` holds all that differs between them.
+
+Pool = AsyncConnectionPool[Conn]
+R = TypeVar("R", User, Group)
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 
-@get(
-    f"{_ORG}/Users",
-    opt=_READ_DOC.opt,
-    operation_class=_operation(_READ_DOC),
-    responses=_responses(_READ_DOC, 200, "A ListResponse of the org's users."),
+@dataclass(frozen=True, kw_only=True)
+class _Kind(Generic[R]):
+    """A resource type's routes: its model, its names and the ``arx.scim`` calls behind them."""
+
+    model: type[R]
+    segment: str  # the path under the org's base: "Users"
+    id_name: str  # the item's path parameter, as the OpenAPI document names it: "user_id"
+    one: str  # "user": names handlers (hence operation ids) and responses
+    many: str  # "users"
+    search: Callable[[Pool, UUID, SearchRequest[R], str], Awaitable[ListResponse[R]]]
+    get: Callable[[Pool, UUID, str, str], Awaitable[R]]
+    create: Callable[[Pool, Access, dict[str, Any], str], Awaitable[R]]
+    replace: Callable[[Pool, Access, str, dict[str, Any], str], Awaitable[R]]
+    patch: Callable[[Pool, Access, str, dict[str, Any], str], Awaitable[R]]
+    delete: Callable[[Pool, Access, str], Awaitable[None]]
+
+
+def _named(name: str) -> Callable[[H], H]:
+    """Gives a handler the factory made its own name, before Litestar reads it: the
+    operationId is derived from it (``ScimV2OrgIdUsersCreateUser``), and logs show it."""
+
+    def rename(handler: H) -> H:
+        handler.__name__ = handler.__qualname__ = name
+        return handler
+
+    return rename
+
+
+def _resource_routes(kind: _Kind[R]) -> list[HTTPRouteHandler]:
+    """``kind``'s list, ``.search``, create, get, replace, patch and delete routes."""
+    collection = f"{_ORG}/{kind.segment}"
+    item = f"{collection}/{{{kind.id_name}:str}}"
+    # The item handlers name their parameter ``resource_id`` and bind it by name to the
+    # path's ``user_id``/``group_id``. Annotations are strings in this module (PEP 563) and
+    # this one exists only here, so each of those handlers hands it to Litestar in its
+    # signature_namespace.
+    ResourceId = Annotated[str, PathParameter(name=kind.id_name)]
+    by_id = {"ResourceId": ResourceId}
+
+    @get(
+        collection,
+        opt=_READ_DOC.opt,
+        operation_class=_operation(_READ_DOC),
+        responses=_responses(_READ_DOC, 200, f"A ListResponse of the org's {kind.many}."),
+    )
+    @_named(f"list_{kind.many}")
+    async def list_resources(
+        request: Request[Any, Any, Any],
+        org_id: FromPath[UUID],
+        *,
+        filter_: Filter = None,
+        start_index: StartIndex = None,
+        count: Count = None,
+        sort_by: SortBy = None,
+        sort_order: SortOrder = None,
+        attributes: Attributes = None,
+        excluded_attributes: Excluded = None,
+    ) -> Response[bytes]:
+        found_request = service.search_request(kind.model, _query(request))
+        found = await kind.search(
+            runtime(request).control_pool, org_id, found_request, _base(request, org_id)
+        )
+        return _render(found, Context.SEARCH_RESPONSE, params=found_request)
+
+    @post(
+        f"{collection}/.search",
+        status_code=200,
+        opt=_SEARCH_DOC.opt,
+        operation_class=_operation(_SEARCH_DOC),
+        responses=_responses(_SEARCH_DOC, 200, f"A ListResponse of the org's {kind.many}."),
+    )
+    @_named(f"search_{kind.many}")
+    async def search_resources(
+        request: Request[Any, Any, Any], org_id: FromPath[UUID]
+    ) -> Response[bytes]:
+        found_request = service.search_request(kind.model, await _payload(request))
+        found = await kind.search(
+            runtime(request).control_pool, org_id, found_request, _base(request, org_id)
+        )
+        return _render(found, Context.SEARCH_RESPONSE, params=found_request)
+
+    @post(
+        collection,
+        status_code=201,
+        opt=_WRITE_DOC.opt,
+        operation_class=_operation(_WRITE_DOC),
+        responses=_responses(_WRITE_DOC, 201, f"The {kind.one}, created."),
+    )
+    @_named(f"create_{kind.one}")
+    async def create_resource(
+        request: Request[Any, Any, Any], org_id: FromPath[UUID]
+    ) -> Response[bytes]:
+        created = await kind.create(
+            runtime(request).control_pool,
+            access(request),
+            await _payload(request),
+            _base(request, org_id),
+        )
+        return _render(
+            created,
+            Context.RESOURCE_CREATION_RESPONSE,
+            status=201,
+            params=_response_parameters(request, kind.model),
+            headers=_location(created),
+        )
+
+    @get(
+        item,
+        signature_namespace=by_id,
+        opt=_READ_DOC.opt,
+        operation_class=_operation(_READ_DOC),
+        responses=_responses(_READ_DOC, 200, f"The {kind.one}."),
+    )
+    @_named(f"get_{kind.one}")
+    async def get_resource(
+        request: Request[Any, Any, Any],
+        org_id: FromPath[UUID],
+        resource_id: ResourceId,
+        attributes: Attributes = None,
+        excluded_attributes: Excluded = None,
+    ) -> Response[bytes]:
+        found = await kind.get(
+            runtime(request).control_pool, org_id, resource_id, _base(request, org_id)
+        )
+        return _render(
+            found,
+            Context.RESOURCE_QUERY_RESPONSE,
+            params=_response_parameters(request, kind.model),
+        )
+
+    @put(
+        item,
+        signature_namespace=by_id,
+        opt=_WRITE_DOC.opt,
+        operation_class=_operation(_WRITE_DOC),
+        responses=_responses(_WRITE_DOC, 200, f"The {kind.one}, replaced."),
+    )
+    @_named(f"replace_{kind.one}")
+    async def replace_resource(
+        request: Request[Any, Any, Any], org_id: FromPath[UUID], resource_id: ResourceId
+    ) -> Response[bytes]:
+        replaced = await kind.replace(
+            runtime(request).control_pool,
+            access(request),
+            resource_id,
+            await _payload(request),
+            _base(request, org_id),
+        )
+        return _render(
+            replaced,
+            Context.RESOURCE_REPLACEMENT_RESPONSE,
+            params=_response_parameters(request, kind.model),
+        )
+
+    @patch(
+        item,
+        signature_namespace=by_id,
+        opt=_WRITE_DOC.opt,
+        operation_class=_operation(_WRITE_DOC),
+        responses=_responses(_WRITE_DOC, 200, f"The {kind.one}, patched."),
+    )
+    @_named(f"patch_{kind.one}")
+    async def patch_resource(
+        request: Request[Any, Any, Any], org_id: FromPath[UUID], resource_id: ResourceId
+    ) -> Response[bytes]:
+        patched = await kind.patch(
+            runtime(request).control_pool,
+            access(request),
+            resource_id,
+            await _payload(request),
+            _base(request, org_id),
+        )
+        return _render(
+            patched,
+            Context.RESOURCE_PATCH_RESPONSE,
+            params=_response_parameters(request, kind.model),
+        )
+
+    @delete(
+        item,
+        signature_namespace=by_id,
+        status_code=HTTP_204_NO_CONTENT,
+        opt=_DELETE_DOC.opt,
+        operation_class=_operation(_DELETE_DOC),
+        responses=_responses(_DELETE_DOC, None, ""),
+    )
+    @_named(f"delete_{kind.one}")
+    async def delete_resource(
+        request: Request[Any, Any, Any], org_id: FromPath[UUID], resource_id: ResourceId
+    ) -> None:
+        await kind.delete(runtime(request).control_pool, access(request), resource_id)
+
+    return [
+        list_resources,
+        search_resources,
+        create_resource,
+        get_resource,
+        replace_resource,
+        patch_resource,
+        delete_resource,
+    ]
+
+
+_USERS = _Kind(
+    model=User,
+    segment="Users",
+    id_name="user_id",
+    one="user",
+    many="users",
+    search=users.list_users,
+    get=users.get_user,
+    create=users.create_user,
+    replace=users.replace_user,
+    patch=users.patch_user,
+    delete=users.delete_user,
 )
-async def list_users(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[UUID],
-    *,
-    filter_: Filter = None,
-    start_index: StartIndex = None,
-    count: Count = None,
-    sort_by: SortBy = None,
-    sort_order: SortOrder = None,
-    attributes: Attributes = None,
-    excluded_attributes: Excluded = None,
-) -> Response[bytes]:
-    search = service.search_request(User, _query(request))
-    found = await users.list_users(
-        runtime(request).control_pool, org_id, search, _base(request, org_id)
-    )
-    return _render(found, Context.SEARCH_RESPONSE, params=search)
-
-
-@post(
-    f"{_ORG}/Users/.search",
-    status_code=200,
-    opt=_SEARCH_DOC.opt,
-    operation_class=_operation(_SEARCH_DOC),
-    responses=_responses(_SEARCH_DOC, 200, "A ListResponse of the org's users."),
+_GROUPS = _Kind(
+    model=Group,
+    segment="Groups",
+    id_name="group_id",
+    one="group",
+    many="groups",
+    search=groups.list_groups,
+    get=groups.get_group,
+    create=groups.create_group,
+    replace=groups.replace_group,
+    patch=groups.patch_group,
+    delete=groups.delete_group,
 )
-async def search_users(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> Response[bytes]:
-    search = service.search_request(User, await _payload(request))
-    found = await users.list_users(
-        runtime(request).control_pool, org_id, search, _base(request, org_id)
-    )
-    return _render(found, Context.SEARCH_RESPONSE, params=search)
-
-
-@post(
-    f"{_ORG}/Users",
-    status_code=201,
-    opt=_WRITE_DOC.opt,
-    operation_class=_operation(_WRITE_DOC),
-    responses=_responses(_WRITE_DOC, 201, "The user, created."),
-)
-async def create_user(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> Response[bytes]:
-    created = await users.create_user(
-        runtime(request).control_pool,
-        access(request),
-        await _payload(request),
-        _base(request, org_id),
-    )
-    return _render(
-        created,
-        Context.RESOURCE_CREATION_RESPONSE,
-        status=201,
-        params=_response_parameters(request, User),
-        headers=_location(created),
-    )
-
-
-@get(
-    f"{_ORG}/Users/{{user_id:str}}",
-    opt=_READ_DOC.opt,
-    operation_class=_operation(_READ_DOC),
-    responses=_responses(_READ_DOC, 200, "The user."),
-)
-async def get_user(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[UUID],
-    user_id: FromPath[str],
-    attributes: Attributes = None,
-    excluded_attributes: Excluded = None,
-) -> Response[bytes]:
-    found = await users.get_user(
-        runtime(request).control_pool, org_id, user_id, _base(request, org_id)
-    )
-    return _render(
-        found, Context.RESOURCE_QUERY_RESPONSE, params=_response_parameters(request, User)
-    )
-
-
-@put(
-    f"{_ORG}/Users/{{user_id:str}}",
-    opt=_WRITE_DOC.opt,
-    operation_class=_operation(_WRITE_DOC),
-    responses=_responses(_WRITE_DOC, 200, "The user, replaced."),
-)
-async def replace_user(
-    request: Request[Any, Any, Any], org_id: FromPath[UUID], user_id: FromPath[str]
-) -> Response[bytes]:
-    replaced = await users.replace_user(
-        runtime(request).control_pool,
-        access(request),
-        user_id,
-        await _payload(request),
-        _base(request, org_id),
-    )
-    return _render(
-        replaced,
-        Context.RESOURCE_REPLACEMENT_RESPONSE,
-        params=_response_parameters(request, User),
-    )
-
-
-@patch(
-    f"{_ORG}/Users/{{user_id:str}}",
-    opt=_WRITE_DOC.opt,
-    operation_class=_operation(_WRITE_DOC),
-    responses=_responses(_WRITE_DOC, 200, "The user, patched."),
-)
-async def patch_user(
-    request: Request[Any, Any, Any], org_id: FromPath[UUID], user_id: FromPath[str]
-) -> Response[bytes]:
-    patched = await users.patch_user(
-        runtime(request).control_pool,
-        access(request),
-        user_id,
-        await _payload(request),
-        _base(request, org_id),
-    )
-    return _render(
-        patched, Context.RESOURCE_PATCH_RESPONSE, params=_response_parameters(request, User)
-    )
-
-
-@delete(
-    f"{_ORG}/Users/{{user_id:str}}",
-    status_code=HTTP_204_NO_CONTENT,
-    opt=_DELETE_DOC.opt,
-    operation_class=_operation(_DELETE_DOC),
-    responses=_responses(_DELETE_DOC, None, ""),
-)
-async def delete_user(
-    request: Request[Any, Any, Any], org_id: FromPath[UUID], user_id: FromPath[str]
-) -> None:
-    await users.delete_user(runtime(request).control_pool, access(request), user_id)
-
-
-# --- groups -------------------------------------------------------------------------------
-
-
-@get(
-    f"{_ORG}/Groups",
-    opt=_READ_DOC.opt,
-    operation_class=_operation(_READ_DOC),
-    responses=_responses(_READ_DOC, 200, "A ListResponse of the org's groups."),
-)
-async def list_groups(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[UUID],
-    *,
-    filter_: Filter = None,
-    start_index: StartIndex = None,
-    count: Count = None,
-    sort_by: SortBy = None,
-    sort_order: SortOrder = None,
-    attributes: Attributes = None,
-    excluded_attributes: Excluded = None,
-) -> Response[bytes]:
-    search = service.search_request(Group, _query(request))
-    found = await groups.list_groups(
-        runtime(request).control_pool, org_id, search, _base(request, org_id)
-    )
-    return _render(found, Context.SEARCH_RESPONSE, params=search)
-
-
-@post(
-    f"{_ORG}/Groups/.search",
-    status_code=200,
-    opt=_SEARCH_DOC.opt,
-    operation_class=_operation(_SEARCH_DOC),
-    responses=_responses(_SEARCH_DOC, 200, "A ListResponse of the org's groups."),
-)
-async def search_groups(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> Response[bytes]:
-    search = service.search_request(Group, await _payload(request))
-    found = await groups.list_groups(
-        runtime(request).control_pool, org_id, search, _base(request, org_id)
-    )
-    return _render(found, Context.SEARCH_RESPONSE, params=search)
-
-
-@post(
-    f"{_ORG}/Groups",
-    status_code=201,
-    opt=_WRITE_DOC.opt,
-    operation_class=_operation(_WRITE_DOC),
-    responses=_responses(_WRITE_DOC, 201, "The group, created."),
-)
-async def create_group(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> Response[bytes]:
-    created = await groups.create_group(
-        runtime(request).control_pool,
-        access(request),
-        await _payload(request),
-        _base(request, org_id),
-    )
-    return _render(
-        created,
-        Context.RESOURCE_CREATION_RESPONSE,
-        status=201,
-        params=_response_parameters(request, Group),
-        headers=_location(created),
-    )
-
-
-@get(
-    f"{_ORG}/Groups/{{group_id:str}}",
-    opt=_READ_DOC.opt,
-    operation_class=_operation(_READ_DOC),
-    responses=_responses(_READ_DOC, 200, "The group."),
-)
-async def get_group(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[UUID],
-    group_id: FromPath[str],
-    attributes: Attributes = None,
-    excluded_attributes: Excluded = None,
-) -> Response[bytes]:
-    found = await groups.get_group(
-        runtime(request).control_pool, org_id, group_id, _base(request, org_id)
-    )
-    return _render(
-        found, Context.RESOURCE_QUERY_RESPONSE, params=_response_parameters(request, Group)
-    )
-
-
-@put(
-    f"{_ORG}/Groups/{{group_id:str}}",
-    opt=_WRITE_DOC.opt,
-    operation_class=_operation(_WRITE_DOC),
-    responses=_responses(_WRITE_DOC, 200, "The group, replaced."),
-)
-async def replace_group(
-    request: Request[Any, Any, Any], org_id: FromPath[UUID], group_id: FromPath[str]
-) -> Response[bytes]:
-    replaced = await groups.replace_group(
-        runtime(request).control_pool,
-        access(request),
-        group_id,
-        await _payload(request),
-        _base(request, org_id),
-    )
-    return _render(
-        replaced,
-        Context.RESOURCE_REPLACEMENT_RESPONSE,
-        params=_response_parameters(request, Group),
-    )
-
-
-@patch(
-    f"{_ORG}/Groups/{{group_id:str}}",
-    opt=_WRITE_DOC.opt,
-    operation_class=_operation(_WRITE_DOC),
-    responses=_responses(_WRITE_DOC, 200, "The group, patched."),
-)
-async def patch_group(
-    request: Request[Any, Any, Any], org_id: FromPath[UUID], group_id: FromPath[str]
-) -> Response[bytes]:
-    patched = await groups.patch_group(
-        runtime(request).control_pool,
-        access(request),
-        group_id,
-        await _payload(request),
-        _base(request, org_id),
-    )
-    return _render(
-        patched, Context.RESOURCE_PATCH_RESPONSE, params=_response_parameters(request, Group)
-    )
-
-
-@delete(
-    f"{_ORG}/Groups/{{group_id:str}}",
-    status_code=HTTP_204_NO_CONTENT,
-    opt=_DELETE_DOC.opt,
-    operation_class=_operation(_DELETE_DOC),
-    responses=_responses(_DELETE_DOC, None, ""),
-)
-async def delete_group(
-    request: Request[Any, Any, Any], org_id: FromPath[UUID], group_id: FromPath[str]
-) -> None:
-    await groups.delete_group(runtime(request).control_pool, access(request), group_id)
 
 
 # --- the root -----------------------------------------------------------------------------
@@ -642,20 +609,8 @@ scim_router = Router(
         resource_type,
         schemas,
         schema,
-        list_users,
-        search_users,
-        create_user,
-        get_user,
-        replace_user,
-        patch_user,
-        delete_user,
-        list_groups,
-        search_groups,
-        create_group,
-        get_group,
-        replace_group,
-        patch_group,
-        delete_group,
+        *_resource_routes(_USERS),
+        *_resource_routes(_GROUPS),
         search_all,
         unknown,
     ],
