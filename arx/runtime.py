@@ -20,12 +20,14 @@ from pathlib import Path
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
+from arx.approvals.waiters import ApprovalWaiters
 from arx.audit.refusals import Refusals
 from arx.audit.spool import ResultSpool
 from arx.audit.trail import Trail
 from arx.config import ConfigError, Settings
 from arx.connectors import catalog
 from arx.connectors.http import AiohttpTransport, ToolClient
+from arx.db.notify import Notifications
 from arx.db.pool import Conn, create_pool
 from arx.errors import ControlPlaneDisabledError
 from arx.idempotency.service import IdempotencyKeys
@@ -33,6 +35,7 @@ from arx.identity.auth import Authenticator
 from arx.identity.control import ControlPlane
 from arx.identity.network import Network, parse_networks
 from arx.identity.oidc import OIDCClient, OIDCConfig
+from arx.identity.repo import AUTH_CHANNEL
 from arx.identity.saml import SamlConfig, SamlServiceProvider
 from arx.intercept.service import Intercept
 from arx.logs import get_logger
@@ -41,6 +44,8 @@ from arx.vault.keys import LocalKeyProvider
 from arx.vault.service import Vault
 
 log = get_logger("arx.runtime")
+
+APPROVALS_CHANNEL = "arx_approvals"
 
 # How often spooled result events are offered to the database again.
 SPOOL_REPLAY_SECONDS = 2.0
@@ -58,6 +63,7 @@ class Runtime:
     idempotency: IdempotencyKeys
     intercept: Intercept
     refusals: Refusals
+    waiters: ApprovalWaiters
     # The control plane (arx_control); None when this process serves agents only.
     control: ControlPlane | None
     trusted_proxies: tuple[Network, ...]
@@ -183,14 +189,18 @@ async def open_runtime(
         if control_pool is not None
         else None,
         refusals=Refusals(pool, pool_wait=settings.db_pool_wait_seconds),
+        waiters=ApprovalWaiters(),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         http=http,
         oidc=oidc,
         saml=saml_provider(settings),
     )
+    notifications = Notifications(settings.database_url)
+    notifications.subscribe(AUTH_CHANNEL, runtime.auth.forget, runtime.auth.forget_all)
+    notifications.subscribe(APPROVALS_CHANNEL, runtime.waiters.notified, runtime.waiters.wake_all)
     tasks = [
         asyncio.create_task(_replay_spool(trail)),
-        asyncio.create_task(runtime.auth.listen(settings.database_url)),
+        asyncio.create_task(notifications.run()),
         asyncio.create_task(runtime.auth.touch_forever()),
     ]
     try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from contextlib import suppress
+from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
 
 from arx.api import body
 from arx.api.guards import address_of
@@ -24,6 +25,7 @@ from arx.api.types import (
     OperationInfo,
     PendingResponse,
 )
+from arx.approvals import waiters
 from arx.approvals.service import get_for_agent
 from arx.approvals.types import ApprovalView
 from arx.connectors.catalog import connectors
@@ -62,7 +64,9 @@ _EXECUTE_DOC = RouteDoc(
     retry_after={429: True, 503: False},
 )
 _AGENT_READ_DOC = RouteDoc(security=AGENT_KEY, errors=(401, 500, 503))
-_APPROVAL_DOC = RouteDoc(security=AGENT_KEY, errors=(401, 404, 500, 503))
+_APPROVAL_DOC = RouteDoc(security=AGENT_KEY, errors=(400, 401, 403, 404, 500, 503))
+# The longest an approval poll is held open; clients poll again after it.
+MAX_APPROVAL_WAIT_SECONDS = 60
 
 
 async def _identify(request: Request[Any, Any, Any], deadline: Deadline) -> AgentIdentity:
@@ -144,6 +148,10 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise
     await _store(keys, who, key, response)
     return response
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def _revoked(
@@ -236,12 +244,36 @@ def _respond(outcome: Outcome) -> Response[bytes]:
     responses=_APPROVAL_DOC.responses,
 )
 async def get_approval(
-    request: Request[Any, Any, Any], approval_id: FromPath[UUID]
+    request: Request[Any, Any, Any],
+    approval_id: FromPath[UUID],
+    wait: Annotated[
+        int,
+        Parameter(
+            ge=0,
+            le=MAX_APPROVAL_WAIT_SECONDS,
+            description="Seconds to hold the answer while the request is still pending "
+            "(long poll): it comes back as soon as a reviewer decides, on any ARX process.",
+        ),
+    ] = 0,
 ) -> ApprovalView:
-    deadline = Deadline(runtime(request).settings.execute_deadline_seconds)
+    rt = runtime(request)
+    deadline = Deadline(rt.settings.execute_deadline_seconds)
     who = await _identify(request, deadline)
+    async with rt.waiters.registered(str(approval_id)) as decided:
+        view = await get_for_agent(
+            rt.pool, who.org_id, who.agent_id, approval_id, deadline=deadline
+        )
+        if view.status != "pending" or not wait:
+            return view
+        # No connection is held while waiting; registered before the read, so a
+        # decision landing in between still wakes this request.
+        await waiters.wait(decided, min(wait, (view.expires_at - _now()).total_seconds()))
     return await get_for_agent(
-        runtime(request).pool, who.org_id, who.agent_id, approval_id, deadline=deadline
+        rt.pool,
+        who.org_id,
+        who.agent_id,
+        approval_id,
+        deadline=Deadline(rt.settings.execute_deadline_seconds),
     )
 
 

@@ -15,9 +15,10 @@ requests for one key id share one lookup.
 
 Revocation, rotation, the kill switches and allowlists take effect at once
 on every API process: migration 0004's triggers NOTIFY ``arx_auth`` at
-commit and ``listen()`` forgets what the notice names. Should the listener
-lose its connection, memory still lapses after ``auth_cache_seconds`` (the
-bound without notifications), and everything is forgotten when it is back.
+commit and ``forget()`` (fed by ``arx.db.notify``) drops what the notice
+names. Should the listener lose its connection, memory still lapses after
+``auth_cache_seconds`` (the bound without notifications), and everything is
+forgotten when it is back (``forget_all``).
 A key's expiry is checked on every request against the clock. Its last use
 is written at most once a minute per process, in batches, never by the
 request itself. (The execute path also asks the database itself, at its
@@ -32,7 +33,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import msgspec
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from arx.db.pool import Conn, call
@@ -53,8 +53,6 @@ MAX_REMEMBERED = 10_000
 TOUCH_EVERY_SECONDS = 60.0
 # Pending last-use times are flushed this often.
 TOUCH_FLUSH_SECONDS = 5.0
-# After losing the notification connection, try again after this long.
-LISTEN_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +81,6 @@ class Authenticator:
         self._inflight: dict[str, asyncio.Future[_Resolved]] = {}
         self._unknown_lookups = asyncio.Semaphore(max(1, max_lookups))
         self._known_lookups = asyncio.Semaphore(max(1, max_lookups))
-        # True while the NOTIFY listener is connected.
-        self._listening = False
         # Bumped by every invalidation: a lookup that raced one is not remembered.
         self._generation = 0
         self._touched: dict[str, float] = {}
@@ -126,31 +122,6 @@ class Authenticator:
         self._generation += 1
         self._known.clear()
         self._unknown.clear()
-
-    async def listen(self, conninfo: str) -> None:
-        """Follow NOTIFY arx_auth for as long as the task runs, reconnecting
-        after any failure (memory is not trusted meanwhile)."""
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    conninfo, autocommit=True, connect_timeout=3
-                ) as conn:
-                    await conn.execute(repo.LISTEN_AUTH)
-                    # Whatever changed while nobody listened is unknown: start afresh.
-                    self.forget_all()
-                    self._listening = True
-                    async for notice in conn.notifies():
-                        self.forget(notice.payload)
-            except asyncio.CancelledError:
-                self._listening = False
-                raise
-            except Exception as exc:  # the loop must outlive any one failure
-                log.warning(
-                    "auth invalidation listener lost; keys are resolved afresh until it is back",
-                    extra={"exc_type": type(exc).__name__},
-                )
-            self._listening = False
-            await asyncio.sleep(LISTEN_RETRY_SECONDS)
 
     # --- last use ---------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ RESOLVE_KEY = (
 )
 TOUCH_KEYS = "SELECT arx.touch_api_keys(%s)"
 AUTH_CHANNEL = "arx_auth"
-LISTEN_AUTH = "LISTEN arx_auth"
 
 INSERT_ORG = "INSERT INTO arx.orgs (id, slug, name) VALUES (%s, %s, %s)"
 

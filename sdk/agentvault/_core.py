@@ -166,13 +166,14 @@ class BaseClient(Generic[_H]):
             idempotency_key=idempotency_key,
         )
 
-    def _approval_request(self, approval_id: str, timeout: float | None = None) -> httpx.Request:
+    def _approval_request(
+        self, approval_id: str, timeout: float | None = None, wait: int = 0
+    ) -> httpx.Request:
         if not approval_id:
             raise ValueError("approval_id must not be empty")
         # Quote everything, "/" included: an id can never escape its path segment.
-        return self._request(
-            "GET", f"/v1/sdk/approvals/{quote(approval_id, safe='')}", timeout=timeout
-        )
+        path = f"/v1/sdk/approvals/{quote(approval_id, safe='')}"
+        return self._request("GET", f"{path}?wait={wait}" if wait else path, timeout=timeout)
 
     def _connectors_request(self) -> httpx.Request:
         return self._request("GET", "/v1/sdk/connectors")
@@ -333,10 +334,17 @@ class BaseClient(Generic[_H]):
 class _ApprovalWait:
     """The polling schedule of ``wait_for_approval``, shared by both clients.
 
-    The first poll is immediate; later ones are ``poll_interval`` apart, the
-    last one clipped to land on the deadline. Each request's own timeout is
-    clipped too, so a hung connection cannot stretch the wait far past it.
+    Each poll asks the server to hold its answer while the request is pending
+    (``?wait=``, at most ``SERVER_WAIT_SECONDS`` and never past the deadline):
+    ARX answers the moment a reviewer decides, on any of its processes. A
+    server that answered sooner than asked (one that does not hold polls) is
+    polled again ``poll_interval`` later, the last poll clipped to land on the
+    deadline. Each request's own timeout is the time the server may hold it
+    plus at most ``request_timeout``, clipped so that a hung connection cannot
+    stretch the wait far past the deadline.
     """
+
+    SERVER_WAIT_SECONDS = 25
 
     def __init__(
         self, approval_id: str, *, timeout: float, poll_interval: float, request_timeout: float
@@ -350,16 +358,25 @@ class _ApprovalWait:
         self._poll_interval = poll_interval
         self._request_timeout = request_timeout
         self._deadline = _clock() + timeout
+        self._asked = 0
+        self._sent = _clock()
 
-    def request_timeout(self) -> float:
-        # At least a second, so the poll at the deadline still gets an answer.
-        return min(self._request_timeout, max(self._deadline - _clock(), 1.0))
+    def begin(self) -> tuple[int, float]:
+        """Start a poll: (seconds the server may hold it, the request's timeout)."""
+        remaining = self._deadline - _clock()
+        self._asked = max(0, min(self.SERVER_WAIT_SECONDS, int(remaining)))
+        self._sent = _clock()
+        # At least a second beyond the hold, so the poll at the deadline still gets an answer.
+        grace = min(self._request_timeout, max(remaining - self._asked, 1.0))
+        return self._asked, self._asked + grace
 
     def next_delay(self, approval: Approval) -> float | None:
         """Seconds to sleep before the next poll; ``None`` once decided."""
         if approval.status != "pending":
             return None
         remaining = self._deadline - _clock()
+        if remaining > 0 and self._asked and _clock() - self._sent >= self._asked - 0.5:
+            return 0.0  # the server held the poll as asked: ask again at once
         if remaining <= 0:
             raise ApprovalTimeoutError(
                 f"approval {self._approval_id} still pending after {self._timeout:g}s",

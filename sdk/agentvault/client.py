@@ -76,20 +76,25 @@ class ARXClient(BaseClient[httpx.Client]):
     def wait_for_approval(
         self, approval_id: str, *, timeout: float, poll_interval: float = 2.0
     ) -> Approval:
-        """Poll until the approval is no longer pending; return it.
+        """Wait until the approval is no longer pending; return it.
 
-        The result may be ``approved``, ``rejected`` or ``expired``: check
-        ``status``. Raises ``ApprovalTimeoutError`` after ``timeout`` seconds.
-        Errors while polling propagate; calling again resumes the wait.
+        Each poll is held by ARX until a reviewer decides (long poll), so the
+        answer comes as soon as there is one; ``poll_interval`` only spaces
+        polls to a server that answers at once. The result may be
+        ``approved``, ``rejected`` or ``expired``: check ``status`` (and
+        ``comment``). Raises ``ApprovalTimeoutError`` after ``timeout``
+        seconds. Errors while polling propagate; calling again resumes the wait.
         """
         wait = self._approval_wait(approval_id, timeout, poll_interval)
         while True:
-            request = self._approval_request(approval_id, wait.request_timeout())
+            hold, request_timeout = wait.begin()
+            request = self._approval_request(approval_id, request_timeout, hold)
             approval = self._approval_result(self._send(request))
             delay = wait.next_delay(approval)
             if delay is None:
                 return approval
-            _sleep(delay)
+            if delay:
+                _sleep(delay)
 
     def connectors(self) -> list[ConnectorInfo]:
         """The connectors and operations this deployment offers."""
@@ -168,12 +173,14 @@ class AsyncARXClient(BaseClient[httpx.AsyncClient]):
         """See ``ARXClient.wait_for_approval``."""
         wait = self._approval_wait(approval_id, timeout, poll_interval)
         while True:
-            request = self._approval_request(approval_id, wait.request_timeout())
+            hold, request_timeout = wait.begin()
+            request = self._approval_request(approval_id, request_timeout, hold)
             approval = self._approval_result(await self._send(request))
             delay = wait.next_delay(approval)
             if delay is None:
                 return approval
-            await _async_sleep(delay)
+            if delay:
+                await _async_sleep(delay)
 
     async def connectors(self) -> list[ConnectorInfo]:
         """See ``ARXClient.connectors``."""

@@ -1,4 +1,4 @@
-"""Revocation and the kill switches across API processes.
+"""Revocation, the kill switches and approval waits across API processes.
 
 Two ``arx serve`` processes share one database. Each has remembered the
 agent's key (a warm cache). A change made through one must hold on the
@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from agentvault import ApprovalPendingError, ARXClient
 
 from arx.devstack.demo import Stack, local_stack
 from arx.devstack.ports import LOOPBACK, free_port
+from arx.devstack.postgres import psql_url_with
 from arx.devstack.process import ManagedProcess
 
+DB = "arx_revocation"
 SEARCH = {"connector": "crowdstrike", "operation": "hosts:search", "params": {}}
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,9 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def stack(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("revocation-stack")
-    with local_stack(
-        home=home, port=free_port(), admin_url=pg_admin_url, db_name="arx_revocation"
-    ) as running:
+    with local_stack(home=home, port=free_port(), admin_url=pg_admin_url, db_name=DB) as running:
         yield running
 
 
@@ -148,3 +151,44 @@ def test_kill_switches_hold_on_every_process(stack: Stack, second_api: str) -> N
     org_on = _owner(stack, "PUT", "/kill-switch", {"disabled": False})
     assert org_on.status_code == 200, org_on.text
     assert _execute(stack.base_url, key).status_code == 200
+
+
+def test_a_decision_wakes_an_agent_waiting_on_another_process(
+    stack: Stack, second_api: str
+) -> None:
+    """The agent escalates through process A and waits (SDK long poll) on
+    process B; the decision lands in the database (here straight in SQL, as
+    any process's review would) and B answers at once, woken by NOTIFY."""
+    with ARXClient(stack.api_keys["responder-bot"], base_url=stack.base_url) as on_a:
+        host = on_a.execute("crowdstrike", "hosts:search", {"limit": 1}).result["resources"][0]
+        with pytest.raises(ApprovalPendingError) as pending:
+            on_a.execute("crowdstrike", "hosts:contain", {"ids": [host]})
+    approval_id = pending.value.approval_id
+    assert approval_id
+
+    outcome: dict[str, object] = {}
+
+    def wait_on_b() -> None:
+        with ARXClient(stack.api_keys["responder-bot"], base_url=second_api) as on_b:
+            started = time.monotonic()
+            outcome["approval"] = on_b.wait_for_approval(approval_id, timeout=20)
+            outcome["waited"] = time.monotonic() - started
+
+    waiter = threading.Thread(target=wait_on_b)
+    waiter.start()
+    time.sleep(1.0)  # the poll is held on B by now
+    decided_at = time.monotonic()
+    db = psql_url_with(stack.admin_url, dbname=DB)
+    with psycopg.connect(db) as conn:
+        conn.execute(
+            "UPDATE arx.approval_requests SET status = 'approved', resolved_at = now(),"
+            " resolution_comment = 'decided elsewhere' WHERE id = %s",
+            (approval_id,),
+        )
+    waiter.join(timeout=25)
+    woke_after = time.monotonic() - decided_at
+    approval = outcome["approval"]
+    assert getattr(approval, "status", None) == "approved", outcome
+    assert getattr(approval, "comment", None) == "decided elsewhere"
+    assert woke_after < 3, f"process B answered {woke_after:.2f}s after the decision"
+    print(f"decision committed -> the agent waiting on B answered in {woke_after * 1000:.0f} ms")

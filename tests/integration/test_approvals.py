@@ -4,12 +4,14 @@ The agent escalates through the real policy (the example bundle escalates
 host containment); reviewers are members of the org with the reviewer role.
 The vote rules are exercised through the service with people's identities;
 the routes' own refusals (admin tokens, other roles, agents) through HTTP.
+A waiting agent is woken by the decision itself (NOTIFY), not a timer.
 (Resuming an approved call is the next step of issue 7.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from uuid import UUID
 
@@ -224,3 +226,34 @@ async def test_only_people_with_the_reviewer_role_vote(
     detail = (await client.get(f"{org}/approvals/{approval}", headers=as_token)).json()
     assert detail["status"] == "pending"
     assert detail["votes"] == []
+
+
+async def test_a_waiting_agent_wakes_when_a_reviewer_decides(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime
+) -> None:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    url = f"/v1/sdk/approvals/{approval}"
+    headers = example.auth("responder-bot")
+
+    # Nobody decides: the poll is held as long as asked, then answers pending.
+    started = time.monotonic()
+    idle = await client.get(url, params={"wait": 1}, headers=headers)
+    assert idle.json()["status"] == "pending"
+    assert 0.9 <= time.monotonic() - started < 3
+
+    async def decide_soon() -> None:
+        await asyncio.sleep(0.3)
+        await review.vote(runtime.control_pool, rita, approval, approve=True, comment="go")
+
+    started = time.monotonic()
+    held, _ = await asyncio.gather(
+        client.get(url, params={"wait": 30}, headers=headers), decide_soon()
+    )
+    waited = time.monotonic() - started
+    assert held.status_code == 200, held.text
+    assert held.json()["status"] == "approved"
+    assert waited < 3, f"woken after {waited:.2f}s, not at the decision"
+    for bad in ("61", "-1", "soon"):
+        refused = await client.get(url, params={"wait": bad}, headers=headers)
+        assert refused.status_code == 400, refused.text

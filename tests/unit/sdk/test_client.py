@@ -653,7 +653,33 @@ async def test_wait_for_approval_clips_request_timeout_to_the_deadline(
 
     await api.call("wait_for_approval", APPROVAL_ID, timeout=7)
 
-    assert api.request.extensions["timeout"]["read"] == 7
+    # The server may hold the poll until the deadline; one second of grace on top.
+    assert api.request.url.params["wait"] == "7"
+    assert api.request.extensions["timeout"]["read"] == 8
+
+
+async def test_wait_for_approval_asks_again_at_once_after_a_held_poll(
+    api: Api, fake_time: FakeTime
+) -> None:
+    """A server that held the poll as asked is asked again without sleeping."""
+    answers = [approval_body("pending"), approval_body("approved")]
+
+    def holding(request: httpx.Request) -> httpx.Response:
+        api.requests.append(request)
+        fake_time.now += float(request.url.params["wait"])  # held as long as asked
+        return httpx.Response(200, json=answers.pop(0))
+
+    approval = await api.call(
+        "wait_for_approval",
+        APPROVAL_ID,
+        timeout=300,
+        poll_interval=5,
+        client=api.client(holding),
+    )
+
+    assert approval.status == "approved"
+    assert fake_time.sleeps == []
+    assert [r.url.params["wait"] for r in api.requests] == ["25", "25"]
 
 
 async def test_connectors(api: Api) -> None:
