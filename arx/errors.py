@@ -26,11 +26,16 @@ and nothing branches on an exception's message text.
     │   ├── AgentDisabledError (403)          the agent (or its whole org) is switched off
     │   ├── AddressNotAllowedError (403)      the client address is outside the org's allowlist
     │   ├── CSRFError (403)                   a form without its anti-forgery token
+    │   ├── ApprovalRejectedError (403)       reviewers rejected the request (their comment)
+    │   ├── ApprovalExpiredError (403)        nobody decided the request in time
     │   └── BootstrapClosedError (403)        the bootstrap token after an owner exists
     ├── TooManyAttemptsError (429)            failed sign-ins are rate-limited; Retry-After
     ├── ConflictError (409)
     │   ├── IdempotencyKeyInFlightError (409)
-    │   └── IdempotencyOutcomeUnknownError (409)  an abandoned first attempt may have run
+    │   ├── IdempotencyOutcomeUnknownError (409)  an abandoned first attempt may have run
+    │   ├── ApprovalPendingError (409)        reviewers have not decided yet
+    │   ├── ApprovalMismatchError (409)       a resume whose call is not the one approved
+    │   └── ApprovalInProgressError (409)     another resume of it is running
     ├── ServiceUnavailableError (503)         nothing was executed
     │   ├── PolicyEngineUnavailableError (503)
     │   ├── DatabaseUnavailableError (503)
@@ -236,6 +241,33 @@ class IdempotencyKeyInFlightError(ConflictError):
 class IdempotencyKeyReusedError(InvalidFieldError):
     code = "idempotency_key_reused"
     title = "This Idempotency-Key was used for a different request"
+
+
+class ApprovalMismatchError(ConflictError):
+    """A well-formed call that conflicts with the approval it names."""
+
+    code = "approval_mismatch"
+    title = "This call is not the one the approval was given for"
+
+
+class ApprovalRejectedError(AccessDeniedError):
+    code = "approval_rejected"
+    title = "Reviewers rejected this request"
+
+
+class ApprovalExpiredError(AccessDeniedError):
+    code = "approval_expired"
+    title = "Nobody decided this request in time"
+
+
+class ApprovalPendingError(ConflictError):
+    code = "approval_pending"
+    title = "Reviewers have not decided this request yet"
+
+
+class ApprovalInProgressError(ConflictError):
+    code = "approval_in_progress"
+    title = "This approved request is being run by another call"
 
 
 class IdempotencyOutcomeUnknownError(ConflictError):

@@ -23,7 +23,7 @@ from arx.api.openapi import components
 from arx.api.pages import signin
 from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
 from arx.api.scim import scim_router
-from arx.api.sdk import execute, get_approval, list_connectors
+from arx.api.sdk import execute, get_approval, list_connectors, resume
 from arx.config import Settings, load_settings
 from arx.errors import ARXError
 from arx.logs import configure_logging
@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
         route_handlers=[
             execute,
             get_approval,
+            resume,
             list_connectors,
             health,
             admin_router,

@@ -25,8 +25,9 @@ from arx.api.types import (
     OperationInfo,
     PendingResponse,
 )
+from arx.approvals import resume as resuming
 from arx.approvals import waiters
-from arx.approvals.service import get_for_agent
+from arx.approvals.service import get_for_agent, request_hash
 from arx.approvals.types import ApprovalView
 from arx.connectors.catalog import connectors
 from arx.deadline import Deadline
@@ -62,6 +63,13 @@ _EXECUTE_DOC = RouteDoc(
     body=execute_body_schema(),
     idempotent=True,
     retry_after={429: True, 503: False},
+)
+_RESUME_DOC = RouteDoc(
+    security=AGENT_KEY,
+    success={200: (ExecuteResponse, "Executed: the fresh decision and the tool's result.")},
+    errors=(400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 502, 503, 504),
+    body=execute_body_schema(),
+    retry_after={409: False, 429: True, 503: False},
 )
 _AGENT_READ_DOC = RouteDoc(security=AGENT_KEY, errors=(401, 500, 503))
 _APPROVAL_DOC = RouteDoc(security=AGENT_KEY, errors=(400, 401, 403, 404, 500, 503))
@@ -127,18 +135,9 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         response = _respond(
             await rt.intercept.execute(who, call, deadline=deadline, idempotency_key=key)
         )
-    except (
-        ServiceUnavailableError,
-        ConnectorRateLimitedError,
-        ConnectorUnreachableError,
-        AuthenticationError,
-        AgentDisabledError,
-    ) as exc:
-        # Nothing was executed (a 503; the tool was never reached; or it refused
-        # with 429 and said when to come back; or the key or agent was switched
-        # off meanwhile): free the key so the retry runs.
-        if isinstance(exc, AuthenticationError | AgentDisabledError):
-            await _revoked(rt, who, exc, deadline, request.url.path)
+    except NOTHING_RAN as exc:
+        # Free the key so the retry runs.
+        await _nothing_ran(rt, who, exc, deadline, request.url.path)
         with suppress(ARXError):
             await keys.release(who, key)
         raise
@@ -148,6 +147,25 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise
     await _store(keys, who, key, response)
     return response
+
+
+# Errors after which nothing was executed: a 503; the tool never reached; the
+# tool refused with 429 and said when to come back; the key or the agent
+# switched off meanwhile. What a retry may safely run again.
+NOTHING_RAN = (
+    ServiceUnavailableError,
+    ConnectorRateLimitedError,
+    ConnectorUnreachableError,
+    AuthenticationError,
+    AgentDisabledError,
+)
+
+
+async def _nothing_ran(
+    rt: Runtime, who: AgentIdentity, exc: Exception, deadline: Deadline, path: str
+) -> None:
+    if isinstance(exc, AuthenticationError | AgentDisabledError):
+        await _revoked(rt, who, exc, deadline, path)
 
 
 def _now() -> datetime:
@@ -234,6 +252,64 @@ def _respond(outcome: Outcome) -> Response[bytes]:
         media_type="application/json",
         headers={"location": poll_url},
     )
+
+
+@post(
+    "/v1/sdk/approvals/{approval_id:uuid}/execute",
+    operation_class=_RESUME_DOC.operation_class,
+    responses=_RESUME_DOC.responses,
+    summary="Run an approved request: the same call, once",
+    description="Send exactly the call that was approved. It runs once, with the "
+    "credentials of this moment and a fresh decision that names the approval (a policy "
+    "that now denies it wins); a second call answers what the first did. 409 while "
+    "reviewers have not decided, 403 with their comment if they rejected it.",
+    tags=["sdk"],
+    status_code=200,
+)
+async def resume(request: Request[Any, Any, Any], approval_id: FromPath[UUID]) -> Response[bytes]:
+    rt = runtime(request)
+    deadline = Deadline(rt.settings.execute_deadline_seconds)
+    who = await _identify(request, deadline)
+    req = await body.read(request, ExecuteRequest)
+    params = body.check_params(req.params)
+    call = rt.intercept.prepare(req.connector, req.operation, params)
+    digest = request_hash(who.agent_id, req.connector, req.operation, params)
+    stored = await resuming.claim(rt.pool, who, approval_id, digest, deadline)
+    if stored is not None:
+        return Response(stored.body, status_code=stored.status_code, media_type=stored.media_type)
+    try:
+        outcome = await rt.intercept.execute(who, call, deadline=deadline, approval_id=approval_id)
+    except NOTHING_RAN as exc:
+        # The approval can be resumed again.
+        await _nothing_ran(rt, who, exc, deadline, request.url.path)
+        with suppress(ARXError):
+            await resuming.release(rt.pool, who, approval_id)
+        raise
+    except ARXError as exc:
+        await _kept(rt, who, approval_id, exc.extra.get("event_id"), problem_response(exc))
+        raise
+    response = _respond(outcome)
+    await _kept(rt, who, approval_id, outcome.event_id, response)
+    return response
+
+
+async def _kept(
+    rt: Runtime, who: AgentIdentity, approval_id: UUID, event_id: Any, response: Response[bytes]
+) -> None:
+    """Keep the answer on the approval: a second resume gets it, nothing runs twice.
+    If this write fails the approval stays executing (outcome unknown), never runnable."""
+    with suppress(ARXError):
+        await resuming.complete(
+            rt.pool,
+            who,
+            approval_id,
+            event_id=UUID(str(event_id)) if event_id else None,
+            answer=resuming.Stored(
+                status_code=response.status_code or 200,
+                media_type=str(response.media_type),
+                body=bytes(response.content),
+            ),
+        )
 
 
 @get(

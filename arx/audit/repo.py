@@ -15,7 +15,7 @@ INSERT_ADMIN = (
 _COLUMNS = (
     "id, seq, kind, created_at, agent_id, decision_id, connector, operation, operation_kind,"
     " params, targets, agent_seq, verdict, risk_score, policy_id, reasons, bundle_revisions,"
-    " idempotency_key, outcome, result, error, action, details, actor, request_id"
+    " idempotency_key, approval_id, outcome, result, error, action, details, actor, request_id"
 )
 COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 

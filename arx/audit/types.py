@@ -33,6 +33,8 @@ class DecisionEvent(msgspec.Struct, frozen=True, kw_only=True):
     bundle_revisions: dict[str, str]
     request_id: str | None
     idempotency_key: str | None = None
+    # The approval this decision resumes (a call reviewers approved).
+    approval_id: UUID | None = None
 
 
 class ResultEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +88,8 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     reasons: list[str] | None = None
     bundle_revisions: dict[str, str] | None = None
     idempotency_key: str | None = None
+    # A decision made when an approved request was resumed names the approval.
+    approval_id: UUID | None = None
     outcome: str | None = None
     result: Any = None
     error: dict[str, Any] | None = None

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 import httpx
 import msgspec
@@ -86,7 +87,10 @@ class Intercept:
         *,
         deadline: Deadline,
         idempotency_key: str | None = None,
+        approval_id: UUID | None = None,
     ) -> Outcome:
+        """``approval_id``: the call resumes this approved request (its policy
+        input says so, and its decision event names it)."""
         connector = self._connectors[call.connector]
         op = call.operation
 
@@ -109,13 +113,24 @@ class Intercept:
                 # 2. Evaluate policy. Nothing is held open meanwhile; any failure
                 #    raises and nothing below runs.
                 decision = await self._policy.decide(
-                    query_body(policy_input(who, call.connector, op, call.raw_params, ctx.session)),
+                    query_body(
+                        policy_input(
+                            who,
+                            call.connector,
+                            op,
+                            call.raw_params,
+                            ctx.session,
+                            approval=approval_id,
+                        )
+                    ),
                     within=deadline.remaining(),
                 )
                 # 3. Write the decision event (for ESCALATE with its approval
                 #    request). If the commit fails, nothing executes.
-                event = self._decision_event(who, call, decision, idempotency_key)
-                approval = self._approval(who, call, decision)
+                event = self._decision_event(who, call, decision, idempotency_key, approval_id)
+                # A resumed request that policy escalates again is not asked a
+                # second time: it is refused below like a denial.
+                approval = None if approval_id else self._approval(who, call, decision)
                 recorded = await self._trail.record_decision(
                     event, session=ctx, approval=approval, deadline=deadline
                 )
@@ -200,6 +215,7 @@ class Intercept:
         call: ExecuteCall,
         decision: Decision,
         idempotency_key: str | None,
+        approval_id: UUID | None,
     ) -> DecisionEvent:
         op = call.operation
         return DecisionEvent(
@@ -218,6 +234,7 @@ class Intercept:
             bundle_revisions=decision.bundle_revisions,
             request_id=request_id_var.get(),
             idempotency_key=idempotency_key,
+            approval_id=approval_id,
         )
 
     def _approval(

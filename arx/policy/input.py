@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
 from arx.connectors.types import Operation
 from arx.identity.types import AgentIdentity
-from arx.policy.types import AgentInput, OperationInput, OrgInput, PolicyInput
+from arx.policy.types import AgentInput, ApprovalInput, OperationInput, OrgInput, PolicyInput
 
 
 class _Query(msgspec.Struct, frozen=True):
@@ -31,6 +32,8 @@ def policy_input(
     operation: Operation,
     params: dict[str, Any],
     session: msgspec.Raw,
+    *,
+    approval: UUID | None = None,
 ) -> PolicyInput:
     now_ns = time.time_ns()
     return PolicyInput(
@@ -48,6 +51,7 @@ def policy_input(
         session_context=session,
         now=datetime.fromtimestamp(now_ns / 1e9, UTC),
         now_ns=now_ns,
+        approval=ApprovalInput(id=approval) if approval is not None else None,
     )
 
 

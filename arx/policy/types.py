@@ -37,7 +37,14 @@ class OperationInput(msgspec.Struct, frozen=True, kw_only=True):
     target_type: str
 
 
-class PolicyInput(msgspec.Struct, frozen=True, kw_only=True):
+class ApprovalInput(msgspec.Struct, frozen=True, kw_only=True):
+    """The call resumes a request reviewers approved (rego/schema/input.json)."""
+
+    id: UUID
+    status: str = "approved"
+
+
+class PolicyInput(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     agent: AgentInput
     org: OrgInput
     connector: str
@@ -48,6 +55,8 @@ class PolicyInput(msgspec.Struct, frozen=True, kw_only=True):
     session_context: msgspec.Raw
     now: datetime
     now_ns: int
+    # Left out of the input unless the call resumes an approved request.
+    approval: ApprovalInput | None = None
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,7 +4,9 @@
 #   The entrypoint OPA is asked for on every intercepted tool call. It always
 #   returns {"verdict", "risk_score", "policy_id", "reasons"}; whatever cannot
 #   be decided is denied. Reasons list the rule's or default's reason first,
-#   then one reason per active risk factor.
+#   then one reason per active risk factor. A call that resumes a request
+#   reviewers approved (input.approval) turns an ESCALATE into a PERMIT; a
+#   DENY stays a DENY (policy may have changed since the approval).
 package arx
 
 import data.arx.intent
@@ -19,7 +21,8 @@ import data.arx.validation
 #   well-formed (its id), else with no matching rule the org default for the
 #   kind when it is a verdict (default:<kind>, ESCALATE when unset); anything
 #   else is a malformed org policy (arx.invalid_org_policy, see package
-#   arx.org). Undefined anywhere falls to arx.default_deny.
+#   arx.org). Then an ESCALATE of a request reviewers approved is a PERMIT
+#   (approved_decision). Undefined anywhere falls to arx.default_deny.
 # entrypoint: true
 # custom:
 #   code: ARX-D000
@@ -31,7 +34,13 @@ default decision := {
 	"reasons": ["no policy produced a decision"],
 }
 
-decision := invalid_input if {
+decision := approved_decision if {
+	evaluated.verdict == "ESCALATE"
+	input.approval.status == "approved"
+} else := evaluated
+
+# The verdict before any approval is taken into account.
+evaluated := invalid_input if {
 	not validation.valid
 } else := no_org_policy if {
 	not org.loaded
@@ -113,6 +122,24 @@ org_default_decision := {
 	"risk_score": intent.risk_score,
 	"policy_id": concat(":", ["default", input.operation.kind]),
 	"reasons": array.concat([org.default_reason], intent.reasons),
+}
+
+# METADATA
+# title: Approved decision
+# description: |
+#   The call resumes a request that reviewers approved, and policy still
+#   escalates it: it runs, under the same policy id, with the approval as its
+#   first reason.
+# custom:
+#   code: ARX-D006
+approved_decision := {
+	"verdict": "PERMIT",
+	"risk_score": evaluated.risk_score,
+	"policy_id": evaluated.policy_id,
+	"reasons": array.concat(
+		[sprintf("approved by reviewers (approval %s)", [input.approval.id])],
+		evaluated.reasons,
+	),
 }
 
 # The sorted messages, or a generic one should the gate and the explanation

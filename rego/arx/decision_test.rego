@@ -354,3 +354,29 @@ test_explain_lists_sorted_errors_or_a_generic_reason if {
 	arx.explain({"b", "a"}, "generic") == ["a", "b"]
 	arx.explain(set(), "generic") == ["generic"]
 }
+
+approved := {"id": "5f0c1b7e-0000-4000-8000-0000000000ff", "status": "approved"}
+
+# Containment inside the agent's declared intent: AC-020 escalates it.
+in_scope_contain := object.union(contain_input, {"agent": {"intent": {"scope": {"crowdstrike": ["hosts:*"]}}}})
+
+test_an_approved_escalation_runs if {
+	d := arx.decision with input as object.union(in_scope_contain, {"approval": approved}) with data.orgs as orgs
+	shape_ok(d)
+	d.verdict == "PERMIT"
+	d.policy_id == "AC-020"
+	d.reasons[0] == "approved by reviewers (approval 5f0c1b7e-0000-4000-8000-0000000000ff)"
+}
+
+test_an_escalation_without_approval_still_escalates if {
+	d := arx.decision with input as in_scope_contain with data.orgs as orgs
+	d.verdict == "ESCALATE"
+	d.policy_id == "AC-020"
+}
+
+test_an_approval_never_overrides_a_denial if {
+	deny := object.union(acme, {"defaults": object.union(acme.defaults, {"containment": "DENY"}), "rules": []})
+	d := arx.decision with input as object.union(in_scope_contain, {"approval": approved}) with data.orgs as {"acme": deny}
+	d.verdict == "DENY"
+	d.policy_id == "default:containment"
+}

@@ -166,6 +166,22 @@ class BaseClient(Generic[_H]):
             idempotency_key=idempotency_key,
         )
 
+    def _resume_request(
+        self,
+        approval_id: str,
+        connector: str,
+        operation: str,
+        params: Mapping[str, Any] | None,
+    ) -> httpx.Request:
+        if not approval_id:
+            raise ValueError("approval_id must not be empty")
+        body = _ExecuteRequest(connector=connector, operation=operation, params=dict(params or {}))
+        return self._request(
+            "POST",
+            f"/v1/sdk/approvals/{quote(approval_id, safe='')}/execute",
+            content=msgspec.json.encode(body),
+        )
+
     def _approval_request(
         self, approval_id: str, timeout: float | None = None, wait: int = 0
     ) -> httpx.Request:

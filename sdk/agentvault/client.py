@@ -69,6 +69,22 @@ class ARXClient(BaseClient[httpx.Client]):
         request = self._execute_request(connector, operation, params, idempotency_key)
         return self._execute_result(self._send(request))
 
+    def resume(
+        self,
+        approval_id: str,
+        connector: str,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> ExecuteResult:
+        """Run the call reviewers approved: exactly the same connector, operation
+        and params as the call that escalated. It runs once; calling again
+        returns the first answer. Raises ``ConflictError`` while reviewers have
+        not decided, ``PermissionDeniedError`` if they rejected it (or policy
+        now denies it)."""
+        return self._execute_result(
+            self._send(self._resume_request(approval_id, connector, operation, params))
+        )
+
     def get_approval(self, approval_id: str) -> Approval:
         """The current state of an approval request."""
         return self._approval_result(self._send(self._approval_request(approval_id)))
@@ -155,6 +171,18 @@ class AsyncARXClient(BaseClient[httpx.AsyncClient]):
         """See ``ARXClient.execute``."""
         request = self._execute_request(connector, operation, params, idempotency_key)
         return self._execute_result(await self._send(request))
+
+    async def resume(
+        self,
+        approval_id: str,
+        connector: str,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> ExecuteResult:
+        """See ``ARXClient.resume``."""
+        return self._execute_result(
+            await self._send(self._resume_request(approval_id, connector, operation, params))
+        )
 
     async def get_approval(self, approval_id: str) -> Approval:
         """See ``ARXClient.get_approval``."""

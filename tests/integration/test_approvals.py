@@ -5,7 +5,7 @@ host containment); reviewers are members of the org with the reviewer role.
 The vote rules are exercised through the service with people's identities;
 the routes' own refusals (admin tokens, other roles, agents) through HTTP.
 A waiting agent is woken by the decision itself (NOTIFY), not a timer.
-(Resuming an approved call is the next step of issue 7.)
+An approved call runs once, when the agent resumes it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from arx.approvals import review
 from arx.errors import ConflictError
 from arx.identity.principal import Access, Principal, PrincipalKind
 from arx.runtime import Runtime
+from arx.sandbox.falcon import FalconState
 from tests.fixtures.arx import Example
 from tests.fixtures.database import Database
 
@@ -257,3 +258,129 @@ async def test_a_waiting_agent_wakes_when_a_reviewer_decides(
     for bad in ("61", "-1", "soon"):
         refused = await client.get(url, params={"wait": bad}, headers=headers)
         assert refused.status_code == 400, refused.text
+
+
+# --- resuming: the approved call runs once --------------------------------------------
+
+
+async def _approved(client: httpx.AsyncClient, example: Example, runtime: Runtime) -> UUID:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    await review.vote(runtime.control_pool, rita, approval, approve=True, comment="contain it")
+    return approval
+
+
+def _contained(falcon: FalconState) -> int:
+    return len(falcon.calls("/devices/entities/devices-actions/v2", method="POST"))
+
+
+async def test_an_approved_call_runs_once_and_a_second_resume_replays_it(
+    client: httpx.AsyncClient,
+    example: Example,
+    runtime: Runtime,
+    falcon: FalconState,
+    test_db: Database,
+) -> None:
+    approval = await _approved(client, example, runtime)
+    url = f"/v1/sdk/approvals/{approval}/execute"
+    headers = example.auth("responder-bot")
+    assert _contained(falcon) == 0
+
+    first = await client.post(url, json=CONTAIN, headers=headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["verdict"] == "PERMIT"
+    assert body["reasons"][0] == f"approved by reviewers (approval {approval})"
+    assert _contained(falcon) == 1
+
+    again = await client.post(url, json=CONTAIN, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json() == body, "the second resume answers what the first did"
+    assert _contained(falcon) == 1, "and nothing runs twice"
+
+    # The fresh decision names the approval; the approval names its decision.
+    with psycopg.connect(test_db.admin_url) as conn:
+        decision = conn.execute(
+            "SELECT verdict, approval_id FROM arx.audit_events WHERE id = %s",
+            (UUID(body["event_id"]),),
+        ).fetchone()
+        stored = conn.execute(
+            "SELECT status, executed_event_id FROM arx.approval_requests WHERE id = %s",
+            (approval,),
+        ).fetchone()
+    assert decision == ("PERMIT", approval)
+    assert stored == ("executed", UUID(body["event_id"]))
+    assert (await _poll(client, example, approval))["status"] == "executed"
+
+
+async def test_two_resumes_at_once_run_the_call_once(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, falcon: FalconState
+) -> None:
+    approval = await _approved(client, example, runtime)
+    url = f"/v1/sdk/approvals/{approval}/execute"
+    headers = example.auth("responder-bot")
+    answers = await asyncio.gather(
+        *(client.post(url, json=CONTAIN, headers=headers) for _ in range(3))
+    )
+    assert _contained(falcon) == 1
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(200) >= 1, [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code != 200:
+            assert answer.status_code == 409, answer.text
+            assert answer.json()["code"] == "approval_in_progress"
+
+
+async def test_a_resume_must_be_the_call_approved(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, falcon: FalconState
+) -> None:
+    approval = await _approved(client, example, runtime)
+    url = f"/v1/sdk/approvals/{approval}/execute"
+    other_host = {**CONTAIN, "params": {"ids": ["9e8f7a6b5c4d4e3f9a1b2c3d4e5f6a7b"]}}
+    changed = await client.post(url, json=other_host, headers=example.auth("responder-bot"))
+    assert changed.status_code == 409, changed.text
+    assert changed.json()["code"] == "approval_mismatch"
+    # Another agent of the org cannot run it either: it is not theirs.
+    stranger = await client.post(url, json=CONTAIN, headers=example.auth("triage-bot"))
+    assert stranger.status_code == 404, stranger.text
+    assert _contained(falcon) == 0
+    # The right call by the right agent still runs.
+    ok = await client.post(url, json=CONTAIN, headers=example.auth("responder-bot"))
+    assert ok.status_code == 200, ok.text
+
+
+async def test_undecided_rejected_and_expired_requests_do_not_run(
+    client: httpx.AsyncClient,
+    example: Example,
+    runtime: Runtime,
+    falcon: FalconState,
+    test_db: Database,
+) -> None:
+    headers = example.auth("responder-bot")
+    pending = await _escalate(client, example)
+    waiting = await client.post(
+        f"/v1/sdk/approvals/{pending}/execute", json=CONTAIN, headers=headers
+    )
+    assert waiting.status_code == 409, waiting.text
+    assert waiting.json()["code"] == "approval_pending"
+
+    rob = await _reviewer(client, example, "rob@example.test")
+    await review.vote(runtime.control_pool, rob, pending, approve=False, comment="wrong host")
+    rejected = await client.post(
+        f"/v1/sdk/approvals/{pending}/execute", json=CONTAIN, headers=headers
+    )
+    assert rejected.status_code == 403, rejected.text
+    assert rejected.json()["code"] == "approval_rejected"
+    assert rejected.json()["comment"] == "wrong host"
+
+    stale = await _escalate(client, example)
+    with psycopg.connect(test_db.admin_url) as conn:
+        conn.execute(
+            "UPDATE arx.approval_requests SET expires_at = now() - interval '1 second'"
+            " WHERE id = %s",
+            (stale,),
+        )
+    expired = await client.post(f"/v1/sdk/approvals/{stale}/execute", json=CONTAIN, headers=headers)
+    assert expired.status_code == 403, expired.text
+    assert expired.json()["code"] == "approval_expired"
+    assert _contained(falcon) == 0

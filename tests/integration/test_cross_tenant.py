@@ -114,6 +114,14 @@ def _nowhere(name: str, real: str) -> str:
     return str(uuid.uuid4())
 
 
+def _body(path: str) -> dict[str, Any]:
+    """A well-formed body: an agent's call for the agent routes, else an empty object
+    (the control plane refuses a stranger before it reads a body)."""
+    if path.startswith("/v1/sdk/"):
+        return {"connector": "crowdstrike", "operation": "hosts:search", "params": {}}
+    return {}
+
+
 def _routes(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted(
         (path, method)
@@ -187,7 +195,7 @@ async def test_org_a_credentials_learn_nothing_about_org_b(
         for who, secret in credentials.items():
             headers = {"authorization": f"Bearer {secret}"}
             # A body the route could accept: refusal must come before the body matters.
-            body = {} if method in {"post", "put", "patch"} else None
+            body = _body(path) if method in {"post", "put", "patch"} else None
             at_b = await client.request(method, real, json=body, headers=headers)
             nowhere = await client.request(method, fake, json=body, headers=headers)
             where = f"{who}: {method.upper()} {path}"

@@ -189,6 +189,25 @@ async def test_execute_sends_the_documented_request(api: Api) -> None:
     assert result == ExecuteResult(**EXECUTED)
 
 
+async def test_resume_sends_the_approved_call_to_its_approval(api: Api) -> None:
+    api.reply(httpx.Response(200, json=EXECUTED))
+
+    result = await api.call(
+        "resume", "a/../b", "crowdstrike", "hosts:contain", {"device_id": "abc"}
+    )
+
+    request = api.request
+    assert request.method == "POST"
+    assert request.url.raw_path == b"/v1/sdk/approvals/a%2F..%2Fb/execute"
+    assert_common_headers(request)
+    assert json.loads(request.content) == {
+        "connector": "crowdstrike",
+        "operation": "hosts:contain",
+        "params": {"device_id": "abc"},
+    }
+    assert result == ExecuteResult(**EXECUTED)
+
+
 async def test_execute_sends_idempotency_key_when_given(api: Api) -> None:
     api.reply(httpx.Response(200, json=EXECUTED))
 
