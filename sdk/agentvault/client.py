@@ -17,6 +17,7 @@ from typing import Any, Self
 import httpx
 
 from agentvault._core import BaseClient
+from agentvault.errors import ApprovalPendingError
 from agentvault.types import Approval, ConnectorInfo, ExecuteResult
 
 __all__ = ["ARXClient", "AsyncARXClient"]
@@ -59,15 +60,29 @@ class ARXClient(BaseClient[httpx.Client]):
         params: Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        wait_for_approval: float | None = None,
     ) -> ExecuteResult:
         """Ask ARX to run ``operation`` on ``connector``; return its result.
 
         Raises ``ApprovalPendingError`` when a reviewer must decide first,
         ``PermissionDeniedError`` when policy denies, and the other
         ``AgentVaultError`` subclasses as documented in ``agentvault.errors``.
+
+        With ``wait_for_approval`` (seconds), an escalated call waits for the
+        reviewers' decision and then resumes itself: it returns the result of
+        the approved call (run once), or raises ``PermissionDeniedError``
+        (``approval_rejected``/``approval_expired``, with the reviewer's
+        comment) or ``ApprovalTimeoutError`` if nobody decided in time.
         """
         request = self._execute_request(connector, operation, params, idempotency_key)
-        return self._execute_result(self._send(request))
+        try:
+            return self._execute_result(self._send(request))
+        except ApprovalPendingError as pending:
+            if wait_for_approval is None or not pending.approval_id:
+                raise
+            self.wait_for_approval(pending.approval_id, timeout=wait_for_approval)
+            # The server says what the decision means: the result, or why not.
+            return self.resume(pending.approval_id, connector, operation, params)
 
     def resume(
         self,
@@ -167,10 +182,17 @@ class AsyncARXClient(BaseClient[httpx.AsyncClient]):
         params: Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        wait_for_approval: float | None = None,
     ) -> ExecuteResult:
         """See ``ARXClient.execute``."""
         request = self._execute_request(connector, operation, params, idempotency_key)
-        return self._execute_result(await self._send(request))
+        try:
+            return self._execute_result(await self._send(request))
+        except ApprovalPendingError as pending:
+            if wait_for_approval is None or not pending.approval_id:
+                raise
+            await self.wait_for_approval(pending.approval_id, timeout=wait_for_approval)
+            return await self.resume(pending.approval_id, connector, operation, params)
 
     async def resume(
         self,

@@ -192,3 +192,49 @@ def test_a_decision_wakes_an_agent_waiting_on_another_process(
     assert getattr(approval, "comment", None) == "decided elsewhere"
     assert woke_after < 3, f"process B answered {woke_after:.2f}s after the decision"
     print(f"decision committed -> the agent waiting on B answered in {woke_after * 1000:.0f} ms")
+
+
+def test_an_agent_waits_for_approval_and_resumes_itself(stack: Stack, second_api: str) -> None:
+    """The SDK's execute(..., wait_for_approval=...): the call escalates, waits
+    (held on process B), and once a decision lands runs the approved call once."""
+    key = stack.api_keys["responder-bot"]
+    with ARXClient(key, base_url=second_api) as agent:
+        host = agent.execute("crowdstrike", "hosts:search", {"limit": 1}).result["resources"][0]
+    outcome: dict[str, object] = {}
+
+    def contain() -> None:
+        with ARXClient(key, base_url=second_api) as agent:
+            outcome["result"] = agent.execute(
+                "crowdstrike", "hosts:contain", {"ids": [host]}, wait_for_approval=20
+            )
+
+    waiter = threading.Thread(target=contain)
+    waiter.start()
+    db = psql_url_with(stack.admin_url, dbname=DB)
+    approval_id = None
+    for _ in range(50):  # the escalation lands within moments
+        time.sleep(0.1)
+        with psycopg.connect(db) as conn:
+            row = conn.execute(
+                "SELECT id FROM arx.approval_requests WHERE status = 'pending'"
+                " AND params -> 'ids' ->> 0 = %s ORDER BY created_at DESC LIMIT 1",
+                (host,),
+            ).fetchone()
+        if row:
+            approval_id = row[0]
+            break
+    assert approval_id is not None
+    with psycopg.connect(db) as conn:
+        conn.execute(
+            "UPDATE arx.approval_requests SET status = 'approved', resolved_at = now()"
+            " WHERE id = %s",
+            (approval_id,),
+        )
+    waiter.join(timeout=25)
+    result = outcome.get("result")
+    assert getattr(result, "verdict", None) == "PERMIT", outcome
+    assert getattr(result, "reasons", [""])[0] == f"approved by reviewers (approval {approval_id})"
+    # Resuming again (on the other process) answers the same, without running again.
+    with ARXClient(key, base_url=stack.base_url) as agent:
+        again = agent.resume(str(approval_id), "crowdstrike", "hosts:contain", {"ids": [host]})
+    assert again.event_id == getattr(result, "event_id", None)

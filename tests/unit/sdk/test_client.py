@@ -272,6 +272,37 @@ async def test_execute_202_raises_approval_pending(api: Api) -> None:
     assert "containment requires a reviewer" in str(err)
 
 
+async def test_execute_can_wait_for_the_decision_and_resume(api: Api, fake_time: FakeTime) -> None:
+    escalated = {
+        "event_id": EVENT_ID,
+        "approval_id": APPROVAL_ID,
+        "status": "pending",
+        "verdict": "ESCALATE",
+        "risk_score": 80,
+        "policy_id": "org:containment-needs-review",
+        "reasons": ["containment requires a reviewer"],
+        "bundle_revision": "rev-7",
+        "poll_url": f"/v1/sdk/approvals/{APPROVAL_ID}",
+        "expires_at": "2025-01-02T04:04:05Z",
+    }
+    api.reply(
+        httpx.Response(202, json=escalated),
+        httpx.Response(200, json=approval_body("approved")),
+        httpx.Response(200, json=EXECUTED),
+    )
+
+    result = await api.call(
+        "execute", "crowdstrike", "hosts:contain", {"device_id": "abc"}, wait_for_approval=60
+    )
+
+    assert result == ExecuteResult(**EXECUTED)
+    execute, poll, resume = api.requests
+    assert execute.url.path == "/v1/sdk/execute"
+    assert poll.url.path == f"/v1/sdk/approvals/{APPROVAL_ID}"
+    assert resume.url.path == f"/v1/sdk/approvals/{APPROVAL_ID}/execute"
+    assert json.loads(resume.content) == json.loads(execute.content)
+
+
 async def test_execute_202_falls_back_to_the_location_header(api: Api) -> None:
     body = {"event_id": EVENT_ID, "approval_id": APPROVAL_ID, "status": "pending"}
     api.reply(httpx.Response(202, json=body, headers={"Location": "/elsewhere/a1"}))
