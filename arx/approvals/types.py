@@ -20,7 +20,8 @@ class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
 class ApprovalView(msgspec.Struct, frozen=True, kw_only=True):
     approval_id: UUID
     event_id: UUID
-    status: str  # pending, approved, rejected, expired
+    # pending, approved, rejected or expired; then executing and executed once resumed
+    status: str
     connector: str
     operation: str
     created_at: datetime

@@ -41,7 +41,8 @@ class Approval(msgspec.Struct, frozen=True, kw_only=True):
     approval_id: str
     event_id: str
     status: str
-    """``"pending"``, ``"approved"``, ``"rejected"`` or ``"expired"``."""
+    """``"pending"``, ``"approved"``, ``"rejected"`` or ``"expired"``; once resumed,
+    ``"executing"`` and then ``"executed"``."""
     connector: str
     operation: str
     created_at: datetime
