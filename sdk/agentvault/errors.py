@@ -32,7 +32,7 @@ scrub it from anything a server or a transport error hands back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -391,11 +391,14 @@ class ConnectorError(APIError):
     ``OutcomeUnknownError`` (sent, no answer).
     """
 
+    # A subclass that only answers with another status says so here.
+    default_status: ClassVar[int] = 502
+
     def __init__(
         self,
         detail: str | None = None,
         *,
-        status: int | None = 502,
+        status: int | None = None,
         code: str | None = None,
         request_id: str | None = None,
         title: str | None = None,
@@ -406,7 +409,7 @@ class ConnectorError(APIError):
     ) -> None:
         super().__init__(
             detail,
-            status=status,
+            status=self.default_status if status is None else status,
             code=code,
             request_id=request_id,
             title=title,
@@ -438,30 +441,7 @@ class OutcomeUnknownError(ConnectorError):
     here: a gateway timing out in front of ARX leaves the outcome as unknown.
     """
 
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        status: int | None = 504,
-        code: str | None = None,
-        request_id: str | None = None,
-        title: str | None = None,
-        problem: dict[str, Any] | None = None,
-        body: str | None = None,
-        event_id: str | None = None,
-        upstream_status: int | None = None,
-    ) -> None:
-        super().__init__(
-            detail,
-            status=status,
-            code=code,
-            request_id=request_id,
-            title=title,
-            problem=problem,
-            body=body,
-            event_id=event_id,
-            upstream_status=upstream_status,
-        )
+    default_status: ClassVar[int] = 504
 
 
 class ServiceUnavailableError(APIError):
