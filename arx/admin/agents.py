@@ -13,13 +13,12 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from arx.admin import repo
 from arx.admin.types import AgentInfo, ApiKeyInfo, IssuedKey, RotatedKey
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, fetch_dict, org_transaction
+from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import ConflictError, NotFoundError
 from arx.identity import keys
 from arx.identity.principal import Access
@@ -27,10 +26,7 @@ from arx.identity.principal import Access
 
 async def list_agents(pool: AsyncConnectionPool[Conn], org_id: UUID) -> list[AgentInfo]:
     async with org_transaction(pool, org_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(repo.AGENTS)
-        rows = await cur.fetchall()
-    return [msgspec.convert(r, AgentInfo) for r in rows]
+        return await fetch_all(conn, repo.AGENTS, None, AgentInfo)
 
 
 async def get_agent(pool: AsyncConnectionPool[Conn], org_id: UUID, agent_id: UUID) -> AgentInfo:
@@ -127,10 +123,7 @@ async def list_keys(
     async with org_transaction(pool, org_id) as conn:
         if await fetch_dict(conn, repo.AGENT, {"agent_id": agent_id}) is None:
             raise NotFoundError("no such agent in this org")
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(repo.KEYS_OF_AGENT, {"agent_id": agent_id})
-        rows = await cur.fetchall()
-    return [msgspec.convert(r, ApiKeyInfo) for r in rows]
+        return await fetch_all(conn, repo.KEYS_OF_AGENT, {"agent_id": agent_id}, ApiKeyInfo)
 
 
 async def _live_key(conn: Conn, agent_id: UUID, key_id: str) -> ApiKeyInfo:

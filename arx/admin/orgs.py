@@ -14,14 +14,13 @@ from uuid import UUID
 
 import msgspec
 from psycopg.errors import UniqueViolation
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from arx.admin import repo
 from arx.admin.people import add_member_in, issue_token_in
 from arx.admin.types import Bootstrap, Bootstrapped, OrgInfo
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, org_transaction
+from arx.db.pool import Conn, fetch_dict, org_transaction
 from arx.errors import BootstrapClosedError, ConflictError, InvalidFieldError
 from arx.identity import repo as identity_repo
 from arx.identity.network import parse_networks
@@ -33,9 +32,7 @@ _BOOTSTRAP_LOCK = 0x41525801  # "ARX\1"
 
 
 async def _org(conn: Conn, org_id: UUID) -> OrgInfo:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(repo.ORG, {"org_id": org_id})
-    row = await cur.fetchone()
+    row = await fetch_dict(conn, repo.ORG, {"org_id": org_id})
     assert row is not None  # the guard let the caller in: the org exists
     return msgspec.convert(row, OrgInfo)
 

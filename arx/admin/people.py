@@ -12,7 +12,6 @@ from uuid import UUID
 
 import msgspec
 from psycopg.errors import UniqueViolation
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from arx.admin import repo
@@ -23,7 +22,7 @@ from arx.admin.types import (
     RotatedAdminToken,
 )
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, fetch_dict, org_transaction
+from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import ConflictError, NotFoundError, RoleRequiredError
 from arx.identity import keys
 from arx.identity import repo as identity_repo
@@ -106,10 +105,7 @@ async def add_member(
 
 async def list_members(pool: AsyncConnectionPool[Conn], org_id: UUID) -> list[Member]:
     async with org_transaction(pool, org_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(repo.MEMBERS)
-        rows = await cur.fetchall()
-    return [msgspec.convert(r, Member) for r in rows]
+        return await fetch_all(conn, repo.MEMBERS, None, Member)
 
 
 async def update_member_in(
@@ -236,10 +232,7 @@ async def create_token(
 
 async def list_tokens(pool: AsyncConnectionPool[Conn], org_id: UUID) -> list[AdminTokenInfo]:
     async with org_transaction(pool, org_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(repo.TOKENS)
-        rows = await cur.fetchall()
-    return [msgspec.convert(r, AdminTokenInfo) for r in rows]
+        return await fetch_all(conn, repo.TOKENS, None, AdminTokenInfo)
 
 
 async def _token(conn: Conn, token_id: str) -> AdminTokenInfo:

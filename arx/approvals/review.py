@@ -18,13 +18,12 @@ from uuid import UUID
 
 import msgspec
 from psycopg.errors import UniqueViolation
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from arx.approvals import repo
 from arx.approvals.types import ApprovalDetail, ApprovalSummary, VoteView
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, fetch_dict, org_transaction
+from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import ConflictError, NotFoundError, RoleRequiredError
 from arx.identity.principal import Access, PrincipalKind
 
@@ -35,19 +34,15 @@ async def list_approvals(
     pool: AsyncConnectionPool[Conn], org_id: UUID, *, pending_only: bool
 ) -> list[ApprovalSummary]:
     async with org_transaction(pool, org_id) as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(repo.LIST_PENDING if pending_only else repo.LIST, {"limit": MAX_LISTED})
-        rows = await cur.fetchall()
-    return [msgspec.convert(r, ApprovalSummary) for r in rows]
+        query = repo.LIST_PENDING if pending_only else repo.LIST
+        return await fetch_all(conn, query, {"limit": MAX_LISTED}, ApprovalSummary)
 
 
 async def _detail(conn: Conn, approval_id: UUID) -> ApprovalDetail:
     row = await fetch_dict(conn, repo.DETAIL, {"approval_id": approval_id})
     if row is None:
         raise NotFoundError("no such approval request in this org")
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(repo.VOTES, {"approval_id": approval_id})
-    votes = [msgspec.convert(v, VoteView) for v in await cur.fetchall()]
+    votes = await fetch_all(conn, repo.VOTES, {"approval_id": approval_id}, VoteView)
     return msgspec.convert({**row, "votes": votes}, ApprovalDetail)
 
 

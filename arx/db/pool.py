@@ -135,6 +135,15 @@ async def fetch_dict(conn: Conn, query: str, params: dict[str, Any]) -> dict[str
     return await cur.fetchone()
 
 
+async def fetch_all(
+    conn: Conn, query: str, params: dict[str, Any] | None, type_: type[R]
+) -> list[R]:
+    """Every row of a named-parameter query, each converted into ``type_``."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, params)
+    return [msgspec.convert(row, type_) for row in await cur.fetchall()]
+
+
 class _Severance:
     """Cuts the connection under a query that outlives its deadline.
 
