@@ -201,6 +201,11 @@ class RoleRequiredError(AccessDeniedError):
     title = "Your role in this org does not allow this"
 
 
+class SelfApprovalError(AccessDeniedError):
+    code = "own_agent"
+    title = "You cannot approve what an agent you own asked for"
+
+
 class AgentDisabledError(AccessDeniedError):
     code = "agent_disabled"
     title = "This agent is disabled"

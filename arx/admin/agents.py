@@ -21,6 +21,7 @@ from arx.audit.service import record_admin_event
 from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import ConflictError, NotFoundError
 from arx.identity import keys
+from arx.identity.orgs import require_member
 from arx.identity.principal import Access
 
 
@@ -56,6 +57,25 @@ async def set_agent_switch(
             action="agent.disabled" if disabled else "agent.enabled",
             actor=access.actor,
             details={"agent_id": str(agent_id), "reason": reason},
+        )
+    return msgspec.convert(row, AgentInfo)
+
+
+async def set_agent_owner(
+    pool: AsyncConnectionPool[Conn], access: Access, agent_id: UUID, owner: UUID | None
+) -> AgentInfo:
+    async with org_transaction(pool, access.org_id) as conn:
+        if owner is not None:
+            await require_member(conn, owner)
+        row = await fetch_dict(conn, repo.SET_AGENT_OWNER, {"agent_id": agent_id, "owner": owner})
+        if row is None:
+            raise NotFoundError("no such agent in this org")
+        await record_admin_event(
+            conn,
+            access.org_id,
+            action="agent.owner_set",
+            actor=access.actor,
+            details={"agent_id": str(agent_id), "owner_user_id": str(owner) if owner else None},
         )
     return msgspec.convert(row, AgentInfo)
 

@@ -1,4 +1,5 @@
-"""Orgs: the bootstrap, new orgs, and org-wide settings (kill switch, allowlists).
+"""Orgs: the bootstrap, new orgs, and org-wide settings (kill switch, allowlists,
+approvals).
 
 The bootstrap token creates the first org with its owner and nothing else;
 an advisory lock makes "no owner exists yet" and the creation one step, so
@@ -18,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from arx.admin import repo
 from arx.admin.people import add_member_in, issue_token_in
-from arx.admin.types import Bootstrap, Bootstrapped, OrgInfo
+from arx.admin.types import Bootstrap, Bootstrapped, OrgInfo, SetApprovalSettings
 from arx.audit.service import record_admin_event
 from arx.db.pool import Conn, fetch_dict, org_transaction
 from arx.errors import BootstrapClosedError, ConflictError, InvalidFieldError
@@ -149,6 +150,28 @@ async def set_org_switch(
             action="org.agents_disabled" if disabled else "org.agents_enabled",
             actor=access.actor,
             details={"reason": reason},
+        )
+        return await _org(conn, access.org_id)
+
+
+async def set_approval_settings(
+    pool: AsyncConnectionPool[Conn], access: Access, settings: SetApprovalSettings
+) -> OrgInfo:
+    changed = {k: v for k, v in msgspec.structs.asdict(settings).items() if v is not msgspec.UNSET}
+    params = {
+        "org_id": access.org_id,
+        "set_ttl": "approval_ttl_seconds" in changed,
+        "ttl": changed.get("approval_ttl_seconds"),
+        "owners_may_approve": changed.get("owners_may_approve"),
+    }
+    async with org_transaction(pool, access.org_id) as conn:
+        await conn.execute(repo.SET_APPROVAL_SETTINGS, params)
+        await record_admin_event(
+            conn,
+            access.org_id,
+            action="org.approval_settings_set",
+            actor=access.actor,
+            details=changed,
         )
         return await _org(conn, access.org_id)
 

@@ -9,8 +9,17 @@ from __future__ import annotations
 ORG = (
     "SELECT id, slug, name, agents_disabled_at IS NOT NULL AS agents_disabled,"
     " agents_disabled_at, agents_disabled_reason,"
-    " agent_allowlist::text[] AS agent_allowlist, admin_allowlist::text[] AS admin_allowlist"
+    " agent_allowlist::text[] AS agent_allowlist, admin_allowlist::text[] AS admin_allowlist,"
+    " approval_ttl_seconds, owners_may_approve"
     " FROM arx.orgs WHERE id = %(org_id)s"
+)
+
+SET_APPROVAL_SETTINGS = (
+    "UPDATE arx.orgs SET"
+    " approval_ttl_seconds = CASE WHEN %(set_ttl)s THEN %(ttl)s::integer"
+    " ELSE approval_ttl_seconds END,"
+    " owners_may_approve = coalesce(%(owners_may_approve)s, owners_may_approve)"
+    " WHERE id = %(org_id)s"
 )
 
 SET_ORG_SWITCH = (
@@ -28,7 +37,8 @@ SET_ALLOWLISTS = (
 )
 
 AGENT_COLUMNS = (
-    "id, org_id, name, intent, disabled_at IS NOT NULL AS disabled, disabled_at, disabled_reason"
+    "id, org_id, name, intent, disabled_at IS NOT NULL AS disabled, disabled_at,"
+    " disabled_reason, owner_user_id"
 )
 AGENTS = f"SELECT {AGENT_COLUMNS} FROM arx.agents ORDER BY name"
 AGENT = f"SELECT {AGENT_COLUMNS} FROM arx.agents WHERE id = %(agent_id)s"
@@ -36,6 +46,11 @@ SET_AGENT_SWITCH = (
     "UPDATE arx.agents SET disabled_at = CASE WHEN %(disabled)s"
     " THEN coalesce(disabled_at, now()) END,"
     " disabled_reason = CASE WHEN %(disabled)s THEN %(reason)s END"
+    f" WHERE id = %(agent_id)s RETURNING {AGENT_COLUMNS}"
+)
+
+SET_AGENT_OWNER = (
+    "UPDATE arx.agents SET owner_user_id = %(owner)s"
     f" WHERE id = %(agent_id)s RETURNING {AGENT_COLUMNS}"
 )
 

@@ -21,7 +21,7 @@ from arx.connectors.registry import connector_class
 from arx.db.pool import Conn, org_transaction
 from arx.errors import ConflictError, InvalidFieldError
 from arx.identity import repo
-from arx.identity.orgs import require_org
+from arx.identity.orgs import require_member, require_org
 from arx.identity.types import Agent, IntentManifest
 from arx.vault import repo as vault_repo
 from arx.vault.service import Vault
@@ -35,19 +35,29 @@ async def create_agent(
     name: str,
     intent: IntentManifest,
     actor: str,
+    owner: UUID | None = None,
 ) -> Agent:
+    """Register an agent; ``owner`` is the person accountable for it (see
+    ``Org.owners_may_approve``), who must be an active member of the org."""
     agent = Agent(id=uuid.uuid4(), org_id=org_id, name=name, intent=intent)
     manifest = msgspec.to_builtins(intent)
     try:
         async with org_transaction(pool, org_id) as conn:
             await require_org(conn, org_id)
-            await conn.execute(repo.INSERT_AGENT, (agent.id, org_id, name, Jsonb(manifest)))
+            if owner is not None:
+                await require_member(conn, owner)
+            await conn.execute(repo.INSERT_AGENT, (agent.id, org_id, name, Jsonb(manifest), owner))
             await record_admin_event(
                 conn,
                 org_id,
                 action="agent.created",
                 actor=actor,
-                details={"agent_id": str(agent.id), "name": name, "intent": manifest},
+                details={
+                    "agent_id": str(agent.id),
+                    "name": name,
+                    "intent": manifest,
+                    "owner_user_id": str(owner) if owner else None,
+                },
             )
     except ConflictError:
         raise ConflictError(f"an agent named {name!r} already exists") from None

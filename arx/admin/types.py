@@ -73,6 +73,20 @@ class SetAllowlists(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     admin: Cidrs | msgspec.UnsetType | None = msgspec.UNSET
 
 
+ApprovalTtl = Annotated[int, msgspec.Meta(ge=60, le=7 * 24 * 3600)]
+
+
+class SetApprovalSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Absent: unchanged. null: the deployment's default.
+    approval_ttl_seconds: ApprovalTtl | msgspec.UnsetType | None = msgspec.UNSET
+    owners_may_approve: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class SetAgentOwner(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # null: nobody owns the agent.
+    owner_user_id: UUID | None
+
+
 class AddMember(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Adds a person, who then signs in with the deployment's IdP. No password:
     a person may belong to several orgs, and one org's admin must never be able
@@ -106,6 +120,11 @@ class OrgInfo(msgspec.Struct, frozen=True, kw_only=True):
     agents_disabled_reason: str | None
     agent_allowlist: list[str] | None
     admin_allowlist: list[str] | None
+    # How long an escalation waits for reviewers unless its rule says (null:
+    # the deployment's ARX_APPROVAL_TTL_SECONDS).
+    approval_ttl_seconds: int | None
+    # Whether an agent's owner may approve what it asks (separation of duties: off).
+    owners_may_approve: bool
 
 
 class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +135,8 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     disabled: bool
     disabled_at: datetime | None
     disabled_reason: str | None
+    # The person accountable for the agent, if any.
+    owner_user_id: UUID | None
 
 
 class ApiKeyInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -246,6 +246,7 @@ def _respond(outcome: Outcome) -> Response[bytes]:
                 bundle_revision=outcome.bundle_revision,
                 poll_url=poll_url,
                 expires_at=outcome.expires_at,
+                approvals_required=outcome.approvals_required,
             )
         ),
         status_code=202,

@@ -42,6 +42,8 @@ class PendingResponse(msgspec.Struct, frozen=True, kw_only=True):
     bundle_revision: str | None
     poll_url: str
     expires_at: datetime
+    # Distinct reviewers who must approve (policy's two-person rule); one rejection rejects.
+    approvals_required: int = 1
 
 
 class OperationInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +75,9 @@ class CreateOrg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 class CreateAgent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: AgentName
     intent: IntentManifest = msgspec.field(default_factory=IntentManifest)
+    # The person accountable for it (an active member). Default: the person
+    # registering it, or nobody when an admin token does.
+    owner_user_id: UUID | None = None
 
 
 class StoreCredential(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -44,8 +44,12 @@ VOTES = (
 )
 # The request, locked: votes on one request are counted one at a time.
 LOCK = (
-    "SELECT status, expires_at <= now() AS expired, approvals_required, agent_id"
-    " FROM arx.approval_requests WHERE id = %(approval_id)s FOR UPDATE"
+    "SELECT r.status, r.expires_at <= now() AS expired, r.approvals_required, r.agent_id,"
+    " a.owner_user_id AS agent_owner, o.owners_may_approve"
+    " FROM arx.approval_requests r"
+    " JOIN arx.agents a ON a.org_id = r.org_id AND a.id = r.agent_id"
+    " JOIN arx.orgs o ON o.id = r.org_id"
+    " WHERE r.id = %(approval_id)s FOR UPDATE OF r"
 )
 INSERT_VOTE = (
     "INSERT INTO arx.approval_votes (org_id, approval_id, user_id, vote, comment)"

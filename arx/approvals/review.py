@@ -24,8 +24,9 @@ from arx.approvals import repo
 from arx.approvals.types import ApprovalDetail, ApprovalSummary, VoteView
 from arx.audit.service import record_admin_event
 from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
-from arx.errors import ConflictError, NotFoundError, RoleRequiredError
+from arx.errors import ConflictError, NotFoundError, RoleRequiredError, SelfApprovalError
 from arx.identity.principal import Access, PrincipalKind
+from arx.identity.roles import REVIEW
 
 MAX_LISTED = 200
 
@@ -79,6 +80,10 @@ async def vote(
             "approvals are decided by people: sign in (an IdP access token), not with an "
             "admin token"
         )
+    # The API's guard checks this too; the review page and Slack reach here
+    # without it, so the rule lives where the vote is counted.
+    if not access.roles.intersection(REVIEW):
+        raise RoleRequiredError("deciding an approval needs the reviewer role in this org")
     expired = False
     async with org_transaction(pool, access.org_id) as conn:
         state = await fetch_dict(conn, repo.LOCK, {"approval_id": approval_id})
@@ -90,6 +95,11 @@ async def vote(
             expired = True
         elif state["status"] != "pending":
             raise ConflictError(f"this request is already {state['status']}")
+        elif approve and state["agent_owner"] == who.person and not state["owners_may_approve"]:
+            raise SelfApprovalError(
+                "you own the agent that asked: this org needs someone else to approve "
+                "(you may still reject)"
+            )
         else:
             choice = "approve" if approve else "reject"
             try:

@@ -14,7 +14,10 @@ class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     id: UUID
     request_hash: str  # hex SHA-256 of the exact request it authorises
-    ttl_seconds: int
+    approvals_required: int
+    # The deciding rule's expiry; None: the org's default, else this one.
+    ttl_seconds: int | None
+    default_ttl_seconds: int
 
 
 class ApprovalView(msgspec.Struct, frozen=True, kw_only=True):

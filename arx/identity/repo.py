@@ -14,7 +14,12 @@ INSERT_ORG = "INSERT INTO arx.orgs (id, slug, name) VALUES (%s, %s, %s)"
 
 SELECT_ORG_BY_ID = "SELECT id, slug, name FROM arx.orgs WHERE id = %s"
 
-INSERT_AGENT = "INSERT INTO arx.agents (id, org_id, name, intent) VALUES (%s, %s, %s, %s)"
+# RLS keeps it to the transaction's org.
+ACTIVE_MEMBER = "SELECT 1 FROM arx.memberships WHERE user_id = %s AND active"
+
+INSERT_AGENT = (
+    "INSERT INTO arx.agents (id, org_id, name, intent, owner_user_id) VALUES (%s, %s, %s, %s, %s)"
+)
 
 SELECT_AGENT = "SELECT id, org_id, name, intent FROM arx.agents WHERE id = %s"
 

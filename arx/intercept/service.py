@@ -246,7 +246,9 @@ class Intercept:
         return ApprovalRequest(
             id=uuid.uuid4(),
             request_hash=digest.hex(),
-            ttl_seconds=self._settings.approval_ttl_seconds,
+            approvals_required=decision.approvals_required,
+            ttl_seconds=decision.approval_ttl_seconds,
+            default_ttl_seconds=self._settings.approval_ttl_seconds,
         )
 
     async def _run(
@@ -324,6 +326,7 @@ def _pending(
         reasons=decision.reasons,
         bundle_revision=revision,
         expires_at=recorded.approval_expires_at,
+        approvals_required=approval.approvals_required,
     )
 
 

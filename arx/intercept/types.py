@@ -29,6 +29,7 @@ class Pending:
     reasons: list[str]
     bundle_revision: str | None
     expires_at: datetime
+    approvals_required: int
 
 
 Outcome = Executed | Pending

@@ -66,5 +66,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     risk_score: Annotated[int, msgspec.Meta(ge=0, le=100)]
     policy_id: str | None
     reasons: list[str]
+    # For ESCALATE: how many distinct reviewers must approve, and the rule's
+    # own expiry (None: the org's default, else the deployment's).
+    approvals_required: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    approval_ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=604800)] | None = None
     # Filled in from OPA provenance, not from the policy's own output.
     bundle_revisions: dict[str, str] = msgspec.field(default_factory=dict)

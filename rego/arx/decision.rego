@@ -26,7 +26,7 @@ import data.arx.validation
 # entrypoint: true
 # custom:
 #   code: ARX-D000
-#   returns: '{"verdict": "PERMIT"|"ESCALATE"|"DENY", "risk_score": 0..100, "policy_id": string|null, "reasons": [string]}'
+#   returns: '{"verdict": "PERMIT"|"ESCALATE"|"DENY", "risk_score": 0..100, "policy_id": string|null, "reasons": [string], "approvals_required"?: 1..5, "approval_ttl_seconds"?: 60..604800}'
 default decision := {
 	"verdict": "DENY",
 	"risk_score": 100,
@@ -99,11 +99,21 @@ invalid_org_policy := {
 # description: The first matching org rule decides; its id is the policy_id.
 # custom:
 #   code: ARX-D004
-rule_decision := {
-	"verdict": org.deciding_rule.verdict,
-	"risk_score": intent.risk_score,
-	"policy_id": org.deciding_rule.id,
-	"reasons": array.concat([rule_reason], intent.reasons),
+rule_decision := object.union(
+	{
+		"verdict": org.deciding_rule.verdict,
+		"risk_score": intent.risk_score,
+		"policy_id": org.deciding_rule.id,
+		"reasons": array.concat([rule_reason], intent.reasons),
+	},
+	approval_terms,
+)
+
+# An escalating rule's approval terms (org.approval_ok): the number of
+# distinct reviewers, and its own expiry when it sets one.
+approval_terms := {k: v |
+	some key, v in object.get(org.deciding_rule, "approval", {})
+	k := {"required": "approvals_required", "ttl_seconds": "approval_ttl_seconds"}[key]
 }
 
 # The rule's description, or a generated reason (built only when needed).

@@ -52,7 +52,9 @@ acme := {
 orgs := {"acme": acme}
 
 shape_ok(d) if {
-	object.keys(d) == {"verdict", "risk_score", "policy_id", "reasons"}
+	required := {"verdict", "risk_score", "policy_id", "reasons"}
+	object.keys(d) - {"approvals_required", "approval_ttl_seconds"} == required
+	required - object.keys(d) == set()
 	d.verdict in {"PERMIT", "ESCALATE", "DENY"}
 	is_number(d.risk_score)
 	d.risk_score == floor(d.risk_score)
@@ -379,4 +381,33 @@ test_an_approval_never_overrides_a_denial if {
 	d := arx.decision with input as object.union(in_scope_contain, {"approval": approved}) with data.orgs as {"acme": deny}
 	d.verdict == "DENY"
 	d.policy_id == "default:containment"
+}
+
+two_person := object.union(acme, {"rules": [object.union(acme.rules[1], {"approval": {"required": 2, "ttl_seconds": 900}})]})
+
+test_an_escalating_rule_carries_its_approval_terms if {
+	d := arx.decision with input as in_scope_contain with data.orgs as {"acme": two_person}
+	shape_ok(d)
+	d.verdict == "ESCALATE"
+	d.approvals_required == 2
+	d.approval_ttl_seconds == 900
+}
+
+test_an_escalation_without_terms_leaves_them_to_arx if {
+	d := arx.decision with input as in_scope_contain with data.orgs as orgs
+	not "approvals_required" in object.keys(d)
+	not "approval_ttl_seconds" in object.keys(d)
+}
+
+test_the_approved_call_does_not_carry_approval_terms if {
+	d := arx.decision with input as object.union(in_scope_contain, {"approval": approved}) with data.orgs as {"acme": two_person}
+	d.verdict == "PERMIT"
+	not "approvals_required" in object.keys(d)
+}
+
+test_approval_terms_on_a_denying_rule_make_the_policy_malformed if {
+	bad := object.union(acme, {"rules": [object.union(acme.rules[0], {"approval": {"required": 2}})]})
+	d := arx.decision with input as object.union(contain_input, {"operation": {"base_risk": 100}}) with data.orgs as {"acme": bad}
+	d.verdict == "DENY"
+	d.policy_id == "arx.invalid_org_policy"
 }

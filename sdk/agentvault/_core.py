@@ -75,6 +75,7 @@ class _PendingBody(msgspec.Struct, frozen=True, kw_only=True):
     bundle_revision: str | None = None
     poll_url: str | None = None
     expires_at: datetime | None = None
+    approvals_required: int = 1
     detail: str | None = None
     request_id: str | None = None
 
@@ -252,6 +253,7 @@ class BaseClient(Generic[_H]):
             bundle_revision=body.bundle_revision,
             poll_url=str(httpx.URL(self._base_url + "/").join(poll)),
             expires_at=body.expires_at,
+            approvals_required=body.approvals_required,
         )
 
     def _error(self, response: httpx.Response) -> APIError:

@@ -133,6 +133,7 @@ class ApprovalPendingError(AgentVaultError):
         bundle_revision: str | None = None,
         poll_url: str | None = None,
         expires_at: datetime | None = None,
+        approvals_required: int = 1,
     ) -> None:
         super().__init__(detail, status=status, code="approval_pending", request_id=request_id)
         self.event_id = event_id
@@ -145,6 +146,8 @@ class ApprovalPendingError(AgentVaultError):
         self.bundle_revision = bundle_revision
         self.poll_url = poll_url
         self.expires_at = expires_at
+        # How many distinct reviewers must approve (policy's two-person rule).
+        self.approvals_required = approvals_required
 
     def _message(self) -> str:
         text = self.detail or f"approval {self.approval_id} is pending"

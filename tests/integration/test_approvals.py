@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +21,7 @@ import psycopg
 import pytest
 
 from arx.approvals import review
-from arx.errors import ConflictError
+from arx.errors import ConflictError, RoleRequiredError, SelfApprovalError
 from arx.identity.principal import Access, Principal, PrincipalKind
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
@@ -41,6 +42,21 @@ async def _escalate(client: httpx.AsyncClient, example: Example) -> UUID:
     pending = await client.post(EXECUTE, json=CONTAIN, headers=example.auth("responder-bot"))
     assert pending.status_code == 202, pending.text
     return UUID(pending.json()["approval_id"])
+
+
+async def _two_person_escalation(client: httpx.AsyncClient, example: Example) -> UUID:
+    """A third containment within five minutes: the example bundle's EX-012
+    asks two reviewers, and gives them 30 minutes instead of the default hour."""
+    for _ in range(2):
+        await _escalate(client, example)
+    before = time.time()
+    pending = await client.post(EXECUTE, json=CONTAIN, headers=example.auth("responder-bot"))
+    assert pending.status_code == 202, pending.text
+    body = pending.json()
+    assert (body["policy_id"], body["approvals_required"]) == ("EX-012", 2)
+    expires = datetime.fromisoformat(body["expires_at"]).timestamp()
+    assert before + 1790 < expires < time.time() + 1810
+    return UUID(body["approval_id"])
 
 
 async def _reviewer(client: httpx.AsyncClient, example: Example, email: str) -> Access:
@@ -113,13 +129,9 @@ async def test_a_reviewer_approves_and_the_agent_sees_it(
 async def test_one_rejection_rejects(
     client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
 ) -> None:
-    approval = await _escalate(client, example)
+    approval = await _two_person_escalation(client, example)
     rita = await _reviewer(client, example, "rita@example.test")
     rob = await _reviewer(client, example, "rob@example.test")
-    with psycopg.connect(test_db.admin_url) as conn:
-        conn.execute(
-            "UPDATE arx.approval_requests SET approvals_required = 2 WHERE id = %s", (approval,)
-        )
     await review.vote(runtime.control_pool, rita, approval, approve=True, comment="")
     rejected = await review.vote(
         runtime.control_pool, rob, approval, approve=False, comment="wrong host"
@@ -135,11 +147,7 @@ async def test_one_rejection_rejects(
 async def test_two_person_rule_needs_two_distinct_people(
     client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
 ) -> None:
-    approval = await _escalate(client, example)
-    with psycopg.connect(test_db.admin_url) as conn:
-        conn.execute(
-            "UPDATE arx.approval_requests SET approvals_required = 2 WHERE id = %s", (approval,)
-        )
+    approval = await _two_person_escalation(client, example)
     rita = await _reviewer(client, example, "rita@example.test")
     rob = await _reviewer(client, example, "rob@example.test")
     first = await review.vote(runtime.control_pool, rita, approval, approve=True, comment="ok")
@@ -384,3 +392,81 @@ async def test_undecided_rejected_and_expired_requests_do_not_run(
     assert expired.status_code == 403, expired.text
     assert expired.json()["code"] == "approval_expired"
     assert _contained(falcon) == 0
+
+
+async def test_the_org_sets_the_default_expiry_and_a_rule_overrides_it(
+    client: httpx.AsyncClient, example: Example
+) -> None:
+    settings = f"/v1/admin/orgs/{example.seeded.org_id}/approval-settings"
+    resp = await client.put(settings, json={"approval_ttl_seconds": 600}, headers=example.owner)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["approval_ttl_seconds"] == 600
+    before = time.time()
+    pending = await client.post(EXECUTE, json=CONTAIN, headers=example.auth("responder-bot"))
+    assert pending.json()["policy_id"] == "EX-010"  # a rule without its own expiry
+    expires = datetime.fromisoformat(pending.json()["expires_at"]).timestamp()
+    assert before + 590 < expires < time.time() + 610
+    # EX-012 sets 30 minutes itself: the org's default does not shorten it.
+    await _escalate(client, example)
+    third = await client.post(EXECUTE, json=CONTAIN, headers=example.auth("responder-bot"))
+    expires = datetime.fromisoformat(third.json()["expires_at"]).timestamp()
+    assert expires > time.time() + 1700
+    # Back to the deployment's default (an hour in tests).
+    resp = await client.put(settings, json={"approval_ttl_seconds": None}, headers=example.owner)
+    assert resp.json()["approval_ttl_seconds"] is None
+    assert resp.json()["owners_may_approve"] is False  # absent: unchanged
+
+
+async def test_an_agents_owner_cannot_approve_its_requests_unless_the_org_allows_it(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    agent = example.seeded.agent_ids["responder-bot"]
+    owner_url = f"/v1/admin/orgs/{example.seeded.org_id}/agents/{agent}/owner"
+    resp = await client.put(
+        owner_url, json={"owner_user_id": rita.principal.id}, headers=example.owner
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["owner_user_id"] == rita.principal.id
+    with pytest.raises(SelfApprovalError, match="you own the agent"):
+        await review.vote(runtime.control_pool, rita, approval, approve=True, comment="mine")
+    assert (await _poll(client, example, approval))["status"] == "pending"
+    assert _events(test_db, approval) == []  # a refused vote leaves no vote behind
+
+    allowed = await client.put(
+        f"/v1/admin/orgs/{example.seeded.org_id}/approval-settings",
+        json={"owners_may_approve": True},
+        headers=example.owner,
+    )
+    assert allowed.json()["owners_may_approve"] is True
+    decided = await review.vote(runtime.control_pool, rita, approval, approve=True, comment="ok")
+    assert decided.status == "approved"
+
+
+async def test_an_owner_may_still_reject_and_only_members_can_own(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime
+) -> None:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    agent = example.seeded.agent_ids["responder-bot"]
+    owner_url = f"/v1/admin/orgs/{example.seeded.org_id}/agents/{agent}/owner"
+    stranger = await client.put(
+        owner_url, json={"owner_user_id": str(UUID(int=7))}, headers=example.owner
+    )
+    assert stranger.status_code == 422, stranger.text
+    assert stranger.json()["code"] == "invalid_field"
+    await client.put(owner_url, json={"owner_user_id": rita.principal.id}, headers=example.owner)
+    rejected = await review.vote(runtime.control_pool, rita, approval, approve=False, comment="no")
+    assert rejected.status == "rejected"
+
+
+async def test_a_vote_needs_the_reviewer_role_whatever_calls_it(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime
+) -> None:
+    approval = await _escalate(client, example)
+    rita = await _reviewer(client, example, "rita@example.test")
+    auditor = Access(principal=rita.principal, org_id=rita.org_id, roles=frozenset({"auditor"}))
+    with pytest.raises(RoleRequiredError, match="reviewer role"):
+        await review.vote(runtime.control_pool, auditor, approval, approve=True, comment="")
+    assert (await _poll(client, example, approval))["status"] == "pending"

@@ -17,6 +17,7 @@ from arx.admin.types import (
     IssuedKey,
     RotatedKey,
     RotateKey,
+    SetAgentOwner,
     SetSwitch,
 )
 from arx.api import body
@@ -24,11 +25,13 @@ from arx.api.admin import docs
 from arx.api.guards import access
 from arx.api.state import runtime
 from arx.api.types import CreateAgent
+from arx.identity.principal import PrincipalKind
 from arx.identity.roles import MANAGE, READ
 
 _CREATE = docs.write(MANAGE, CreateAgent)
 _LIST = docs.read(READ)
 _SWITCH = docs.write(MANAGE, SetSwitch)
+_OWNER = docs.write(MANAGE, SetAgentOwner)
 _CREATE_KEY = docs.write(MANAGE, CreateApiKey)
 _ROTATE_KEY = docs.write(MANAGE, RotateKey)
 _REVOKE_KEY = docs.action(MANAGE)
@@ -45,8 +48,13 @@ _REVOKE_KEY = docs.action(MANAGE)
 async def create_agent(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> AgentInfo:
     data = await body.read(request, CreateAgent)
     rt = runtime(request)
+    who = access(request)
+    # Unless told otherwise, a person who registers an agent owns it.
+    owner = data.owner_user_id
+    if owner is None and who.principal.kind is PrincipalKind.USER:
+        owner = who.principal.person
     agent = await create(
-        rt.control_pool, org_id, name=data.name, intent=data.intent, actor=access(request).actor
+        rt.control_pool, org_id, name=data.name, intent=data.intent, actor=who.actor, owner=owner
     )
     return await service.get_agent(rt.control_pool, org_id, agent.id)
 
@@ -171,7 +179,25 @@ async def revoke_key(
     )
 
 
+@put(
+    "/orgs/{org_id:uuid}/agents/{agent_id:uuid}/owner",
+    opt=_OWNER.opt,
+    operation_class=_OWNER.operation_class,
+    responses=_OWNER.responses,
+    summary="Set the person accountable for the agent (who may not approve its requests "
+    "unless the org allows it)",
+)
+async def set_agent_owner(
+    request: Request[Any, Any, Any], org_id: FromPath[UUID], agent_id: FromPath[UUID]
+) -> AgentInfo:
+    data = await body.read(request, SetAgentOwner)
+    return await service.set_agent_owner(
+        runtime(request).control_pool, access(request), agent_id, data.owner_user_id
+    )
+
+
 ROUTES = [
+    set_agent_owner,
     create_agent,
     list_agents,
     get_agent,

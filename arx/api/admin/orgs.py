@@ -15,6 +15,7 @@ from arx.admin.types import (
     OrgInfo,
     OrgMembership,
     SetAllowlists,
+    SetApprovalSettings,
     SetSwitch,
     WhoAmI,
 )
@@ -45,6 +46,7 @@ _CREATE_ORG = RouteDoc(
 _GET_ORG = docs.read(READ)
 _SWITCH = docs.write(MANAGE, SetSwitch)
 _ALLOWLISTS = docs.write(MANAGE, SetAllowlists)
+_APPROVALS = docs.write(MANAGE, SetApprovalSettings)
 
 
 @post(
@@ -158,4 +160,24 @@ async def set_allowlists(request: Request[Any, Any, Any], org_id: FromPath[UUID]
     return org
 
 
-ROUTES = [bootstrap, whoami, create_org, get_org, set_org_switch, set_allowlists]
+@put(
+    "/orgs/{org_id:uuid}/approval-settings",
+    opt=_APPROVALS.opt,
+    operation_class=_APPROVALS.operation_class,
+    responses=_APPROVALS.responses,
+    summary="How long escalations wait by default, and whether agents' owners may approve them",
+)
+async def set_approval_settings(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> OrgInfo:
+    data = await body.read(request, SetApprovalSettings)
+    return await service.set_approval_settings(runtime(request).control_pool, access(request), data)
+
+
+ROUTES = [
+    bootstrap,
+    whoami,
+    create_org,
+    get_org,
+    set_org_switch,
+    set_allowlists,
+    set_approval_settings,
+]

@@ -2,7 +2,7 @@
 # title: Org rules
 # description: |
 #   Evaluates the org's rules-as-data at data.orgs[input.org.slug]:
-#   {"defaults": {kind: verdict}, "rules": [{id, priority, description, verdict, match}]}.
+#   {"defaults": {kind: verdict}, "rules": [{id, priority, description, verdict, match, approval}]}.
 #   Rules are tried in ascending priority, ties broken by id (then by position);
 #   the first whose every present match field holds wins. Absent match fields
 #   match anything; an empty list matches nothing.
@@ -243,11 +243,52 @@ rule_ok(rule) if {
 	concat("", [rule.id, object.get(rule, "description", "")])
 	is_number(rule.priority)
 	verdicts[rule.verdict]
+	approval_ok(rule)
 	match := object.get(rule, "match", {})
 	is_object(match)
 	every key, value in match {
 		match_field_ok(key, value)
 	}
+}
+
+# METADATA
+# title: Approval terms well-formed
+# description: |
+#   An ESCALATE rule may say how its escalations are approved:
+#   "approval": {"required": 1..5 distinct reviewers, "ttl_seconds": 60..604800}
+#   (both optional; absent: one reviewer, the org's default expiry). Any
+#   other rule must not carry terms it would never use.
+approval_ok(rule) if not has_approval(rule)
+
+has_approval(rule) if {
+	_ := rule.approval
+}
+
+approval_valid(rule) if approval_ok(rule)
+
+else := false
+
+approval_ok(rule) if {
+	rule.verdict == "ESCALATE"
+	terms := rule.approval
+	is_object(terms)
+	every key, value in terms {
+		approval_term_ok(key, value)
+	}
+}
+
+approval_term_ok("required", n) if {
+	is_number(n)
+	n == round(n)
+	n >= 1
+	n <= 5
+}
+
+approval_term_ok("ttl_seconds", n) if {
+	is_number(n)
+	n == round(n)
+	n >= 60
+	n <= 604800
 }
 
 # METADATA
@@ -368,6 +409,7 @@ rule_checks(rule) := [
 	{"ok": is_number(object.get(rule, "priority", null)), "msg": "priority must be a number"},
 	{"ok": object.get(rule, "verdict", null) in verdicts, "msg": "verdict must be one of PERMIT, ESCALATE, DENY"},
 	{"ok": is_string(object.get(rule, "description", "")), "msg": "description must be a string"},
+	{"ok": approval_valid(rule), "msg": "approval must be {\"required\": 1..5, \"ttl_seconds\": 60..604800} on an ESCALATE rule"},
 ]
 
 match_field_error(key) := "match.operations must be a list of valid glob patterns" if {

@@ -310,6 +310,8 @@ well_formed := {
 			"min_counts": {"5m": {"containment": 1, "non_read": 2}, "60m": {"actions": 1}},
 		}),
 		{"id": "B", "priority": 2, "verdict": "DENY"},
+		object.union(rule("C", 3, {}), {"approval": {"required": 2, "ttl_seconds": 900}}),
+		object.union(rule("D", 4, {}), {"approval": {}}),
 	],
 }
 
@@ -352,6 +354,12 @@ malformed := [
 	[{"rules": [rule("A", 1, {"min_counts": {"15m": {"actions": 1}}})]}, {"org rule #0: match.min_counts must map windows (1m, 5m, 60m) to counts (actions, non_read, denied, targets, or a kind) and numbers"}],
 	[{"rules": [rule("A", 1, {"min_counts": {"5m": {"kinds": 1}}})]}, {"org rule #0: match.min_counts must map windows (1m, 5m, 60m) to counts (actions, non_read, denied, targets, or a kind) and numbers"}],
 	[{"rules": [rule("A", 1, {}), rule("A", 2, {})]}, {"org rule id A is used more than once"}],
+	[{"rules": [{"id": "A", "priority": 1, "verdict": "DENY", "approval": {"required": 2}}]}, {"org rule #0: approval must be {\"required\": 1..5, \"ttl_seconds\": 60..604800} on an ESCALATE rule"}],
+	[{"rules": [object.union(rule("A", 1, {}), {"approval": {"required": 6}})]}, {"org rule #0: approval must be {\"required\": 1..5, \"ttl_seconds\": 60..604800} on an ESCALATE rule"}],
+	[{"rules": [object.union(rule("A", 1, {}), {"approval": {"required": 1.5}})]}, {"org rule #0: approval must be {\"required\": 1..5, \"ttl_seconds\": 60..604800} on an ESCALATE rule"}],
+	[{"rules": [object.union(rule("A", 1, {}), {"approval": {"ttl_seconds": 30}})]}, {"org rule #0: approval must be {\"required\": 1..5, \"ttl_seconds\": 60..604800} on an ESCALATE rule"}],
+	[{"rules": [object.union(rule("A", 1, {}), {"approval": {"quorum": 2}})]}, {"org rule #0: approval must be {\"required\": 1..5, \"ttl_seconds\": 60..604800} on an ESCALATE rule"}],
+	[{"rules": [object.union(rule("A", 1, {}), {"approval": 2})]}, {"org rule #0: approval must be {\"required\": 1..5, \"ttl_seconds\": 60..604800} on an ESCALATE rule"}],
 	[
 		{"rules": [rule("A", 1, {"connectors": ["crowdstrike"], "operations": ["hosts:*"], "max_risk": 90, "min_risk": "80"})]},
 		{"org rule #0: match.min_risk must be a number"},

@@ -248,6 +248,7 @@ async def test_execute_202_raises_approval_pending(api: Api) -> None:
         "bundle_revision": "rev-7",
         "poll_url": f"/v1/sdk/approvals/{APPROVAL_ID}",
         "expires_at": "2025-01-02T04:04:05Z",
+        "approvals_required": 2,
     }
     api.reply(
         httpx.Response(202, json=body, headers={"Location": f"/v1/sdk/approvals/{APPROVAL_ID}"})
@@ -268,6 +269,7 @@ async def test_execute_202_raises_approval_pending(api: Api) -> None:
     assert err.bundle_revision == "rev-7"
     assert err.poll_url == f"{BASE_URL}/v1/sdk/approvals/{APPROVAL_ID}"
     assert err.expires_at == datetime(2025, 1, 2, 4, 4, 5, tzinfo=UTC)
+    assert err.approvals_required == 2
     assert APPROVAL_ID in str(err)
     assert "containment requires a reviewer" in str(err)
 

@@ -226,7 +226,27 @@ test_three_containments_in_five_minutes_still_need_approval if {
 	i := with_session(call(responder_bot, "hosts:contain"), spree_session(3))
 	d := arx.decision with input as i with data.orgs.example.rules as with_spree_rule
 	d.verdict == "ESCALATE"
+	d.policy_id == "EX-012"
+	d.approvals_required == 2
+}
+
+test_a_third_containment_in_five_minutes_needs_two_reviewers if {
+	d := decide(with_session(call(responder_bot, "hosts:contain"), spree_session(2)))
+	d.verdict == "ESCALATE"
+	d.policy_id == "EX-012"
+	d.approvals_required == 2
+	d.approval_ttl_seconds == 1800
+}
+
+test_a_second_containment_needs_one_reviewer if {
+	d := decide(with_session(call(responder_bot, "hosts:contain"), spree_session(1)))
 	d.policy_id == "EX-010"
+	not d.approvals_required
+}
+
+test_lifting_containment_is_not_held_to_the_two_person_rule if {
+	d := decide(with_session(call(responder_bot, "hosts:lift_containment"), spree_session(2)))
+	d.policy_id == "EX-020"
 }
 
 test_spree_rule_is_well_formed if {
