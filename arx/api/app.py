@@ -20,7 +20,7 @@ from arx.api.admin import admin_router
 from arx.api.health import health
 from arx.api.middleware import request_id_middleware
 from arx.api.openapi import components
-from arx.api.pages import signin
+from arx.api.pages import assets, review, signin
 from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
 from arx.api.scim import scim_router
 from arx.api.sdk import execute, get_approval, list_connectors, resume
@@ -63,6 +63,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             admin_router,
             scim_router,
             *signin.ROUTES,
+            *review.ROUTES,
+            *assets.ROUTES,
         ],
         lifespan=[lifespan],
         exception_handlers={

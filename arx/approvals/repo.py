@@ -37,6 +37,24 @@ DETAIL = (
     " e.policy_id, e.bundle_revisions, r.resolution_comment"
     f"{_FROM} WHERE r.id = %(approval_id)s"
 )
+# What the agent did just before it asked: its last decisions (the session a
+# reviewer judges the request in).
+RECENT = (
+    "SELECT created_at AS at, connector, operation, operation_kind AS kind, verdict,"
+    " risk_score, policy_id FROM arx.audit_events"
+    " WHERE kind = 'decision' AND agent_id = %(agent_id)s AND created_at < %(before)s"
+    " ORDER BY created_at DESC LIMIT %(limit)s"
+)
+# The call that ran once approved: its decision event, and the answer the
+# agent got (kept on the request, so a second resume replays it).
+EXECUTION = (
+    "SELECT r.executed_event_id AS event_id, r.claimed_at, e.verdict, e.policy_id,"
+    " e.created_at AS decided_at, r.response_status, r.response_media_type,"
+    " r.response_body"
+    " FROM arx.approval_requests r"
+    " LEFT JOIN arx.audit_events e ON e.org_id = r.org_id AND e.id = r.executed_event_id"
+    " WHERE r.id = %(approval_id)s AND r.status IN ('executing', 'executed')"
+)
 VOTES = (
     "SELECT v.user_id, u.email, v.vote, v.comment, v.created_at"
     " FROM arx.approval_votes v JOIN arx.users u ON u.id = v.user_id"

@@ -21,7 +21,7 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from arx.approvals import repo
-from arx.approvals.types import ApprovalDetail, ApprovalSummary, VoteView
+from arx.approvals.types import ApprovalDetail, ApprovalSummary, RecentAction, VoteView
 from arx.audit.service import record_admin_event
 from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import ConflictError, NotFoundError, RoleRequiredError, SelfApprovalError
@@ -29,6 +29,7 @@ from arx.identity.principal import Access, PrincipalKind
 from arx.identity.roles import REVIEW
 
 MAX_LISTED = 200
+RECENT_SHOWN = 10
 
 
 async def list_approvals(
@@ -44,7 +45,33 @@ async def _detail(conn: Conn, approval_id: UUID) -> ApprovalDetail:
     if row is None:
         raise NotFoundError("no such approval request in this org")
     votes = await fetch_all(conn, repo.VOTES, {"approval_id": approval_id}, VoteView)
-    return msgspec.convert({**row, "votes": votes}, ApprovalDetail)
+    recent = await fetch_all(
+        conn,
+        repo.RECENT,
+        {"agent_id": row["agent_id"], "before": row["created_at"], "limit": RECENT_SHOWN},
+        RecentAction,
+    )
+    execution = await fetch_dict(conn, repo.EXECUTION, {"approval_id": approval_id})
+    if execution is not None:
+        execution["response"] = _answer(
+            execution.pop("response_media_type"), execution.pop("response_body")
+        )
+    return msgspec.convert(
+        {**row, "votes": votes, "recent_actions": recent, "execution": execution},
+        ApprovalDetail,
+    )
+
+
+def _answer(media_type: str | None, body: bytes | None) -> Any:
+    """The stored answer as JSON when it is JSON (it always is from ARX)."""
+    if body is None:
+        return None
+    if media_type and "json" in media_type:
+        try:
+            return msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            pass
+    return body.decode("utf-8", "replace")
 
 
 async def get_approval(

@@ -63,8 +63,34 @@ class VoteView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
+class RecentAction(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the agent's decisions before it asked."""
+
+    at: datetime
+    connector: str
+    operation: str
+    kind: str
+    verdict: str
+    risk_score: int
+    policy_id: str | None
+
+
+class Execution(msgspec.Struct, frozen=True, kw_only=True):
+    """The approved call, once resumed: its decision and the answer the agent got."""
+
+    event_id: UUID | None
+    claimed_at: datetime | None
+    verdict: str | None
+    policy_id: str | None
+    decided_at: datetime | None
+    # Null while it runs.
+    response_status: int | None
+    response: Any = None
+
+
 class ApprovalDetail(ApprovalSummary, frozen=True, kw_only=True):
-    """Everything a reviewer decides on: who asked, what for, what policy said."""
+    """Everything a reviewer decides on (who asked, what for, what policy said,
+    what the agent did just before) and what became of it (votes, execution)."""
 
     event_id: UUID
     agent_intent: dict[str, Any]
@@ -74,3 +100,5 @@ class ApprovalDetail(ApprovalSummary, frozen=True, kw_only=True):
     bundle_revisions: dict[str, str] | None
     resolution_comment: str | None
     votes: list[VoteView]
+    recent_actions: list[RecentAction]
+    execution: Execution | None

@@ -1,2 +1,2 @@
-"""Server-rendered pages for people (sign-in now; reviews later). No JavaScript,
-no third-party asset: security teams run ARX air-gapped."""
+"""Server-rendered pages for people: sign-in and reviews. No JavaScript, no
+third-party asset: security teams run ARX air-gapped."""

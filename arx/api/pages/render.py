@@ -7,6 +7,7 @@ ARX's own forms: no script, no frame, no remote asset.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -27,13 +28,20 @@ SECURITY_HEADERS = {
 }
 
 
+def when(moment: datetime | None) -> str:
+    """A timestamp as people compare them across teams: UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("arx.api.pages", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["when"] = when
+    return env
 
 
 def page(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
+import re
 import secrets
 from typing import Any, Literal
 from urllib.parse import quote
@@ -31,6 +31,7 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 
 from arx.api.guards import address_of
+from arx.api.pages.forms import read_form, same
 from arx.api.pages.render import page, redirect
 from arx.api.state import runtime
 from arx.db.pool import connection
@@ -48,7 +49,12 @@ _VERIFYING = asyncio.Semaphore(2)
 PRE_CSRF_COOKIE = "arx_csrf"
 OIDC_COOKIE = "arx_oidc"
 SAML_COOKIE = "arx_saml"
-_FORM_MAX_FIELD = 4096
+# Where to go once signed in (a page of ARX's own, e.g. a review link from Slack).
+NEXT_COOKIE = "arx_next"
+# A path of this site and nothing else: no scheme, no host, no "//" or "/\\"
+# (which browsers read as another host), no characters that need escaping.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~/-]{0,300}")
+_FIELDS = ("csrf_token", "email", "password", "SAMLResponse", "RelayState")
 
 
 def _cookie(
@@ -72,19 +78,9 @@ def _cookie(
 
 
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    form = await request.form()
-    out: dict[str, str] = {}
-    for key in ("csrf_token", "email", "password", "SAMLResponse", "RelayState"):
-        value = form.get(key)
-        if isinstance(value, str):
-            # A SAMLResponse is bounded by the body limit and checked whole by
-            # consume(); cutting it would only break its signature.
-            out[key] = value if key == "SAMLResponse" else value[:_FORM_MAX_FIELD]
-    return out
-
-
-def _same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(str(a).encode(), str(b).encode())
+    # A SAMLResponse is bounded by the body limit and checked whole by
+    # consume(); cutting it would only break its signature.
+    return await read_form(request, _FIELDS, whole=("SAMLResponse",))
 
 
 async def _start_session(
@@ -108,7 +104,15 @@ async def _start_session(
         ttl_seconds=rt.settings.session_ttl_seconds,
     )
     cookie = _cookie(rt, SESSION_COOKIE, session_id, max_age=rt.settings.session_ttl_seconds)
-    return redirect("/auth/me", cookies=[cookie, *(extra_cookies or [])])
+    done = _cookie(rt, NEXT_COOKIE, "", max_age=0, path="/auth")
+    return redirect(
+        _next_path(request.cookies.get(NEXT_COOKIE)) or "/auth/me",
+        cookies=[cookie, done, *(extra_cookies or [])],
+    )
+
+
+def _next_path(value: str | None) -> str | None:
+    return value if value and _LOCAL_PATH.fullmatch(value) else None
 
 
 def _login_page(
@@ -121,12 +125,15 @@ def _login_page(
 ) -> Response[str]:
     rt = runtime(request)
     token = secrets.token_urlsafe(32)
-    cookie = _cookie(rt, PRE_CSRF_COOKIE, token, max_age=3600, same_site="strict")
+    cookies = [_cookie(rt, PRE_CSRF_COOKIE, token, max_age=3600, same_site="strict")]
+    follow = _next_path(request.query_params.get("next"))
+    if follow:
+        cookies.append(_cookie(rt, NEXT_COOKIE, follow, max_age=600, path="/auth"))
     return page(
         "login.html",
         status=status,
         headers=headers,
-        cookies=[cookie],
+        cookies=cookies,
         csrf_token=token,
         error=error,
         email=email,
@@ -144,7 +151,7 @@ async def login_page(request: Request[Any, Any, Any]) -> Response[str]:
 async def login(request: Request[Any, Any, Any]) -> Response[str]:
     rt = runtime(request)
     form = await _form(request)
-    if not _same(form.get("csrf_token"), request.cookies.get(PRE_CSRF_COOKIE)):
+    if not same(form.get("csrf_token"), request.cookies.get(PRE_CSRF_COOKIE)):
         return _login_page(request, error=CSRFError.title, status=403)
     email = form.get("email", "").strip()
     address = str(address_of(request) or "unknown")
@@ -191,7 +198,7 @@ async def oidc_callback(request: Request[Any, Any, Any]) -> Response[str]:
     if request.query_params.get("error"):
         return _login_page(request, error="the identity provider refused the sign-in", status=401)
     code = request.query_params.get("code", "")
-    if not code or not _same(request.query_params.get("state"), state):
+    if not code or not same(request.query_params.get("state"), state):
         return _login_page(
             request, error="the sign-in could not be matched to this browser", status=401
         )
@@ -256,7 +263,7 @@ async def saml_acs(request: Request[Any, Any, Any]) -> Response[str]:
     request_id = _in_response_to(saml_response)
     pool = rt.control_pool
     try:
-        if request_id is None or not _same(request_id, request.cookies.get(SAML_COOKIE)):
+        if request_id is None or not same(request_id, request.cookies.get(SAML_COOKIE)):
             raise SignInFailedError(
                 "the SAML response does not answer the sign-in this browser started"
             )
@@ -303,7 +310,7 @@ async def logout(request: Request[Any, Any, Any]) -> Response[str]:
     form = await _form(request)
     if session is None:
         return redirect("/auth/login")
-    if not _same(form.get("csrf_token"), session.csrf_token):
+    if not same(form.get("csrf_token"), session.csrf_token):
         # The session stays; the page offers a working sign-in form.
         return _login_page(request, error=CSRFError.title, status=403)
     await sessions.end(rt.control_pool, session_id)
