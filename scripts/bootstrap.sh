@@ -11,6 +11,8 @@
 #   4. xmlsec1 (SAML signatures, through pysaml2), with apt-get when missing.
 #   5. With --for-tests: the pinned ory/hydra (hydra/install.sh), the real OpenID
 #      provider the identity tests sign in against; built once into the user cache.
+#   6. With --for-tests: Debian's chromium (the browser tests drive it headless through
+#      Playwright), with apt-get when missing.
 #
 # Prints one line per step; on failure, the failing tool's output.
 set -euo pipefail
@@ -165,4 +167,20 @@ fi
 if [[ "$for_tests" == 1 ]]; then
     hydra="$(bash hydra/install.sh)" || die "no hydra binary (see the message above)"
     step "hydra: $hydra (v$(tr -d '[:space:]' <hydra/VERSION), for the OIDC tests)"
+fi
+
+# --- 6. chromium (tests only) -------------------------------------------------------------
+
+if [[ "$for_tests" == 1 ]]; then
+    if chromium="$(command -v chromium || command -v chromium-browser)"; then
+        step "chromium: $chromium (for the browser tests)"
+    elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        quietly apt-get update
+        quietly apt-get install -y --no-install-recommends chromium
+        step "chromium: installed the Debian package (for the browser tests)"
+    else
+        die "chromium not found: the browser tests (tests/e2e/test_browser_docs.py) drive it.
+  Install it (Debian/Ubuntu: sudo apt-get install chromium), then re-run."
+    fi
 fi

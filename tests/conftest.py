@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.saml_idp",
     "tests.fixtures.hydra",
     "tests.fixtures.signin",
+    "tests.fixtures.browser",
 ]
 
 

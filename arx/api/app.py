@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 
 import arx
 from arx.api.admin import admin_router
+from arx.api.docs_page import SwaggerUIPage, docs_router
 from arx.api.health import health
 from arx.api.middleware import request_id_middleware
 from arx.api.openapi import components
@@ -77,11 +77,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             title="ARX",
             version=arx.__version__,
             description=DESCRIPTION,
-            path="/schema",
             components=components(
                 allow_insecure_connector_urls=settings.allow_insecure_connector_urls
             ),
-            render_plugins=[ScalarRenderPlugin()],
+            # /schema: Swagger UI from ARX's own pinned copy (arx.api.docs_page).
+            render_plugins=[SwaggerUIPage()],
+            openapi_router=docs_router(),
         ),
         debug=False,
         logging_config=None,
