@@ -135,6 +135,14 @@ def seed_over_api(
         )
         org_id = founded["org"]["id"]
         owner = {"authorization": f"Bearer {founded['owner_token']['token']}"}
+        # The demo's one person also reviews escalations (on the review page).
+        _ok(
+            http.patch(
+                f"/v1/admin/orgs/{org_id}/members/{founded['owner']['user_id']}",
+                headers=owner,
+                json={"roles": ["owner", "reviewer"]},
+            )
+        )
         agent_ids: dict[str, UUID] = {}
         keys: dict[str, str] = {}
         for name, intent in AGENTS.items():
