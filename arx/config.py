@@ -36,6 +36,7 @@ BodyBytes = Annotated[int, msgspec.Meta(ge=1024, le=16 * 1024 * 1024)]
 ToolBytes = Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)]
 PoolSize = Annotated[int, msgspec.Meta(ge=1, le=200)]
 ApprovalSeconds = Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)]
+HoldSeconds = Annotated[int, msgspec.Meta(ge=0, le=60)]
 RecentCount = Annotated[int, msgspec.Meta(ge=0, le=100)]
 SessionSeconds = Annotated[int, msgspec.Meta(ge=300, le=7 * 24 * 3600)]
 OverlapSeconds = Annotated[int, msgspec.Meta(ge=0, le=30 * 24 * 3600)]
@@ -99,6 +100,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_min: PoolSize = 2
     db_pool_max: PoolSize = 10
     approval_ttl_seconds: ApprovalSeconds = 3600
+    # How long an escalated execute is held for reviewers before it answers
+    # 202, unless the agent asks otherwise (Prefer: wait=N); 0 answers at once.
+    execute_approval_wait_seconds: HoldSeconds = 0
     # How many of the agent's latest decisions the policy input lists one by
     # one (counts over time windows come on top, whatever this is).
     session_recent: RecentCount = 10
@@ -149,6 +153,7 @@ _PLAIN = {
     "ARX_DB_POOL_MIN": "db_pool_min",
     "ARX_DB_POOL_MAX": "db_pool_max",
     "ARX_APPROVAL_TTL_SECONDS": "approval_ttl_seconds",
+    "ARX_EXECUTE_APPROVAL_WAIT_SECONDS": "execute_approval_wait_seconds",
     "ARX_SESSION_RECENT": "session_recent",
     "ARX_AUTH_CACHE_SECONDS": "auth_cache_seconds",
     "ARX_SPOOL_DIR": "spool_dir",

@@ -72,6 +72,11 @@ _HEADERS: dict[str, OpenAPIHeader] = {
         {"type": "string", "enum": ["true"]},
     ),
     "WWW-Authenticate": _header("The scheme to authenticate with.", {"type": "string"}),
+    "Preference-Applied": _header(
+        "The request was held this many seconds for reviewers (Prefer: wait) and they "
+        "have not decided yet.",
+        {"type": "string", "pattern": "^wait=[0-9]+$"},
+    ),
 }
 
 SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
@@ -108,6 +113,19 @@ IDEMPOTENCY_KEY = Parameter(
     "a different request is a 422, while the first is still running a 409.",
     # HTTP drops leading and trailing spaces of a header value: a key has none.
     schema={"type": "string", "pattern": r"^[!-~]([ -~]{0,253}[!-~])?$"},  # type: ignore[arg-type]
+)
+
+
+PREFER = Parameter(
+    name="Prefer",
+    param_in="header",
+    required=False,
+    description="RFC 7240. `wait=N` (0-60): when policy escalates, hold the answer up to N "
+    "seconds for reviewers. Approved meanwhile, the call runs (once, as a resume would) and "
+    "answers 200; rejected or expired, 403 with the reviewers' comment; undecided, the 202 "
+    "(with Preference-Applied). `respond-async`: answer at once. Without it, the deployment's "
+    "ARX_EXECUTE_APPROVAL_WAIT_SECONDS (0 unless set).",
+    schema={"type": "string", "maxLength": 200},  # type: ignore[arg-type]
 )
 
 
@@ -311,6 +329,8 @@ class RouteDoc:
     roles: tuple[str, ...] = ()
     # The route also accepts the bootstrap token.
     bootstrap: bool = False
+    # An escalation may be held for reviewers (Prefer: wait=N).
+    holds: bool = False
 
     @property
     def opt(self) -> dict[str, Any]:
@@ -359,6 +379,8 @@ class RouteDoc:
                 param.schema = {"type": "string", "enum": list(self.path_enums[param.name])}  # type: ignore[assignment]
         if self.idempotent:
             op.parameters = [*(op.parameters or []), IDEMPOTENCY_KEY]
+        if self.holds:
+            op.parameters = [*(op.parameters or []), PREFER]
         declared = {str(s) for s in (*self.errors, *self.success)}
         responses = op.responses or {}
         for status in list(responses):
@@ -376,6 +398,8 @@ class RouteDoc:
             yield "Retry-After", _response_header("Retry-After", required=self.retry_after[status])
         if status == 202:
             yield "Location", _response_header("Location", required=True)
+            if self.holds:
+                yield "Preference-Applied", _response_header("Preference-Applied")
         if status == 401:
             yield "WWW-Authenticate", _response_header("WWW-Authenticate", required=True)
         if self.idempotent:

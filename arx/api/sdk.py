@@ -30,6 +30,7 @@ from arx.approvals import waiters
 from arx.approvals.service import get_for_agent, request_hash
 from arx.approvals.types import ApprovalView
 from arx.connectors.catalog import connectors
+from arx.connectors.types import ExecuteCall
 from arx.deadline import Deadline
 from arx.errors import (
     AddressNotAllowedError,
@@ -63,6 +64,7 @@ _EXECUTE_DOC = RouteDoc(
     body=execute_body_schema(),
     idempotent=True,
     retry_after={429: True, 503: False},
+    holds=True,
 )
 _RESUME_DOC = RouteDoc(
     security=AGENT_KEY,
@@ -118,12 +120,14 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     req = await body.read(request, ExecuteRequest)
     params = body.check_params(req.params)
     call = rt.intercept.prepare(req.connector, req.operation, params)
+    hold = _hold_seconds(request.headers.get("prefer"), rt.settings.execute_approval_wait_seconds)
     if key is None:
         try:
-            return _respond(await rt.intercept.execute(who, call, deadline=deadline))
+            outcome = await rt.intercept.execute(who, call, deadline=deadline)
         except (AuthenticationError, AgentDisabledError) as exc:
             await _revoked(rt, who, exc, deadline, request.url.path)
             raise
+        return await _held(request, who, call, outcome, hold)
 
     keys = rt.idempotency
     stored = await keys.claim(
@@ -132,9 +136,7 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     if stored is not None:
         return _replay(stored)
     try:
-        response = _respond(
-            await rt.intercept.execute(who, call, deadline=deadline, idempotency_key=key)
-        )
+        outcome = await rt.intercept.execute(who, call, deadline=deadline, idempotency_key=key)
     except NOTHING_RAN as exc:
         # Free the key so the retry runs.
         await _nothing_ran(rt, who, exc, deadline, request.url.path)
@@ -145,8 +147,73 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         # The same body the exception handler is about to send, stored for replay.
         await _store(keys, who, key, problem_response(exc))
         raise
+    try:
+        response = await _held(request, who, call, outcome, hold)
+    except ARXError as exc:
+        # Held, then rejected, expired or run and failed: that is the answer.
+        await _store(keys, who, key, problem_response(exc))
+        raise
     await _store(keys, who, key, response)
     return response
+
+
+def _hold_seconds(prefer: str | None, default: int) -> int:
+    """RFC 7240: ``Prefer: wait=N`` (seconds, capped) or ``respond-async`` (no hold)."""
+    if prefer is None:
+        return default
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";")[0].strip().partition("=")
+        if name.lower() == "respond-async":
+            return 0
+        if name.lower() == "wait" and value.strip().isdigit():
+            return min(int(value.strip()), MAX_APPROVAL_WAIT_SECONDS)
+    return default
+
+
+async def _held(
+    request: Request[Any, Any, Any],
+    who: AgentIdentity,
+    call: ExecuteCall,
+    outcome: Outcome,
+    hold: int,
+) -> Response[bytes]:
+    """An escalated call held for up to ``hold`` seconds: approved meanwhile, it
+    runs (once, as a resume would) and answers 200; rejected or expired, 403
+    with the reviewers' comment; still undecided, the 202 as without a hold."""
+    pending = _respond(outcome)
+    if isinstance(outcome, Executed) or hold <= 0:
+        return pending
+    rt = runtime(request)
+    approval_id = outcome.approval_id
+
+    async def state() -> ApprovalView:
+        return await get_for_agent(
+            rt.pool,
+            who.org_id,
+            who.agent_id,
+            approval_id,
+            deadline=Deadline(rt.settings.execute_deadline_seconds),
+        )
+
+    # As the approval poll: registered before the read, no connection held
+    # while waiting, woken by the decision's NOTIFY from any process.
+    async with rt.waiters.registered(str(approval_id)) as decided:
+        if (await state()).status == "pending":
+            await waiters.wait(decided, min(hold, (outcome.expires_at - _now()).total_seconds()))
+    view = await state()
+    if view.status == "pending":
+        pending.headers["preference-applied"] = f"wait={hold}"
+        return pending
+    digest = request_hash(who.agent_id, call.connector, call.operation.name, call.raw_params)
+    return await _run_approved(
+        rt,
+        who,
+        call,
+        approval_id,
+        digest=digest,
+        deadline=Deadline(rt.settings.execute_deadline_seconds),
+        path=request.url.path,
+    )
 
 
 # Errors after which nothing was executed: a 503; the tool never reached; the
@@ -275,6 +342,23 @@ async def resume(request: Request[Any, Any, Any], approval_id: FromPath[UUID]) -
     params = body.check_params(req.params)
     call = rt.intercept.prepare(req.connector, req.operation, params)
     digest = request_hash(who.agent_id, req.connector, req.operation, params)
+    return await _run_approved(
+        rt, who, call, approval_id, digest=digest, deadline=deadline, path=request.url.path
+    )
+
+
+async def _run_approved(
+    rt: Runtime,
+    who: AgentIdentity,
+    call: ExecuteCall,
+    approval_id: UUID,
+    *,
+    digest: bytes,
+    deadline: Deadline,
+    path: str,
+) -> Response[bytes]:
+    """Claim the approval for this exact call and run it once (or replay the
+    answer of the run that did)."""
     stored = await resuming.claim(rt.pool, who, approval_id, digest, deadline)
     if stored is not None:
         return Response(stored.body, status_code=stored.status_code, media_type=stored.media_type)
@@ -282,7 +366,7 @@ async def resume(request: Request[Any, Any, Any], approval_id: FromPath[UUID]) -
         outcome = await rt.intercept.execute(who, call, deadline=deadline, approval_id=approval_id)
     except NOTHING_RAN as exc:
         # The approval can be resumed again.
-        await _nothing_ran(rt, who, exc, deadline, request.url.path)
+        await _nothing_ran(rt, who, exc, deadline, path)
         with suppress(ARXError):
             await resuming.release(rt.pool, who, approval_id)
         raise

@@ -470,3 +470,85 @@ async def test_a_vote_needs_the_reviewer_role_whatever_calls_it(
     with pytest.raises(RoleRequiredError, match="reviewer role"):
         await review.vote(runtime.control_pool, auditor, approval, approve=True, comment="")
     assert (await _poll(client, example, approval))["status"] == "pending"
+
+
+# --- execute held for reviewers (Prefer: wait=N) ------------------------------------
+
+
+async def _decide_when_asked(runtime: Runtime, reviewer: Access, *, approve: bool) -> UUID:
+    """The reviewer, watching the queue: decides the first request that shows up."""
+    for _ in range(200):
+        queue = await review.list_approvals(
+            runtime.control_pool, reviewer.org_id, pending_only=True
+        )
+        if queue:
+            await asyncio.sleep(0.2)  # the agent is being held meanwhile
+            await review.vote(
+                runtime.control_pool,
+                reviewer,
+                queue[0].approval_id,
+                approve=approve,
+                comment="contain it" if approve else "not that host",
+            )
+            return queue[0].approval_id
+        await asyncio.sleep(0.02)
+    raise AssertionError("no request reached the queue")
+
+
+async def test_a_held_execute_runs_once_approved_and_answers_200(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, falcon: FalconState
+) -> None:
+    rita = await _reviewer(client, example, "rita@example.test")
+    headers = {**example.auth("responder-bot"), "prefer": "wait=20"}
+    started = time.monotonic()
+    held, approval = await asyncio.gather(
+        client.post(EXECUTE, json=CONTAIN, headers=headers),
+        _decide_when_asked(runtime, rita, approve=True),
+    )
+    assert held.status_code == 200, held.text
+    assert time.monotonic() - started < 5  # woken by the decision, not the hold's end
+    body = held.json()
+    assert body["verdict"] == "PERMIT"
+    assert body["reasons"][0] == f"approved by reviewers (approval {approval})"
+    assert _contained(falcon) == 1
+    assert (await _poll(client, example, approval))["status"] == "executed"
+    # Resuming it as well replays that answer; nothing runs again.
+    again = await client.post(
+        f"/v1/sdk/approvals/{approval}/execute", json=CONTAIN, headers=example.auth("responder-bot")
+    )
+    assert again.json()["event_id"] == body["event_id"]
+    assert _contained(falcon) == 1
+
+
+async def test_a_held_execute_rejected_meanwhile_answers_403_with_the_comment(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, falcon: FalconState
+) -> None:
+    rita = await _reviewer(client, example, "rita@example.test")
+    headers = {**example.auth("responder-bot"), "prefer": "wait=20"}
+    held, _ = await asyncio.gather(
+        client.post(EXECUTE, json=CONTAIN, headers=headers),
+        _decide_when_asked(runtime, rita, approve=False),
+    )
+    assert held.status_code == 403, held.text
+    assert held.json()["code"] == "approval_rejected"
+    assert held.json()["comment"] == "not that host"
+    assert _contained(falcon) == 0
+
+
+async def test_an_undecided_held_execute_answers_202_when_the_hold_ends(
+    client: httpx.AsyncClient, example: Example, falcon: FalconState
+) -> None:
+    started = time.monotonic()
+    held = await client.post(
+        EXECUTE, json=CONTAIN, headers={**example.auth("responder-bot"), "prefer": "wait=1"}
+    )
+    assert 0.9 <= time.monotonic() - started < 4
+    assert held.status_code == 202, held.text
+    assert held.headers["preference-applied"] == "wait=1"
+    assert held.json()["status"] == "pending"
+    quick = await client.post(
+        EXECUTE, json=CONTAIN, headers={**example.auth("responder-bot"), "prefer": "respond-async"}
+    )
+    assert quick.status_code == 202
+    assert "preference-applied" not in quick.headers
+    assert _contained(falcon) == 0
