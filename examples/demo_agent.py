@@ -5,6 +5,9 @@ through the agentvault SDK, exactly as a real agent would.
 
     ARX_BASE_URL=http://127.0.0.1:8080 DEMO_TRIAGE_KEY=arx_... \
     DEMO_RESPONDER_KEY=arx_... python examples/demo_agent.py
+
+With DEMO_APPROVAL_WAIT=<seconds>, the escalated containment waits for a
+reviewer (it prints the review page's link) and, once approved, runs.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from __future__ import annotations
 import os
 import sys
 
-from agentvault import ApprovalPendingError, ARXClient, PermissionDeniedError
+from agentvault import (
+    ApprovalPendingError,
+    ApprovalTimeoutError,
+    ARXClient,
+    PermissionDeniedError,
+)
 
 
 def main() -> int:
@@ -54,13 +62,38 @@ def main() -> int:
         )
         print(f"      approval {exc.approval_id} is pending; poll {exc.poll_url}")
         seen.append("ESCALATE")
+        wait = float(os.environ.get("DEMO_APPROVAL_WAIT", "0"))
+        if wait and exc.approval_id:
+            seen.append(_wait_and_resume(responder, base, exc.approval_id, target, wait))
 
     triage.close()
     responder.close()
-    if seen != ["PERMIT", "DENY", "ESCALATE"]:
+    if seen[:3] != ["PERMIT", "DENY", "ESCALATE"] or "failed" in seen:
         print(f"unexpected outcomes: {seen}", file=sys.stderr)
         return 1
     return 0
+
+
+def _wait_and_resume(
+    responder: ARXClient, base: str, approval_id: str, target: str, wait: float
+) -> str:
+    """Wait for the reviewers; once approved, run the call (exactly once)."""
+    print(f"      review it: {base}/review/example/approvals/{approval_id}")
+    print(f"      responder-bot waits for a reviewer (up to {wait:.0f} s) ...")
+    try:
+        decided = responder.wait_for_approval(approval_id, timeout=wait)
+    except ApprovalTimeoutError:
+        print("   -> nobody decided in time; the request stays pending until it expires")
+        return "undecided"
+    if decided.status != "approved":
+        print(f"   -> {decided.status} by a reviewer: {decided.comment or 'no comment'}")
+        return decided.status
+    done = responder.resume(approval_id, "crowdstrike", "hosts:contain", {"ids": [target]})
+    print(f"   -> approved ({decided.comment or 'no comment'}); it ran: {done.verdict}")
+    print(f"      {done.reasons[0]}; audit event {done.event_id}")
+    contained = done.result.get("resources", [])
+    print(f"      CrowdStrike answered for {len(contained)} host(s)")
+    return "executed" if contained else "failed"
 
 
 if __name__ == "__main__":

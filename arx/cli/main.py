@@ -346,7 +346,12 @@ def _add_operator_commands(sub: _Sub) -> None:
     ).set_defaults(operator=_db_migrate)
     demo = sub.add_parser("demo", help="start the whole system locally and run the demo agent")
     demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--no-wait", action="store_true", help="stop everything after the demo")
+    demo.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="approve the escalation as the demo's reviewer instead of waiting for you "
+        "on the review page, then stop everything",
+    )
     demo.add_argument("--home", type=Path, help="state directory (default: .arx in the checkout)")
     demo.set_defaults(operator=_demo)
 

@@ -4,7 +4,11 @@ Starts (or reuses) a project-local PostgreSQL cluster, builds the policy
 bundles and starts the OPA sidecar, the Falcon sandbox and the ARX API, seeds
 the example org in a fresh ``arx_demo`` database, then runs
 ``examples/demo_agent.py`` (a real SDK client in its own process) for a
-PERMIT, a DENY and an ESCALATE. Everything keeps running until Ctrl-C.
+PERMIT, a DENY and an ESCALATE. The escalated call waits for a reviewer: the
+demo prints the review page and the local reviewer's sign-in, and the call
+completes when a person approves it (with ``--no-wait`` the demo approves it
+itself on the same page, then stops). Otherwise everything keeps running until
+Ctrl-C.
 
 State lives in ``.arx/`` (or ``--home``): the cluster, the generated KEK,
 admin token and passwords (0600 files), logs, and ``demo.env`` for the CLI.
@@ -25,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from arx.devstack import reviewer
 from arx.devstack.opa import OpaSidecar, opa_binary
 from arx.devstack.ports import LOOPBACK, free_port, is_port_open
 from arx.devstack.postgres import LocalPostgres, check_traversable
@@ -301,8 +306,16 @@ def run_demo(*, port: int = 8080, wait: bool = True, home: Path | None = None) -
     # The demo is a developer tool run from a shell: its one environment knob.
     admin_url = os.environ.get("ARX_DATABASE_URL") or None
     with local_stack(home=home, port=port, admin_url=admin_url) as st:
+        if wait:
+            print(
+                f"""
+Its third call escalates and waits for you. Approve (or reject) it on the review page:
+  Review page:    {st.base_url}/review/example
+  Sign in as:     {st.owner_email}, password {st.owner_password}
+                  (the local owner, also a reviewer; shown once, new on every run)"""
+            )
         print("\nRunning the demo agent (examples/demo_agent.py, using the agentvault SDK):\n")
-        code = _run_agent(st.base_url, st.api_keys)
+        code = _run_agent(st, person=wait)
         if code != 0:
             raise DevstackError(f"the demo agent failed (exit {code}); see {st.logs / 'api.log'}")
         base, key = st.base_url, st.api_keys["triage-bot"]
@@ -317,8 +330,9 @@ ARX is running.
                     -H "Authorization: Bearer {key}" \\
                     -H 'content-type: application/json' \\
                     -d '{{"connector":"crowdstrike","operation":"hosts:search","params":{{}}}}'
+  Review page:    {base}/review/example  (escalations wait there for a reviewer)
   Sign in:        {base}/auth/login  as {st.owner_email}, password {st.owner_password}
-                  (a local owner account; shown once, new on every run)
+                  (a local owner and reviewer account; shown once, new on every run)
   CLI:            . {st.env_file} && .venv/bin/arx audit list
                   (ARX_URL and the owner's admin token ARX_TOKEN)
   Stop:           Ctrl-C here (stops the API, OPA, the sandbox and the cluster it started)
@@ -329,18 +343,43 @@ ARX is running.
         print("Stopping ARX ...")
 
 
-def _run_agent(base: str, keys: dict[str, str]) -> int:
+# How long the demo agent waits for a person to approve its containment.
+REVIEW_WAIT_SECONDS = 900
+
+
+def _run_agent(st: Stack, *, person: bool) -> int:
+    """Run the demo agent. Its containment escalates and waits for a reviewer:
+    a person on the review page (``person``), or the demo itself, which signs
+    in as the local reviewer and approves on the same page."""
     import subprocess  # noqa: PLC0415
 
     env = {
         **os.environ,
-        "ARX_BASE_URL": base,
-        "DEMO_TRIAGE_KEY": keys["triage-bot"],
-        "DEMO_RESPONDER_KEY": keys["responder-bot"],
+        "ARX_BASE_URL": st.base_url,
+        "DEMO_TRIAGE_KEY": st.api_keys["triage-bot"],
+        "DEMO_RESPONDER_KEY": st.api_keys["responder-bot"],
+        "DEMO_APPROVAL_WAIT": str(REVIEW_WAIT_SECONDS if person else 60),
     }
-    return subprocess.call(
+    agent = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "examples" / "demo_agent.py")], env=env, cwd=REPO_ROOT
     )
+    try:
+        if not person:
+            approval = reviewer.first_pending(st.base_url, st.org_id, st.owner_token, timeout=60)
+            reviewer.approve(
+                st.base_url,
+                "example",
+                approval,
+                email=st.owner_email,
+                password=st.owner_password,
+                comment="the demo's reviewer, --no-wait",
+            )
+            print(f"   (the demo signed in as {st.owner_email} and approved it on the review page)")
+        return agent.wait()
+    finally:
+        if agent.poll() is None:
+            agent.terminate()
+            agent.wait()
 
 
 def _wait_for_interrupt() -> None:

@@ -21,6 +21,7 @@ from agentvault import (
     PermissionDeniedError,
 )
 
+from arx.devstack import reviewer
 from arx.devstack.demo import Stack, local_stack
 from arx.devstack.ports import free_port
 
@@ -119,6 +120,65 @@ def test_demo_agent_script_runs_against_the_stack(stack: Stack) -> None:
     assert "-> PERMIT" in done.stdout
     assert "-> DENY" in done.stdout
     assert "-> ESCALATE" in done.stdout
+
+
+@pytest.fixture
+def fresh_stack(pg_admin_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """A stack of its own: the shared one's earlier containments would make this
+    one the third in five minutes, which the example policy gives two reviewers."""
+    with local_stack(
+        home=tmp_path, port=free_port(), admin_url=pg_admin_url, db_name="arx_demo_review"
+    ) as running:
+        yield running
+
+
+def test_the_demo_agent_waits_for_a_reviewer_and_its_call_runs_once_approved(
+    fresh_stack: Stack,
+) -> None:
+    stack = fresh_stack
+    env = {
+        **os.environ,
+        "ARX_BASE_URL": stack.base_url,
+        "DEMO_TRIAGE_KEY": stack.api_keys["triage-bot"],
+        "DEMO_RESPONDER_KEY": stack.api_keys["responder-bot"],
+        "DEMO_APPROVAL_WAIT": "60",
+        "PYTHONUNBUFFERED": "1",  # each line as it is printed
+    }
+    agent = subprocess.Popen(
+        [sys.executable, str(REPO / "examples" / "demo_agent.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert agent.stdout is not None
+    lines: list[str] = []
+    try:
+        # The agent names its request; the local reviewer approves it on the
+        # review page, as `arx demo --no-wait` does.
+        for line in agent.stdout:
+            lines.append(line)
+            if "review it: " in line:
+                break
+        approval = lines[-1].rsplit("/", 1)[-1].strip()
+        reviewer.approve(
+            stack.base_url,
+            "example",
+            approval,
+            email=stack.owner_email,
+            password=stack.owner_password,
+            comment="go ahead",
+        )
+        rest, err = agent.communicate(timeout=30)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.communicate()
+    out = "".join(lines) + rest
+    assert agent.returncode == 0, err
+    assert f"review it: {stack.base_url}/review/example/approvals/{approval}" in out
+    assert "-> approved (go ahead); it ran: PERMIT" in out
+    assert "CrowdStrike answered for 1 host(s)" in out
 
 
 def test_api_logs_are_json_without_secrets(stack: Stack) -> None:
