@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
+from arx.approvals import expiry
 from arx.approvals.waiters import ApprovalWaiters
 from arx.audit.refusals import Refusals
 from arx.audit.spool import ResultSpool
@@ -202,6 +203,7 @@ async def open_runtime(
         asyncio.create_task(_replay_spool(trail)),
         asyncio.create_task(notifications.run()),
         asyncio.create_task(runtime.auth.touch_forever()),
+        *([asyncio.create_task(expiry.sweep_forever(control_pool))] if control_pool else []),
     ]
     try:
         yield runtime

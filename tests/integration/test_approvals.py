@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 
-from arx.approvals import review
+from arx.approvals import expiry, review
 from arx.errors import ConflictError, RoleRequiredError, SelfApprovalError
 from arx.identity.principal import Access, Principal, PrincipalKind
 from arx.runtime import Runtime
@@ -552,3 +552,36 @@ async def test_an_undecided_held_execute_answers_202_when_the_hold_ends(
     assert quick.status_code == 202
     assert "preference-applied" not in quick.headers
     assert _contained(falcon) == 0
+
+
+# --- expiry ---------------------------------------------------------------------------
+
+
+async def test_an_undecided_request_expires_on_time_and_the_trail_says_so(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    approval = await _escalate(client, example)
+    other = await _escalate(client, example)
+    url = f"/v1/sdk/approvals/{approval}"
+    headers = example.auth("responder-bot")
+    async with runtime.waiters.registered(str(approval)) as woken:
+        with psycopg.connect(test_db.admin_url) as conn:
+            conn.execute(
+                "UPDATE arx.approval_requests SET expires_at = now() - interval '1 second'"
+                " WHERE id = %s",
+                (approval,),
+            )
+        # (This process's own sweep, every few seconds, may get there first.)
+        await expiry.expire_due(runtime.control_pool)
+        # The waiting agent hears it (NOTIFY at commit), not at its next poll.
+        await asyncio.wait_for(woken.wait(), timeout=5)
+    assert (await client.get(url, headers=headers)).json()["status"] == "expired"
+    assert (await _poll(client, example, other))["status"] == "pending"
+    events = _events(test_db, approval)
+    assert [(e[0], e[1]) for e in events] == [("approval.expired", "arx")]
+    assert await expiry.expire_due(runtime.control_pool) == 0  # once
+    with psycopg.connect(test_db.admin_url) as conn:
+        status = conn.execute(
+            "SELECT status FROM arx.approval_requests WHERE id = %s", (approval,)
+        ).fetchone()
+    assert status == ("expired",)
