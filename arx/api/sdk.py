@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 from datetime import UTC, datetime
 from functools import cache
@@ -29,6 +30,7 @@ from arx.approvals import resume as resuming
 from arx.approvals import waiters
 from arx.approvals.service import get_for_agent, request_hash
 from arx.approvals.types import ApprovalView
+from arx.config import IDEMPOTENCY_ABANDONED_AFTER_SECONDS
 from arx.connectors.catalog import connectors
 from arx.connectors.types import ExecuteCall
 from arx.deadline import Deadline
@@ -44,7 +46,7 @@ from arx.errors import (
 from arx.idempotency import service as idempotency
 from arx.identity.network import admitted
 from arx.identity.types import AgentIdentity
-from arx.intercept.types import Executed, Outcome
+from arx.intercept.types import Executed, Outcome, Pending
 from arx.logs import agent_id_var, org_id_var
 from arx.runtime import Runtime
 
@@ -149,12 +151,21 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise
     try:
         response = await _held(request, who, call, outcome, hold)
+    except NOTHING_RAN:
+        # Held, approved, but nothing ran (or the hold could not read the
+        # request): the request is still there to resume, so a retry with this
+        # key learns of it from the 202, never from this passing error.
+        await _store(keys, who, key, _respond(outcome))
+        raise
     except ARXError as exc:
-        # Held, then rejected, expired or run and failed: that is the answer.
+        # Held, then rejected, expired, or run and failed: that is the answer.
         await _store(keys, who, key, problem_response(exc))
         raise
     await _store(keys, who, key, response)
     return response
+
+
+_WAIT = re.compile(r"[0-9]{1,6}")
 
 
 def _hold_seconds(prefer: str | None, default: int) -> int:
@@ -165,9 +176,17 @@ def _hold_seconds(prefer: str | None, default: int) -> int:
         name, _, value = preference.split(";")[0].strip().partition("=")
         if name.lower() == "respond-async":
             return 0
-        if name.lower() == "wait" and value.strip().isdigit():
+        if name.lower() == "wait" and _WAIT.fullmatch(value.strip()):
             return min(int(value.strip()), MAX_APPROVAL_WAIT_SECONDS)
     return default
+
+
+def _hold_cap(deadline_seconds: float) -> int:
+    """The longest hold that keeps a held execute (its decision, the hold, then
+    the approved run, each within the deadline) under half of
+    IDEMPOTENCY_ABANDONED_AFTER_SECONDS, as an unheld one is: a retry that finds
+    the key unfinished after that long may then rightly take its request as dead."""
+    return max(0, int(IDEMPOTENCY_ABANDONED_AFTER_SECONDS / 2 - 2 * deadline_seconds))
 
 
 async def _held(
@@ -181,8 +200,28 @@ async def _held(
     runs (once, as a resume would) and answers 200; rejected or expired, 403
     with the reviewers' comment; still undecided, the 202 as without a hold."""
     pending = _respond(outcome)
+    rt = runtime(request)
+    hold = min(hold, _hold_cap(rt.settings.execute_deadline_seconds))
     if isinstance(outcome, Executed) or hold <= 0:
         return pending
+    approval_id = outcome.approval_id
+    try:
+        return await _wait_and_run(request, who, call, outcome, hold=hold, pending=pending)
+    except ARXError as exc:
+        # Whatever the answer, the agent learns which request it was.
+        exc.extra.setdefault("approval_id", str(approval_id))
+        raise
+
+
+async def _wait_and_run(
+    request: Request[Any, Any, Any],
+    who: AgentIdentity,
+    call: ExecuteCall,
+    outcome: Pending,
+    *,
+    hold: int,
+    pending: Response[bytes],
+) -> Response[bytes]:
     rt = runtime(request)
     approval_id = outcome.approval_id
 

@@ -32,6 +32,11 @@ LIST_PENDING = (
     " WHERE r.status = 'pending' AND r.expires_at > now() ORDER BY r.created_at"
     " LIMIT %(limit)s"
 )
+LIST_DECIDED = (
+    f"SELECT {_SUMMARY}{_FROM}"
+    " WHERE r.status <> 'pending' OR r.expires_at <= now()"
+    " ORDER BY coalesce(r.resolved_at, r.expires_at) DESC LIMIT %(limit)s"
+)
 DETAIL = (
     f"SELECT {_SUMMARY}, r.event_id, a.intent AS agent_intent, r.params, e.reasons,"
     " e.policy_id, e.bundle_revisions, r.resolution_comment"
@@ -63,10 +68,8 @@ VOTES = (
 # The request, locked: votes on one request are counted one at a time.
 LOCK = (
     "SELECT r.status, r.expires_at <= now() AS expired, r.approvals_required, r.agent_id,"
-    " a.owner_user_id AS agent_owner, o.owners_may_approve"
-    " FROM arx.approval_requests r"
-    " JOIN arx.agents a ON a.org_id = r.org_id AND a.id = r.agent_id"
-    " JOIN arx.orgs o ON o.id = r.org_id"
+    " r.agent_owner_id AS agent_owner, o.owners_may_approve"
+    " FROM arx.approval_requests r JOIN arx.orgs o ON o.id = r.org_id"
     " WHERE r.id = %(approval_id)s FOR UPDATE OF r"
 )
 INSERT_VOTE = (

@@ -40,6 +40,14 @@ async def list_approvals(
         return await fetch_all(conn, query, {"limit": MAX_LISTED}, ApprovalSummary)
 
 
+async def recently_decided(
+    pool: AsyncConnectionPool[Conn], org_id: UUID, *, limit: int = 20
+) -> list[ApprovalSummary]:
+    """The latest requests that are no longer pending, newest decision first."""
+    async with org_transaction(pool, org_id) as conn:
+        return await fetch_all(conn, repo.LIST_DECIDED, {"limit": limit}, ApprovalSummary)
+
+
 async def _detail(conn: Conn, approval_id: UUID) -> ApprovalDetail:
     row = await fetch_dict(conn, repo.DETAIL, {"approval_id": approval_id})
     if row is None:
@@ -118,7 +126,18 @@ async def vote(
             raise NotFoundError("no such approval request in this org")
         if state["status"] == "pending" and state["expired"]:
             if await fetch_dict(conn, repo.EXPIRE, {"approval_id": approval_id}) is not None:
-                await _record(conn, access, "approval.expired", approval_id, {})
+                # As the sweeper records it (arx.expire_approvals): nobody decided it.
+                await record_admin_event(
+                    conn,
+                    access.org_id,
+                    action="approval.expired",
+                    actor="arx",
+                    details={
+                        "approval_id": str(approval_id),
+                        "agent_id": str(state["agent_id"]),
+                        "comment": "",
+                    },
+                )
             expired = True
         elif state["status"] != "pending":
             raise ConflictError(f"this request is already {state['status']}")

@@ -319,6 +319,7 @@ Its third call escalates and waits for you. Approve (or reject) it on the review
         if code != 0:
             raise DevstackError(f"the demo agent failed (exit {code}); see {st.logs / 'api.log'}")
         base, key = st.base_url, st.api_keys["triage-bot"]
+        shown = "(printed above)" if wait else st.owner_password
         print(
             f"""
 ARX is running.
@@ -331,7 +332,7 @@ ARX is running.
                     -H 'content-type: application/json' \\
                     -d '{{"connector":"crowdstrike","operation":"hosts:search","params":{{}}}}'
   Review page:    {base}/review/example  (escalations wait there for a reviewer)
-  Sign in:        {base}/auth/login  as {st.owner_email}, password {st.owner_password}
+  Sign in:        {base}/auth/login  as {st.owner_email}, password {shown}
                   (a local owner and reviewer account; shown once, new on every run)
   CLI:            . {st.env_file} && .venv/bin/arx audit list
                   (ARX_URL and the owner's admin token ARX_TOKEN)

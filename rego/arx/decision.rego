@@ -110,9 +110,11 @@ rule_decision := object.union(
 )
 
 # An escalating rule's approval terms (org.approval_ok): the number of
-# distinct reviewers, and its own expiry when it sets one.
-approval_terms := {k: v |
-	some key, v in object.get(org.deciding_rule, "approval", {})
+# distinct reviewers, and its own expiry when it sets one. Whole numbers
+# written as 2.0 or 1.8e3 pass the check; round() makes OPA answer 2 and
+# 1800, which ARX reads as the integers they are.
+approval_terms := {k: round(value) |
+	some key, value in object.get(org.deciding_rule, "approval", {})
 	k := {"required": "approvals_required", "ttl_seconds": "approval_ttl_seconds"}[key]
 }
 

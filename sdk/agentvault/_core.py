@@ -134,6 +134,7 @@ class BaseClient(Generic[_H]):
         content: bytes | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
+        prefer: str | None = None,
     ) -> httpx.Request:
         headers = {
             "Authorization": f"Bearer {self._api_key}",
@@ -144,6 +145,8 @@ class BaseClient(Generic[_H]):
             headers["Content-Type"] = "application/json"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
+        if prefer is not None:
+            headers["Prefer"] = prefer
         return self._http.build_request(
             method,
             self._base_url + path,
@@ -165,6 +168,11 @@ class BaseClient(Generic[_H]):
             "/v1/sdk/execute",
             content=msgspec.json.encode(body),
             idempotency_key=idempotency_key,
+            # The SDK waits for reviewers itself (wait_for_approval: long polls
+            # within its own timeouts), so a deployment's default hold
+            # (ARX_EXECUTE_APPROVAL_WAIT_SECONDS) must not outlast this
+            # request's timeout and lose the approval id with it.
+            prefer="respond-async",
         )
 
     def _resume_request(

@@ -420,7 +420,6 @@ async def test_the_org_sets_the_default_expiry_and_a_rule_overrides_it(
 async def test_an_agents_owner_cannot_approve_its_requests_unless_the_org_allows_it(
     client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
 ) -> None:
-    approval = await _escalate(client, example)
     rita = await _reviewer(client, example, "rita@example.test")
     agent = example.seeded.agent_ids["responder-bot"]
     owner_url = f"/v1/admin/orgs/{example.seeded.org_id}/agents/{agent}/owner"
@@ -429,6 +428,9 @@ async def test_an_agents_owner_cannot_approve_its_requests_unless_the_org_allows
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["owner_user_id"] == rita.principal.id
+    approval = await _escalate(client, example)
+    # Handing the agent to someone else now does not change whose agent asked.
+    await client.put(owner_url, json={"owner_user_id": None}, headers=example.owner)
     with pytest.raises(SelfApprovalError, match="you own the agent"):
         await review.vote(runtime.control_pool, rita, approval, approve=True, comment="mine")
     assert (await _poll(client, example, approval))["status"] == "pending"
@@ -447,7 +449,6 @@ async def test_an_agents_owner_cannot_approve_its_requests_unless_the_org_allows
 async def test_an_owner_may_still_reject_and_only_members_can_own(
     client: httpx.AsyncClient, example: Example, runtime: Runtime
 ) -> None:
-    approval = await _escalate(client, example)
     rita = await _reviewer(client, example, "rita@example.test")
     agent = example.seeded.agent_ids["responder-bot"]
     owner_url = f"/v1/admin/orgs/{example.seeded.org_id}/agents/{agent}/owner"
@@ -457,6 +458,7 @@ async def test_an_owner_may_still_reject_and_only_members_can_own(
     assert stranger.status_code == 422, stranger.text
     assert stranger.json()["code"] == "invalid_field"
     await client.put(owner_url, json={"owner_user_id": rita.principal.id}, headers=example.owner)
+    approval = await _escalate(client, example)
     rejected = await review.vote(runtime.control_pool, rita, approval, approve=False, comment="no")
     assert rejected.status == "rejected"
 
@@ -585,3 +587,31 @@ async def test_an_undecided_request_expires_on_time_and_the_trail_says_so(
             "SELECT status FROM arx.approval_requests WHERE id = %s", (approval,)
         ).fetchone()
     assert status == ("expired",)
+
+
+async def test_a_held_keyed_execute_that_could_not_run_leaves_the_request_to_resume(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, falcon: FalconState
+) -> None:
+    rita = await _reviewer(client, example, "rita@example.test")
+    falcon.rate_limit = 0  # the tool refuses every call: nothing runs
+    headers = {**example.auth("responder-bot"), "prefer": "wait=20", "idempotency-key": "k-1"}
+    held, approval = await asyncio.gather(
+        client.post(EXECUTE, json=CONTAIN, headers=headers),
+        _decide_when_asked(runtime, rita, approve=True),
+    )
+    assert held.status_code == 429, held.text
+    assert held.json()["approval_id"] == str(approval)
+    # A retry with the key learns of the request (the 202), not of the passing 429 ...
+    again = await client.post(EXECUTE, json=CONTAIN, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["approval_id"] == str(approval)
+    # ... which is still approved, and runs when the tool takes calls again.
+    assert (await _poll(client, example, approval))["status"] == "approved"
+    falcon.rate_limit = None
+    ran = await client.post(
+        f"/v1/sdk/approvals/{approval}/execute", json=CONTAIN, headers=example.auth("responder-bot")
+    )
+    assert ran.status_code == 200, ran.text
+    done = falcon.calls("/devices/entities/devices-actions/v2", method="POST")
+    assert [c.status for c in done if c.status < 300] == [202]  # contained once

@@ -117,6 +117,8 @@ async def test_a_reviewer_signs_in_from_a_link_sees_the_request_and_approves_it(
         assert f'data-approval-id="{approval}"' in queue.text
         page = await browser.get(link)
         assert page.status_code == 200
+        # A link cannot claim a vote that was not cast.
+        assert 'id="notice"' not in (await browser.get(f"{link}?done=approve")).text
         for context in ("responder-bot", "hosts:contain", "Host containment needs a human"):
             assert context in page.text
         assert "4c1d7e2a9b3f4e5d8a6c0b1e2f3a4d5c" in _text(page.text, "params")
@@ -215,7 +217,9 @@ async def test_other_orgs_and_strangers_see_nothing(
             f"/review/example/approvals/{approval}/vote", data={"decision": "approve"}
         )
         assert resp.status_code == 303
-        assert resp.headers["location"].startswith("/auth/login")
+        # Back to the request's page after sign-in, never to the form's target.
+        link = f"/review/example/approvals/{approval}"
+        assert resp.headers["location"] == f"/auth/login?next={link}"
 
 
 async def test_the_audit_view_shows_votes_and_the_execution(

@@ -592,6 +592,45 @@ async def test_saml_signs_a_member_in_once_per_response(
     assert await _sessions(site, "saml") == 1
 
 
+async def test_saml_brings_a_review_link_back_through_relay_state(
+    site: Site, browser: httpx.AsyncClient, saml_idp: LocalIdp, alice: Member
+) -> None:
+    # The link opened before sign-in; the IdP's cross-site post carries no
+    # Lax cookie, so it travels to the IdP and back as RelayState.
+    link = "/review/acme/approvals/5f0c1b7e-0000-4000-8000-0000000000ff"
+    await browser.get(f"{LOGIN}?next={link}")
+    resp = await browser.get("/auth/saml/login")
+    (relay,) = parse_qs(urlsplit(resp.headers["location"]).query)["RelayState"]
+    assert relay == link
+    request_id = saml_idp.parse_authn_request(
+        parse_qs(urlsplit(resp.headers["location"]).query)["SAMLRequest"][0]
+    ).id
+    browser.cookies.delete("arx_next")  # as the cross-site post would arrive
+    signed_in = await browser.post(
+        "/auth/saml/acs",
+        data={
+            "SAMLResponse": saml_idp.good_response(request_id, name_id=MEMBER_EMAIL),
+            "RelayState": relay,
+        },
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    assert signed_in.headers["location"] == link
+    # A RelayState naming another site is ignored.
+    async with site.open_browser() as other:
+        again = await other.get("/auth/saml/login")
+        rid = saml_idp.parse_authn_request(
+            parse_qs(urlsplit(again.headers["location"]).query)["SAMLRequest"][0]
+        ).id
+        evil = await other.post(
+            "/auth/saml/acs",
+            data={
+                "SAMLResponse": saml_idp.good_response(rid, name_id=MEMBER_EMAIL),
+                "RelayState": "//evil.example/x",
+            },
+        )
+        assert evil.headers["location"] == ME
+
+
 async def test_saml_refuses_a_tampered_response(
     site: Site, browser: httpx.AsyncClient, saml_idp: LocalIdp, acme: Bootstrapped, alice: Member
 ) -> None:

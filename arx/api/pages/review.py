@@ -48,8 +48,9 @@ async def _orgs(request: Request[Any, Any, Any], session: WebSession) -> list[di
     return [{"id": r[0], "slug": r[1], "name": r[2], "roles": list(r[3])} for r in rows]
 
 
-def _sign_in(request: Request[Any, Any, Any]) -> Response[str]:
-    return redirect("/auth/login?next=" + quote(request.url.path, safe="/"))
+def _sign_in(request: Request[Any, Any, Any], back: str | None = None) -> Response[str]:
+    """To the sign-in page, and back to ``back`` (a page: never a form's target)."""
+    return redirect("/auth/login?next=" + quote(back or request.url.path, safe="/"))
 
 
 def _error(session: WebSession, status: int, message: str) -> Response[str]:
@@ -66,13 +67,16 @@ _NOT_FOUND = "No such org among yours, or no such request in it."
 Entered = tuple[WebSession, Access, dict[str, Any]]
 
 
-async def _enter(request: Request[Any, Any, Any], slug: str) -> Entered | Response[str]:
+async def _enter(
+    request: Request[Any, Any, Any], slug: str, *, back: str | None = None
+) -> Entered | Response[str]:
     """The session and the person's access to the org of the path; else the
-    page to show instead: sign-in, or 404 whether the org exists or not."""
+    page to show instead: sign-in (then ``back``), or 404 whether the org
+    exists or not."""
     rt = runtime(request)
     session = await sessions.lookup(rt.control_pool, request.cookies.get(SESSION_COOKIE))
     if session is None:
-        return _sign_in(request)
+        return _sign_in(request, back)
     org = next((o for o in await _orgs(request, session) if o["slug"] == slug), None)
     if org is None:
         return _error(session, 404, _NOT_FOUND)
@@ -109,8 +113,7 @@ async def review_queue(request: Request[Any, Any, Any], slug: FromPath[str]) -> 
     session, access, org = entered
     pool = runtime(request).control_pool
     pending = await review.list_approvals(pool, access.org_id, pending_only=True)
-    latest = await review.list_approvals(pool, access.org_id, pending_only=False)
-    decided = [a for a in latest if a.status != "pending"][:20]
+    decided = await review.recently_decided(pool, access.org_id)
     return page(
         "review_queue.html",
         email=session.email,
@@ -172,7 +175,10 @@ async def review_detail(
         )
     except NotFoundError:
         return _error(entered[0], 404, _NOT_FOUND)
-    notice = _NOTICES.get(request.query_params.get("done", ""), "")
+    # Said only when it is true: a link carrying ?done= cannot fake a vote.
+    done = request.query_params.get("done", "")
+    mine = next((v for v in detail.votes if v.user_id == entered[0].user_id), None)
+    notice = _NOTICES.get(done, "") if mine is not None and mine.vote == done else ""
     return _detail_page(entered, detail, notice=notice)
 
 
@@ -184,7 +190,8 @@ async def review_detail(
 async def review_vote(
     request: Request[Any, Any, Any], slug: FromPath[str], approval_id: FromPath[UUID]
 ) -> Response[str]:
-    entered = await _enter(request, slug)
+    # Signed out meanwhile: back to the request's page after sign-in, not to this form.
+    entered = await _enter(request, slug, back=f"/review/{slug}/approvals/{approval_id}")
     if isinstance(entered, Response):
         return entered
     session, access, org = entered

@@ -40,6 +40,7 @@ from arx.identity import repo as identity_repo
 from arx.identity import sessions
 from arx.identity.passwords import verify_password
 from arx.identity.principal import Principal
+from arx.identity.saml import MAX_RELAY_STATE_BYTES
 from arx.identity.sessions import SESSION_COOKIE
 from arx.runtime import Runtime
 
@@ -88,6 +89,7 @@ async def _start_session(
     who: Principal,
     method: str,
     extra_cookies: list[Cookie] | None = None,
+    follow: str | None = None,
 ) -> Response[str]:
     rt = runtime(request)
     pool = rt.control_pool
@@ -106,7 +108,7 @@ async def _start_session(
     cookie = _cookie(rt, SESSION_COOKIE, session_id, max_age=rt.settings.session_ttl_seconds)
     done = _cookie(rt, NEXT_COOKIE, "", max_age=0, path="/auth")
     return redirect(
-        _next_path(request.cookies.get(NEXT_COOKIE)) or "/auth/me",
+        _next_path(follow) or _next_path(request.cookies.get(NEXT_COOKIE)) or "/auth/me",
         cookies=[cookie, done, *(extra_cookies or [])],
     )
 
@@ -218,7 +220,11 @@ async def saml_login(request: Request[Any, Any, Any]) -> Response[str]:
     rt = runtime(request)
     if rt.saml is None:
         return _login_page(request, error="SAML is not configured", status=404)
-    url, request_id = await asyncio.to_thread(rt.saml.login_redirect, "")
+    # The IdP posts its answer cross-site, without the Lax arx_next cookie:
+    # where to go afterwards travels as RelayState (checked again on return).
+    follow = _next_path(request.cookies.get(NEXT_COOKIE)) or ""
+    relay = follow if len(follow) <= MAX_RELAY_STATE_BYTES else ""
+    url, request_id = await asyncio.to_thread(rt.saml.login_redirect, relay)
     await sessions.saml_request_sent(rt.control_pool, request_id)
     # The IdP's page posts the response cross-site, which carries no Lax
     # cookie: SameSite=None (Secure). On plain http (the local demo) browsers
@@ -281,7 +287,7 @@ async def saml_acs(request: Request[Any, Any, Any]) -> Response[str]:
             assertion.issuer, assertion.name_id, assertion.email, True
         )
         done = _cookie(rt, SAML_COOKIE, "", max_age=0, path="/auth/saml")
-        return await _start_session(request, who, "saml", [done])
+        return await _start_session(request, who, "saml", [done], form.get("RelayState"))
     except ARXError as exc:
         return _login_page(request, error=exc.detail, status=exc.status_code)
 

@@ -181,6 +181,8 @@ async def test_execute_sends_the_documented_request(api: Api) -> None:
     assert_common_headers(request)
     assert request.headers["Content-Type"] == "application/json"
     assert "Idempotency-Key" not in request.headers
+    # Never held by the server: the SDK does its own waiting, within its timeouts.
+    assert request.headers["Prefer"] == "respond-async"
     assert json.loads(request.content) == {
         "connector": "crowdstrike",
         "operation": "hosts:contain",
