@@ -125,7 +125,7 @@ PREFER = Parameter(
     "answers 200; rejected or expired, 403 with the reviewers' comment; undecided, the 202 "
     "(with Preference-Applied). `respond-async`: answer at once. Without it, the deployment's "
     "ARX_EXECUTE_APPROVAL_WAIT_SECONDS (0 unless set).",
-    schema={"type": "string", "maxLength": 200},  # type: ignore[arg-type]
+    schema={"type": "string"},  # type: ignore[arg-type]
 )
 
 
