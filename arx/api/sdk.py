@@ -226,13 +226,7 @@ async def _wait_and_run(
     approval_id = outcome.approval_id
 
     async def state() -> ApprovalView:
-        return await get_for_agent(
-            rt.pool,
-            who.org_id,
-            who.agent_id,
-            approval_id,
-            deadline=Deadline(rt.settings.execute_deadline_seconds),
-        )
+        return await _approval(rt, who, approval_id)
 
     # As the approval poll: registered before the read, no connection held
     # while waiting, woken by the decision's NOTIFY from any process.
@@ -468,6 +462,11 @@ async def get_approval(
         # No connection is held while waiting; registered before the read, so a
         # decision landing in between still wakes this request.
         await waiters.wait(decided, min(wait, (view.expires_at - _now()).total_seconds()))
+    return await _approval(rt, who, approval_id)
+
+
+async def _approval(rt: Runtime, who: AgentIdentity, approval_id: UUID) -> ApprovalView:
+    """The agent's own approval request, read afresh (after a wait, say)."""
     return await get_for_agent(
         rt.pool,
         who.org_id,
