@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -40,6 +41,7 @@ HoldSeconds = Annotated[int, msgspec.Meta(ge=0, le=60)]
 RecentCount = Annotated[int, msgspec.Meta(ge=0, le=100)]
 SessionSeconds = Annotated[int, msgspec.Meta(ge=300, le=7 * 24 * 3600)]
 OverlapSeconds = Annotated[int, msgspec.Meta(ge=0, le=30 * 24 * 3600)]
+Attempts = Annotated[int, msgspec.Meta(ge=1, le=50)]
 
 
 class ConfigError(ValueError):
@@ -114,6 +116,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     # Connector base URLs must be https unless this is set (the local sandbox).
     allow_insecure_connector_urls: bool = False
+    # Reviewer notifications (arx.approvals.notify): Slack's Web API (tests
+    # point it at a local receiver), each delivery's timeout, how many
+    # attempts a message gets (with exponential backoff and jitter from
+    # notify_backoff_seconds) and how often due retries are looked for.
+    slack_api_url: str = "https://slack.com/api"
+    notify_timeout_seconds: Seconds30 = 10.0
+    notify_max_attempts: Attempts = 8
+    notify_backoff_seconds: Seconds300 = 5.0
+    notify_poll_seconds: Seconds300 = 5.0
 
     @property
     def oidc_admin_audience(self) -> str:
@@ -158,6 +169,11 @@ _PLAIN = {
     "ARX_AUTH_CACHE_SECONDS": "auth_cache_seconds",
     "ARX_SPOOL_DIR": "spool_dir",
     "ARX_LOG_LEVEL": "log_level",
+    "ARX_SLACK_API_URL": "slack_api_url",
+    "ARX_NOTIFY_TIMEOUT_SECONDS": "notify_timeout_seconds",
+    "ARX_NOTIFY_MAX_ATTEMPTS": "notify_max_attempts",
+    "ARX_NOTIFY_BACKOFF_SECONDS": "notify_backoff_seconds",
+    "ARX_NOTIFY_POLL_SECONDS": "notify_poll_seconds",
 }
 _FIELD_TO_ENV = {field: env for env, field in _PLAIN.items()}
 
@@ -219,8 +235,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         value = env.get(name)
         if value:
             raw[field] = value
-    if "opa_url" in raw:
-        raw["opa_url"] = raw["opa_url"].rstrip("/")
+    for url in ("opa_url", "slack_api_url"):
+        if url in raw:
+            raw[url] = raw[url].rstrip("/")
     if "log_level" in raw:
         raw["log_level"] = raw["log_level"].upper()
     raw["allow_insecure_connector_urls"] = _bool(env.get("ARX_ALLOW_INSECURE_CONNECTOR_URLS", ""))
@@ -241,4 +258,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("ARX_DB_POOL_MIN must not exceed ARX_DB_POOL_MAX")
+    _check_slack_api_url(settings)
     return settings
+
+
+def _check_slack_api_url(settings: Settings) -> None:
+    """The bot token travels to it: https, unless insecure URLs are allowed (tests)."""
+    schemes = ("https", "http") if settings.allow_insecure_connector_urls else ("https",)
+    try:
+        slack_api = urlsplit(settings.slack_api_url)
+        usable = slack_api.scheme in schemes and bool(slack_api.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise ConfigError(
+            "ARX_SLACK_API_URL must be an https URL (plain http only with "
+            "ARX_ALLOW_INSECURE_CONNECTOR_URLS)"
+        )

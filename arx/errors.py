@@ -19,7 +19,8 @@ and nothing branches on an exception's message text.
     │   └── CredentialNotFoundError (409)     the org has not configured it
     ├── AuthenticationError (401)             no valid agent key
     │   ├── AdminAuthenticationError (401)    no valid admin credential (token, JWT, session)
-    │   └── SignInFailedError (401)           a person's sign-in did not succeed
+    │   ├── SignInFailedError (401)           a person's sign-in did not succeed
+    │   └── RequestSignatureError (401)       a signed callback (Slack) with a bad signature
     ├── PermissionDeniedError (403)           policy said DENY
     ├── AccessDeniedError (403)               authenticated, but not allowed here
     │   ├── RoleRequiredError (403)           the caller lacks a role the route accepts
@@ -178,6 +179,14 @@ class AdminAuthenticationError(AuthenticationError):
 class SignInFailedError(AuthenticationError):
     code = "sign_in_failed"
     title = "Sign-in failed"
+
+
+class RequestSignatureError(AuthenticationError):
+    """A callback that must be signed (Slack's interactions) is not, or not by
+    whom it claims, or too long ago to rule out a replay."""
+
+    code = "invalid_signature"
+    title = "The request's signature is missing, stale or wrong"
 
 
 class PermissionDeniedError(ARXError):

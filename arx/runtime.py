@@ -4,7 +4,8 @@ Built once at start-up (and torn down at shutdown), in one place: the
 database pool, the OPA client, the vault with its key provider, the audit
 trail with its spool (and the task that replays it), one connector instance
 per registered connector (they hold per-credential token caches) on a shared
-HTTP client, and the intercept that drives them.
+HTTP client, the intercept that drives them, and (with a control plane) the
+worker that notifies reviewers of approval requests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from arx.approvals import expiry
+from arx.approvals.notify.worker import NOTIFY_CHANNEL, NotificationWorker
 from arx.approvals.waiters import ApprovalWaiters
 from arx.audit.refusals import Refusals
 from arx.audit.spool import ResultSpool
@@ -199,11 +201,21 @@ async def open_runtime(
     notifications = Notifications(settings.database_url)
     notifications.subscribe(AUTH_CHANNEL, runtime.auth.forget, runtime.auth.forget_all)
     notifications.subscribe(APPROVALS_CHANNEL, runtime.waiters.notified, runtime.waiters.wake_all)
+    # Reviewer notifications are control-plane work: a process that serves
+    # agents only leaves its queue to the processes that have a control plane.
+    worker = (
+        NotificationWorker(control_pool, vault, http, settings)
+        if control_pool is not None
+        else None
+    )
+    if worker is not None:
+        notifications.subscribe(NOTIFY_CHANNEL, worker.notified, worker.wake)
     tasks = [
         asyncio.create_task(_replay_spool(trail)),
         asyncio.create_task(notifications.run()),
         asyncio.create_task(runtime.auth.touch_forever()),
         *([asyncio.create_task(expiry.sweep_forever(control_pool))] if control_pool else []),
+        *([asyncio.create_task(worker.run())] if worker is not None else []),
     ]
     try:
         yield runtime

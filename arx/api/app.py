@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 
 import arx
 from arx.api.admin import admin_router
+from arx.api.admin import notifications as notification_routes
 from arx.api.docs_page import SwaggerUIPage, docs_router
 from arx.api.health import health
 from arx.api.middleware import request_id_middleware
@@ -24,6 +25,7 @@ from arx.api.pages import assets, review, signin
 from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
 from arx.api.scim import scim_router
 from arx.api.sdk import execute, get_approval, list_connectors, resume
+from arx.api.slack import slack_interactions
 from arx.config import Settings, load_settings
 from arx.errors import ARXError
 from arx.logs import configure_logging
@@ -62,6 +64,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             health,
             admin_router,
             scim_router,
+            slack_interactions,
             *signin.ROUTES,
             *review.ROUTES,
             *assets.ROUTES,
@@ -77,9 +80,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             title="ARX",
             version=arx.__version__,
             description=DESCRIPTION,
-            components=components(
-                allow_insecure_connector_urls=settings.allow_insecure_connector_urls
-            ),
+            components=[
+                components(allow_insecure_connector_urls=settings.allow_insecure_connector_urls),
+                notification_routes.components(
+                    allow_insecure_connector_urls=settings.allow_insecure_connector_urls
+                ),
+            ],
             # /schema: Swagger UI from ARX's own pinned copy (arx.api.docs_page).
             render_plugins=[SwaggerUIPage()],
             openapi_router=docs_router(),

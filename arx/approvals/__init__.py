@@ -1,1 +1,2 @@
-"""Approval requests for ESCALATE verdicts (the full review flow comes later)."""
+"""Approvals: escalations bound to the exact request, decided by people (votes,
+the two-person rule, expiry), announced in Slack and Teams, resumed exactly once."""

@@ -32,6 +32,7 @@ from arx.admin.types import (
     WhoAmI,
 )
 from arx.api.types import CreateAgent, StoreCredential
+from arx.approvals.notify.types import RetryDelivery, SetTeams, SlackBot, SlackWebhook
 from arx.cli.client import AdminClient, CLIError
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -272,3 +273,67 @@ def token_rotate(s: Session, *, token_id: str, overlap: int | None) -> bytes:
 
 def token_revoke(s: Session, *, token_id: str) -> bytes:
     return s.client.send("POST", f"{s.org}/admin-tokens/{_seg(token_id)}/revoke")
+
+
+# --- reviewer notifications -------------------------------------------------------------
+
+
+def notification_channels(s: Session) -> bytes:
+    return s.client.send("GET", f"{s.org}/notification-channels")
+
+
+def notification_set_slack(
+    s: Session,
+    *,
+    channel: str | None,
+    bot_token: str | None,
+    signing_secret: str | None,
+    interactive: bool,
+    webhook_url: str | None,
+) -> bytes:
+    """The bot (``channel`` and ``bot_token``) or an incoming webhook, not both."""
+    request: SlackBot | SlackWebhook
+    if webhook_url is not None:
+        if bot_token is not None or channel is not None or signing_secret is not None:
+            raise CLIError(
+                "give --webhook-url-file, or --channel with --bot-token-file, not both",
+                "bad_input",
+            )
+        if interactive:
+            raise CLIError("--interactive needs the bot, not a webhook", "bad_input")
+        request = body(SlackWebhook, webhook_url=webhook_url)
+    elif bot_token is None or channel is None:
+        raise CLIError(
+            "give --channel and --bot-token-file (the bot), or --webhook-url-file", "bad_input"
+        )
+    else:
+        request = body(
+            SlackBot,
+            bot_token=bot_token,
+            channel=channel,
+            signing_secret=signing_secret,
+            interactive_approvals=interactive,
+        )
+    return s.client.send("PUT", f"{s.org}/notification-channels/slack", body=request)
+
+
+def notification_set_teams(s: Session, *, webhook_url: str) -> bytes:
+    request = body(SetTeams, webhook_url=webhook_url)
+    return s.client.send("PUT", f"{s.org}/notification-channels/teams", body=request)
+
+
+def notification_remove(s: Session, *, channel: str) -> bytes:
+    return s.client.send("DELETE", f"{s.org}/notification-channels/{_seg(channel)}")
+
+
+def notification_list(s: Session, *, status: str | None) -> bytes:
+    query = f"?status={quote(status, safe='')}" if status else ""
+    return s.client.send("GET", f"{s.org}/notifications{query}")
+
+
+def notification_retry(s: Session, *, delivery_id: str, comment: str) -> bytes:
+    return s.client.send(
+        "POST",
+        f"{s.org}/notifications/{_seg(delivery_id)}/retry",
+        body=body(RetryDelivery, comment=comment),
+    )

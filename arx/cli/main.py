@@ -36,7 +36,15 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 TOKEN_ENV = "ARX_TOKEN"  # noqa: S105 -- the variable's name, not a secret
 BOOTSTRAP_TOKEN_ENV = "ARX_BOOTSTRAP_TOKEN"  # noqa: S105 -- likewise
 # Options naming a file whose content may come from stdin ("-").
-_INPUTS = ("token_file", "secret_file", "owner_password_file", "intent_file")
+_INPUTS = (
+    "token_file",
+    "secret_file",
+    "owner_password_file",
+    "intent_file",
+    "bot_token_file",
+    "signing_secret_file",
+    "webhook_url_file",
+)
 
 _Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -333,6 +341,62 @@ def _add_people_commands(sub: _Sub) -> None:
     p.set_defaults(call=lambda s, ns: cmd.token_revoke(s, token_id=ns.token_id))
 
 
+def _secret_file(source: str | None) -> str | None:
+    """One secret from a file or stdin, without surrounding whitespace."""
+    return None if source is None else _read(source).decode("utf-8").strip()
+
+
+def _add_notification_commands(sub: _Sub) -> None:
+    notify = _group(sub, "notifications", "notifying reviewers in Slack and Teams")
+    _api(notify, "channels", "where reviewers are notified (never the secrets)").set_defaults(
+        call=lambda s, _: cmd.notification_channels(s)
+    )
+    p = _api(notify, "set-slack", "notify in Slack, with the bot or an incoming webhook")
+    p.add_argument("--channel", help="the Slack channel id (C0123456789), with the bot")
+    p.add_argument("--bot-token-file", metavar="FILE|-", help="the bot token (xoxb-...)")
+    p.add_argument("--signing-secret-file", metavar="FILE|-", help="the Slack app's signing secret")
+    p.add_argument(
+        "--interactive",
+        action="store_true",
+        help="Approve/Reject buttons in Slack (needs the bot and the signing secret; "
+        "an owner turns it on)",
+    )
+    p.add_argument("--webhook-url-file", metavar="FILE|-", help="an incoming webhook's URL")
+    p.set_defaults(
+        call=lambda s, ns: cmd.notification_set_slack(
+            s,
+            channel=ns.channel,
+            bot_token=_secret_file(ns.bot_token_file),
+            signing_secret=_secret_file(ns.signing_secret_file),
+            interactive=ns.interactive,
+            webhook_url=_secret_file(ns.webhook_url_file),
+        )
+    )
+    p = _api(notify, "set-teams", "notify in a Teams channel through a Workflows webhook")
+    p.add_argument("--webhook-url-file", metavar="FILE|-", required=True)
+    p.set_defaults(
+        call=lambda s, ns: cmd.notification_set_teams(
+            s, webhook_url=_secret_file(ns.webhook_url_file) or ""
+        )
+    )
+    p = _api(notify, "remove", "stop notifying in a channel")
+    p.add_argument("channel", choices=("slack", "teams"))
+    p.set_defaults(call=lambda s, ns: cmd.notification_remove(s, channel=ns.channel))
+    p = _api(notify, "list", "the org's notifications, newest first")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--failed", dest="status", action="store_const", const="failed", help="failed ones only"
+    )
+    which.add_argument("--status", choices=("pending", "delivered", "failed", "skipped"))
+    p.set_defaults(call=lambda s, ns: cmd.notification_list(s, status=ns.status))
+    p = _api(notify, "retry", "requeue a failed notification")
+    p.add_argument("delivery_id")
+    p.add_argument("--comment", default="", help="why (what was fixed); kept in the audit trail")
+    p.set_defaults(
+        call=lambda s, ns: cmd.notification_retry(s, delivery_id=ns.delivery_id, comment=ns.comment)
+    )
+
+
 def _add_operator_commands(sub: _Sub) -> None:
     serve = sub.add_parser("serve", help="run the API server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -368,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent_commands(sub)
     _add_record_commands(sub)
     _add_people_commands(sub)
+    _add_notification_commands(sub)
     return p
 
 

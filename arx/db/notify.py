@@ -3,10 +3,11 @@
 PostgreSQL delivers a NOTIFY at commit to every session listening on its
 channel. Each API process keeps one such session here and hands each notice
 to the handlers of its channel: ``arx_auth`` (a key, agent or org changed:
-forget what is remembered) and ``arx_approvals`` (an approval request was
-decided: wake whoever waits on it). After any failure the connection is
-opened again; handlers' ``on_connect`` run each time it is (re)opened,
-because whatever changed meanwhile was not heard.
+forget what is remembered), ``arx_approvals`` (an approval request was
+decided: wake whoever waits on it) and ``arx_notifications`` (a reviewer
+notification was queued: wake the delivery worker). After any failure the
+connection is opened again; handlers' ``on_connect`` run each time it is
+(re)opened, because whatever changed meanwhile was not heard.
 """
 
 from __future__ import annotations

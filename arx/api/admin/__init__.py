@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from litestar import Router
 
-from arx.api.admin import agents, approvals, orgs, people, records
+from arx.api.admin import agents, approvals, notifications, orgs, people, records
 from arx.api.guards import control_guard
 
 admin_router = Router(
@@ -20,6 +20,7 @@ admin_router = Router(
         *agents.ROUTES,
         *people.ROUTES,
         *approvals.ROUTES,
+        *notifications.ROUTES,
         *records.ROUTES,
     ],
     guards=[control_guard],
