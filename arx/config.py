@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_db_password: str = ""
     control_db_password: str = ""
     opa_url: str = "http://127.0.0.1:8181"
+    # The sidecar's token (opa/authz.rego): it answers nobody else. Empty: no
+    # Authorization header (a sidecar run without authentication).
+    opa_token: str = ""
     # AES-256 key-encryption key (32 bytes) wrapping every credential's data key.
     kek: bytes = msgspec.field(default=b"")
     # Creates the first org and its owner, and nothing else: refused once any
@@ -144,6 +147,7 @@ _PLAIN = {
     "ARX_APP_DB_PASSWORD": "app_db_password",
     "ARX_CONTROL_DB_PASSWORD": "control_db_password",
     "ARX_OPA_URL": "opa_url",
+    "ARX_OPA_TOKEN": "opa_token",
     "ARX_BOOTSTRAP_TOKEN": "bootstrap_token",
     "ARX_PUBLIC_URL": "public_url",
     "ARX_SESSION_TTL_SECONDS": "session_ttl_seconds",

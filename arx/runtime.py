@@ -150,7 +150,9 @@ async def open_runtime(
         or AiohttpTransport(max_response_bytes=settings.max_tool_response_bytes),
         follow_redirects=False,
     )
-    policy = PolicyClient(settings.opa_url, timeout_seconds=settings.opa_timeout_seconds)
+    policy = PolicyClient(
+        settings.opa_url, timeout_seconds=settings.opa_timeout_seconds, token=settings.opa_token
+    )
     control_pool = None
     if settings.control_database_url:
         # Small: administration is rare next to agents' calls.

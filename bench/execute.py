@@ -260,7 +260,10 @@ def paths(
     arx_headers = [{"authorization": f"Bearer {k}"} for k in keys]
     direct_headers = {"authorization": f"Bearer {env.token}"}
     opa_url = f"{stack.opa_url}/v1/data/arx/decision?provenance=true"
-    json_headers = {"content-type": "application/json"}
+    json_headers = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {stack.opa_token}",
+    }
     org_id, agent_id = uuid.uuid4(), uuid.uuid4()
 
     async def direct(client: aiohttp.ClientSession, i: int) -> int:
@@ -312,7 +315,12 @@ async def opa_timers(env: Env, n: int = 500) -> dict[str, float]:
     async with aiohttp.ClientSession() as client:
         for _ in range(n):
             async with client.post(
-                url, data=env.policy_input, headers={"content-type": "application/json"}
+                url,
+                data=env.policy_input,
+                headers={
+                    "content-type": "application/json",
+                    "authorization": f"Bearer {env.stack.opa_token}",
+                },
             ) as r:
                 metrics = (await r.json())["metrics"]
             for key, value in metrics.items():

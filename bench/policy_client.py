@@ -113,12 +113,12 @@ async def _measure(
     )
 
 
-async def _bench(url: str, total: int) -> None:
+async def _bench(url: str, token: str, total: int) -> None:
     target = f"{url}/v1/data/arx/decision?provenance=true"
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
     print(f"input: {len(BODY)} bytes")
     for concurrency in (1, 8, 32):
-        policy = PolicyClient(url, timeout_seconds=5.0)
+        policy = PolicyClient(url, timeout_seconds=5.0, token=token)
 
         async def via_arx(p: PolicyClient = policy) -> str:
             return (await p.decide(BODY, within=5.0)).verdict.value
@@ -151,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundles = build_policy_bundles(opa, REPO, Path(tmp) / "bundles")
         with OpaSidecar(opa, bundles, log_path=Path(tmp) / "opa.log") as sidecar:
-            asyncio.run(_bench(sidecar.url, ns.requests))
+            asyncio.run(_bench(sidecar.url, sidecar.token, ns.requests))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,10 @@ for b in "${bundles[@]}"; do
 	fi
 done
 
+echo "== the sidecar's authorization policy (opa/authz.rego)"
+run "$OPA" fmt --fail --list opa/authz.rego
+run "$OPA" check --strict opa/authz.rego
+
 echo "== build"
 run "$OPA" build -b rego -r check --ignore '*_test.rego' -o "$tmp/base.tar.gz"
 for b in "${bundles[@]}"; do

@@ -126,6 +126,7 @@ class Stack:
     falcon_url: str
     falcon_client_secret: str
     opa_url: str
+    opa_token: str  # the sidecar answers nobody else (opa/authz.rego)
     api_keys: dict[str, str]
     env_file: Path
     logs: Path
@@ -261,6 +262,7 @@ def local_stack(
             "ARX_DATABASE_URL": logins.app_url,
             "ARX_CONTROL_DATABASE_URL": logins.control_url,
             "ARX_OPA_URL": sidecar.url,
+            "ARX_OPA_TOKEN": sidecar.token,
             "ARX_KEK_FILE": str(home / "kek"),
             "ARX_BOOTSTRAP_TOKEN": bootstrap_token,
             "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",
@@ -287,6 +289,7 @@ def local_stack(
             falcon_url=falcon_url,
             falcon_client_secret=sandbox_secret,
             opa_url=sidecar.url,
+            opa_token=sidecar.token,
             api_keys=keys,
             env_file=env_file,
             logs=logs,

@@ -4,14 +4,17 @@ Guarantees: the binary is exactly the version pinned in ``opa/VERSION``; a
 bundle's revision is a pure function of its source (same files, same revision;
 any change to a non-test file, a new one or a removed one, a new revision), so
 the revision recorded with a decision names the policy text that made it; the
-sidecar listens on 127.0.0.1 only and is ready once every bundle is active.
+sidecar listens on 127.0.0.1 only, answers only the holder of its token, and
+is ready once every bundle is active.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
+import secrets
 from collections.abc import Sequence
 from fnmatch import fnmatch
 from pathlib import Path
@@ -111,8 +114,24 @@ def build_bundle(opa: Path, source: Path, out: Path, *, name: str) -> str:
     return revision
 
 
+# The sidecar's system authorization policy (see its METADATA).
+AUTHZ_POLICY = Path(__file__).resolve().parents[2] / "opa" / "authz.rego"
+
+
+def authz_data(token: str) -> str:
+    """The data document ``opa/authz.rego`` checks a caller's token against."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return json.dumps({"system": {"arx": {"token_sha256": digest}}})
+
+
 class OpaSidecar:
     """``opa run --server`` on ``127.0.0.1:<port>`` serving the given bundle files.
+
+    Locked down: ``--authentication=token --authorization=basic`` with
+    ``opa/authz.rego``, so only the holder of ``token`` (ARX:
+    ``ARX_OPA_TOKEN``) gets its decision and health check, and nothing can
+    write to the sidecar or read anything else from it. The token's SHA-256
+    goes to a data file beside the log; the token itself stays in memory.
 
     Ready when ``GET /health?bundles`` answers 200, i.e. every bundle is active.
     Bundles must declare disjoint ``roots`` in their manifests. Use as a context
@@ -127,6 +146,7 @@ class OpaSidecar:
         log_path: Path,
         port: int | None = None,
         startup_timeout: float = 15.0,
+        token: str | None = None,
     ) -> None:
         if not bundles:
             raise ValueError("OpaSidecar needs at least one bundle")
@@ -135,6 +155,8 @@ class OpaSidecar:
         self.log_path = log_path
         self.port = port if port is not None else free_port()
         self.startup_timeout = startup_timeout
+        self.token = token or secrets.token_urlsafe(32)
+        self.authz_data = log_path.absolute().parent / f"opa-authz-{self.port}.json"
         self._process = ManagedProcess(
             [
                 opa,
@@ -155,8 +177,16 @@ class OpaSidecar:
                 # a bundle activates: keep it as AST (142 fewer allocations per
                 # decision with the example bundle).
                 "--optimize-store-for-read-speed",
-                "--bundle",
+                "--authentication=token",
+                "--authorization=basic",
+                # Bundle files (a .tar.gz is read as a bundle: roots, revision,
+                # provenance) and, beside them and outside their roots, the
+                # authorization policy and its data. --bundle would make the
+                # last two bundles too, and then part of every decision's
+                # provenance.
                 *self.bundles,
+                AUTHZ_POLICY,
+                self.authz_data,
             ],
             name=f"opa sidecar on {LOOPBACK}:{self.port}",
             log_path=log_path,
@@ -191,7 +221,14 @@ class OpaSidecar:
         missing = [str(b) for b in self.bundles if not b.is_file()]
         if missing:
             raise DevstackError(f"bundle file(s) not found: {', '.join(missing)}")
+        self.authz_data.parent.mkdir(parents=True, exist_ok=True)
+        self.authz_data.write_text(authz_data(self.token))
         self._process.start(timeout=self.startup_timeout)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a client of this sidecar sends: its token."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     def stop(self) -> None:
         self._process.stop()
@@ -201,7 +238,7 @@ class OpaSidecar:
         # environment can get between us and loopback.
         conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=1.0)
         try:
-            conn.request("GET", "/health?bundles")
+            conn.request("GET", "/health?bundles", headers=self.headers)
             return conn.getresponse().status == 200
         finally:
             conn.close()

@@ -55,10 +55,14 @@ def revision_label(revisions: dict[str, str]) -> str | None:
 
 
 class PolicyClient:
-    def __init__(self, opa_url: str, *, timeout_seconds: float) -> None:
+    def __init__(self, opa_url: str, *, timeout_seconds: float, token: str = "") -> None:
         if not opa_url.startswith(("http://", "https://")):
             raise ValueError(f"ARX_OPA_URL must be an http(s) URL, got {opa_url!r}")
         self._base = opa_url.rstrip("/")
+        # The sidecar answers only the holder of its token (opa/authz.rego).
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = {**_JSON, **auth}
+        self._auth = auth
         self._decision_url = f"{self._base}/v1/data/arx/decision?provenance=true"
         self._timeout = timeout_seconds
         self._session: aiohttp.ClientSession | None = None
@@ -83,7 +87,7 @@ class PolicyClient:
         try:
             async with asyncio.timeout(budget):
                 async with self._client().post(
-                    self._decision_url, data=body, headers=_JSON
+                    self._decision_url, data=body, headers=self._headers
                 ) as resp:
                     status, payload = resp.status, await resp.read()
         except TimeoutError:
@@ -94,6 +98,10 @@ class PolicyClient:
             raise PolicyEngineUnavailableError(
                 f"the policy engine is unreachable ({type(exc).__name__})"
             ) from None
+        if status in (401, 403):
+            raise PolicyEngineUnavailableError(
+                f"the policy engine refused ARX's token (HTTP {status}): check ARX_OPA_TOKEN"
+            )
         if status != 200:
             raise PolicyEngineUnavailableError(f"the policy engine answered HTTP {status}")
         try:
@@ -123,11 +131,15 @@ class PolicyClient:
         """
         try:
             async with asyncio.timeout(self._timeout):
-                async with self._client().get(f"{self._base}/health?bundles") as resp:
+                async with self._client().get(
+                    f"{self._base}/health?bundles", headers=self._auth
+                ) as resp:
                     if resp.status != 200:
                         return False
                 async with self._client().post(
-                    f"{self._base}/v1/data/arx/decision", data=b'{"input":{}}', headers=_JSON
+                    f"{self._base}/v1/data/arx/decision",
+                    data=b'{"input":{}}',
+                    headers=self._headers,
                 ) as resp:
                     doc = await resp.read()
         except (TimeoutError, aiohttp.ClientError):

@@ -96,6 +96,7 @@ async def test_frozen_opa_is_a_prompt_503_and_holds_no_database_connection(
     settings = _settings(
         test_db.app_url,
         sidecar.url,
+        opa_token=sidecar.token,
         control_database_url=test_db.control_url,
         opa_timeout_seconds=1.0,
     )
@@ -154,6 +155,7 @@ async def test_frozen_database_answers_every_call_within_the_deadline(
     settings = _settings(
         app_url,
         opa_sidecar.url,
+        opa_token=opa_sidecar.token,
         control_database_url=control_url,
         execute_deadline_seconds=deadline,
     )
@@ -212,7 +214,11 @@ async def test_result_spooled_while_the_database_is_down_reaches_the_trail_later
     )
     spool = tmp_path / "spool"
     settings = _settings(
-        app_url, opa_sidecar.url, control_database_url=control_url, spool_dir=str(spool)
+        app_url,
+        opa_sidecar.url,
+        opa_token=opa_sidecar.token,
+        control_database_url=control_url,
+        spool_dir=str(spool),
     )
 
     falcon_app = create_falcon_app(falcon)
@@ -274,6 +280,7 @@ async def test_a_flood_of_unknown_keys_holds_at_most_half_the_pool(
     settings = _settings(
         app_url,
         opa_sidecar.url,
+        opa_token=opa_sidecar.token,
         control_database_url=control_url,
         db_pool_min=4,
         db_pool_max=4,
@@ -341,6 +348,7 @@ async def test_one_lookup_per_unknown_key_however_many_ask_at_once(
     settings = _settings(
         app_url,
         opa_sidecar.url,
+        opa_token=opa_sidecar.token,
         control_database_url=control_url,
         db_pool_min=4,
         db_pool_max=4,

@@ -140,28 +140,81 @@ def test_bundle_revision_is_content_addressed(
     assert changed != first
 
 
-def test_sidecar_serves_a_decision_and_releases_its_port(
-    opa_path: Path, bundle_source: Path, tmp_path: Path
+def _decision_bundle(tmp_path: Path) -> Path:
+    """A bundle that answers data.arx.decision (the one query the sidecar allows)."""
+    source = tmp_path / "arx-src"
+    (source / "arx").mkdir(parents=True)
+    (source / ".manifest").write_text(json.dumps({"roots": ["arx"]}))
+    (source / "arx" / "decision.rego").write_text(
+        'package arx\n\ndecision := {"verdict": "PERMIT", "user": input.user}\n'
+    )
+    return source
+
+
+def test_sidecar_serves_its_token_holder_a_decision_and_releases_its_port(
+    opa_path: Path, tmp_path: Path
 ) -> None:
     bundle = tmp_path / "bundle.tar.gz"
-    revision = build_bundle(opa_path, bundle_source, bundle, name="devstacktest")
+    revision = build_bundle(opa_path, _decision_bundle(tmp_path), bundle, name="arxtest")
     sidecar = OpaSidecar(opa_path, [bundle], log_path=tmp_path / "opa.log")
     with sidecar:
+        assert sidecar.token not in sidecar.authz_data.read_text()  # only its hash
         with httpx.Client(base_url=sidecar.url, trust_env=False, timeout=5) as client:
-            allowed = client.post(
-                "/v1/data/devstacktest/allow",
+            answer = client.post(
+                "/v1/data/arx/decision",
                 params={"provenance": "true"},
                 json={"input": {"user": "alice"}},
-            ).json()
-            denied = client.post(
-                "/v1/data/devstacktest/allow", json={"input": {"user": "mallory"}}
-            ).json()
-        assert allowed["result"] is True
-        assert denied["result"] is False
-        assert [b["revision"] for b in allowed["provenance"]["bundles"].values()] == [revision]
+                headers=sidecar.headers,
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["result"] == {"verdict": "PERMIT", "user": "alice"}
+            revisions = [b["revision"] for b in answer.json()["provenance"]["bundles"].values()]
+            assert revisions == [revision]
+            assert client.get("/health", headers=sidecar.headers).status_code == 200
         assert is_port_open(sidecar.port)
     assert not sidecar.is_running()
     assert not is_port_open(sidecar.port)
+
+
+def test_the_sidecar_refuses_every_write_every_other_read_and_strangers(
+    opa_path: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle.tar.gz"
+    build_bundle(opa_path, _decision_bundle(tmp_path), bundle, name="arxtest")
+    with OpaSidecar(opa_path, [bundle], log_path=tmp_path / "opa.log") as sidecar:
+        token = sidecar.headers
+        permit_all = 'package orgs.acme\n\ndecision := {"verdict": "PERMIT"}\n'
+        with httpx.Client(base_url=sidecar.url, trust_env=False, timeout=5) as client:
+            refused = {
+                # Writes that would make an org PERMIT everything, even with the token.
+                "PUT data": client.put("/v1/data/orgs/acme", json={"rules": []}, headers=token),
+                "PATCH data": client.patch("/v1/data", json=[], headers=token),
+                "DELETE data": client.delete("/v1/data/arx", headers=token),
+                "PUT policy": client.put("/v1/policies/evil", content=permit_all, headers=token),
+                "DELETE policy": client.delete("/v1/policies/evil", headers=token),
+                # Reads of anything but the decision: rules, policies, the authz data.
+                "GET data": client.get("/v1/data/arx", headers=token),
+                "GET root": client.post("/v1/data", json={}, headers=token),
+                "GET system": client.get("/v1/data/system/arx", headers=token),
+                "GET policies": client.get("/v1/policies", headers=token),
+                "query": client.post("/v1/query", json={"query": "data"}, headers=token),
+                # Without the token, or with another one, not even the decision.
+                "no token": client.post("/v1/data/arx/decision", json={"input": {}}),
+                "wrong token": client.post(
+                    "/v1/data/arx/decision",
+                    json={"input": {}},
+                    headers={"Authorization": "Bearer not-the-token"},
+                ),
+                "health, no token": client.get("/health"),
+            }
+            assert {name: r.status_code for name, r in refused.items()} == dict.fromkeys(
+                refused, 401
+            )
+            still = client.post(
+                "/v1/data/arx/decision", json={"input": {"user": "bob"}}, headers=token
+            )
+            assert still.json()["result"] == {"verdict": "PERMIT", "user": "bob"}
+            assert client.get("/v1/policies/evil", headers=token).status_code == 401
 
 
 def test_sidecar_that_cannot_load_its_bundle_reports_the_log(

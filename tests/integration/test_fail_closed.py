@@ -156,7 +156,12 @@ async def test_opa_down_answers_503_and_executes_nothing(
     await anyio.to_thread.run_sync(sidecar.start)
     try:
         async with _arx(
-            _settings(test_db.app_url, sidecar.url, control_database_url=test_db.control_url),
+            _settings(
+                test_db.app_url,
+                sidecar.url,
+                opa_token=sidecar.token,
+                control_database_url=test_db.control_url,
+            ),
             falcon,
         ) as (rt, client):
             example = await _seed(rt)
@@ -205,7 +210,12 @@ async def test_opa_without_a_decision_answers_503_and_executes_nothing(
     await anyio.to_thread.run_sync(sidecar.start)
     try:
         async with _arx(
-            _settings(test_db.app_url, sidecar.url, control_database_url=test_db.control_url),
+            _settings(
+                test_db.app_url,
+                sidecar.url,
+                opa_token=sidecar.token,
+                control_database_url=test_db.control_url,
+            ),
             falcon,
         ) as (rt, client):
             example = await _seed(rt)
@@ -235,7 +245,12 @@ async def test_health_is_503_when_opa_has_no_decision(
     await anyio.to_thread.run_sync(sidecar.start)
     try:
         async with _arx(
-            _settings(test_db.app_url, sidecar.url, control_database_url=test_db.control_url),
+            _settings(
+                test_db.app_url,
+                sidecar.url,
+                opa_token=sidecar.token,
+                control_database_url=test_db.control_url,
+            ),
             falcon,
         ) as (_, client):
             health = await client.get("/health")
@@ -243,6 +258,32 @@ async def test_health_is_503_when_opa_has_no_decision(
             assert health.json()["policy_engine"] == "unavailable"
     finally:
         await anyio.to_thread.run_sync(sidecar.stop)
+
+
+async def test_a_wrong_sidecar_token_is_a_503_and_nothing_runs(
+    opa_sidecar: OpaSidecar, test_db: Database, falcon: FalconState
+) -> None:
+    """The sidecar answers only its token's holder (opa/authz.rego): an ARX
+    configured with another token cannot get a decision, so nothing runs."""
+    async with _arx(
+        _settings(
+            test_db.app_url,
+            opa_sidecar.url,
+            opa_token="not-the-sidecar-token",
+            control_database_url=test_db.control_url,
+        ),
+        falcon,
+    ) as (rt, client):
+        example = await _seed(rt)
+        sent = len(falcon.requests)
+        resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
+        _unavailable(resp, "policy_engine_unavailable")
+        assert "ARX_OPA_TOKEN" in resp.json()["detail"]
+        assert "not-the-sidecar-token" not in resp.text
+        assert len(falcon.requests) == sent
+        health = await client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["policy_engine"] == "unavailable"
 
 
 # --- PostgreSQL --------------------------------------------------------------------
@@ -258,7 +299,10 @@ async def test_database_down_answers_503_then_recovers(
     )
 
     async with _arx(
-        _settings(app_url, opa_sidecar.url, control_database_url=control_url), falcon
+        _settings(
+            app_url, opa_sidecar.url, opa_token=opa_sidecar.token, control_database_url=control_url
+        ),
+        falcon,
     ) as (rt, client):
         example = await _seed(rt)
         pending = await client.post(EXECUTE, json=CONTAIN, headers=example.auth("responder-bot"))
