@@ -5,10 +5,9 @@
 #   this policy: only ARX, holding the sidecar's token, may ask for the one
 #   decision it uses (POST /v1/data/arx/decision) and check health
 #   (GET /health). Every write (PUT/PATCH/DELETE of /v1/data or
-#   /v1/policies), every other read (another org's rules, this policy, the
-#   token's hash) and every request without the token is refused. The token is
-#   never stored here: data.system.arx.token_sha256 holds its SHA-256, written
-#   beside this file when the sidecar starts (arx.devstack.opa).
+#   /v1/policies), every other read (another org's rules, this policy) and every request without the token is refused. The token is
+#   never stored in a file: OPA gets it in its environment (ARX_OPA_TOKEN),
+#   as ARX does (arx.devstack.opa, compose.yaml).
 package system.authz
 
 default allow := false
@@ -26,6 +25,7 @@ allow if {
 }
 
 holds_token if {
-	is_string(input.identity)
-	crypto.sha256(input.identity) == data.system.arx.token_sha256
+	expected := opa.runtime().env.ARX_OPA_TOKEN
+	count(expected) >= 32
+	input.identity == expected
 }

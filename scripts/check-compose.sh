@@ -6,7 +6,7 @@
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 # compose.yaml requires these at `up` time; any value will do for validation.
-export ARX_KEK=validation-only ARX_BOOTSTRAP_TOKEN=validation-only
+export ARX_KEK=validation-only ARX_BOOTSTRAP_TOKEN=validation-only ARX_OPA_TOKEN=validation-only
 
 if docker compose version >/dev/null 2>&1; then
     docker compose -f compose.yaml config --quiet

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import secrets
 from collections.abc import Sequence
@@ -118,10 +117,8 @@ def build_bundle(opa: Path, source: Path, out: Path, *, name: str) -> str:
 AUTHZ_POLICY = Path(__file__).resolve().parents[2] / "opa" / "authz.rego"
 
 
-def authz_data(token: str) -> str:
-    """The data document ``opa/authz.rego`` checks a caller's token against."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    return json.dumps({"system": {"arx": {"token_sha256": digest}}})
+# Where OPA (opa/authz.rego) and ARX both read the sidecar's token.
+TOKEN_ENV = "ARX_OPA_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 
 
 class OpaSidecar:
@@ -130,8 +127,8 @@ class OpaSidecar:
     Locked down: ``--authentication=token --authorization=basic`` with
     ``opa/authz.rego``, so only the holder of ``token`` (ARX:
     ``ARX_OPA_TOKEN``) gets its decision and health check, and nothing can
-    write to the sidecar or read anything else from it. The token's SHA-256
-    goes to a data file beside the log; the token itself stays in memory.
+    write to the sidecar or read anything else from it. OPA reads the token
+    from its environment (the same variable); no file holds it.
 
     Ready when ``GET /health?bundles`` answers 200, i.e. every bundle is active.
     Bundles must declare disjoint ``roots`` in their manifests. Use as a context
@@ -156,7 +153,6 @@ class OpaSidecar:
         self.port = port if port is not None else free_port()
         self.startup_timeout = startup_timeout
         self.token = token or secrets.token_urlsafe(32)
-        self.authz_data = log_path.absolute().parent / f"opa-authz-{self.port}.json"
         self._process = ManagedProcess(
             [
                 opa,
@@ -181,12 +177,10 @@ class OpaSidecar:
                 "--authorization=basic",
                 # Bundle files (a .tar.gz is read as a bundle: roots, revision,
                 # provenance) and, beside them and outside their roots, the
-                # authorization policy and its data. --bundle would make the
-                # last two bundles too, and then part of every decision's
-                # provenance.
+                # authorization policy. --bundle would make it a bundle too,
+                # and then part of every decision's provenance.
                 *self.bundles,
                 AUTHZ_POLICY,
-                self.authz_data,
             ],
             name=f"opa sidecar on {LOOPBACK}:{self.port}",
             log_path=log_path,
@@ -200,6 +194,7 @@ class OpaSidecar:
                 **os.environ,
                 "GOGC": os.environ.get("GOGC", "400"),
                 "GOMAXPROCS": os.environ.get("GOMAXPROCS", "1"),
+                TOKEN_ENV: self.token,
             },
         )
 
@@ -221,8 +216,6 @@ class OpaSidecar:
         missing = [str(b) for b in self.bundles if not b.is_file()]
         if missing:
             raise DevstackError(f"bundle file(s) not found: {', '.join(missing)}")
-        self.authz_data.parent.mkdir(parents=True, exist_ok=True)
-        self.authz_data.write_text(authz_data(self.token))
         self._process.start(timeout=self.startup_timeout)
 
     @property
