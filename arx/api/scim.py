@@ -374,6 +374,23 @@ def _resource_routes(kind: _Kind[R]) -> list[HTTPRouteHandler]:
     ResourceId = Annotated[str, PathParameter(name=kind.id_name)]
     by_id = {"ResourceId": ResourceId}
 
+    async def _written(
+        request: Request[Any, Any, Any],
+        org_id: UUID,
+        resource_id: str,
+        write: Callable[[Pool, Access, str, dict[str, Any], str], Awaitable[R]],
+        context: Context,
+    ) -> Response[bytes]:
+        """A replace or a patch: the body applied, the resource as it now is."""
+        done = await write(
+            runtime(request).control_pool,
+            access(request),
+            resource_id,
+            await _payload(request),
+            _base(request, org_id),
+        )
+        return _render(done, context, params=_response_parameters(request, kind.model))
+
     @get(
         collection,
         opt=_READ_DOC.opt,
@@ -476,17 +493,8 @@ def _resource_routes(kind: _Kind[R]) -> list[HTTPRouteHandler]:
     async def replace_resource(
         request: Request[Any, Any, Any], org_id: FromPath[UUID], resource_id: ResourceId
     ) -> Response[bytes]:
-        replaced = await kind.replace(
-            runtime(request).control_pool,
-            access(request),
-            resource_id,
-            await _payload(request),
-            _base(request, org_id),
-        )
-        return _render(
-            replaced,
-            Context.RESOURCE_REPLACEMENT_RESPONSE,
-            params=_response_parameters(request, kind.model),
+        return await _written(
+            request, org_id, resource_id, kind.replace, Context.RESOURCE_REPLACEMENT_RESPONSE
         )
 
     @patch(
@@ -500,17 +508,8 @@ def _resource_routes(kind: _Kind[R]) -> list[HTTPRouteHandler]:
     async def patch_resource(
         request: Request[Any, Any, Any], org_id: FromPath[UUID], resource_id: ResourceId
     ) -> Response[bytes]:
-        patched = await kind.patch(
-            runtime(request).control_pool,
-            access(request),
-            resource_id,
-            await _payload(request),
-            _base(request, org_id),
-        )
-        return _render(
-            patched,
-            Context.RESOURCE_PATCH_RESPONSE,
-            params=_response_parameters(request, kind.model),
+        return await _written(
+            request, org_id, resource_id, kind.patch, Context.RESOURCE_PATCH_RESPONSE
         )
 
     @delete(

@@ -18,12 +18,11 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from scim2_models import Context, ListResponse, Meta, PatchOp, Reference, SearchRequest
 
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, org_transaction
+from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import NotFoundError
 from arx.identity.principal import Access
 from arx.identity.roles import PERSON_ROLES
@@ -68,18 +67,14 @@ def _group_id(text: str) -> UUID:
 
 
 async def _rows(conn: Conn, lookup: Lookup | None) -> list[GroupRow]:
-    cur = conn.cursor(row_factory=dict_row)
     if lookup is None:
-        await cur.execute(repo.GROUPS)
-    else:
-        await cur.execute(lookup.query, lookup.params)
-    return [msgspec.convert(r, GroupRow) for r in await cur.fetchall()]
+        return await fetch_all(conn, repo.GROUPS, None, GroupRow)
+    return await fetch_all(conn, lookup.query, lookup.params, GroupRow)
 
 
 async def _row(conn: Conn, group_id: UUID, *, lock: bool = False) -> GroupRow:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(repo.GROUP_FOR_UPDATE if lock else repo.GROUPS_BY_ID, {"group_id": group_id})
-    row = await cur.fetchone()
+    query = repo.GROUP_FOR_UPDATE if lock else repo.GROUPS_BY_ID
+    row = await fetch_dict(conn, query, {"group_id": group_id})
     if row is None:
         raise NotFoundError(f"no group {group_id} in this org")
     return msgspec.convert(row, GroupRow)

@@ -20,12 +20,11 @@ from typing import Any, LiteralString
 from uuid import UUID
 
 import msgspec
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from scim2_models import Context, ListResponse, Meta, PatchOp, Reference, SearchRequest
 
 from arx.audit.service import record_admin_event
-from arx.db.pool import Conn, org_transaction
+from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import NotFoundError
 from arx.identity.principal import Access
 from arx.scim import repo
@@ -88,18 +87,14 @@ def _user_id(text: str) -> UUID:
 
 
 async def _rows(conn: Conn, lookup: Lookup | None) -> list[UserRow]:
-    cur = conn.cursor(row_factory=dict_row)
     if lookup is None:
-        await cur.execute(repo.USERS)
-    else:
-        await cur.execute(lookup.query, lookup.params)
-    return [msgspec.convert(r, UserRow) for r in await cur.fetchall()]
+        return await fetch_all(conn, repo.USERS, None, UserRow)
+    return await fetch_all(conn, lookup.query, lookup.params, UserRow)
 
 
 async def _row(conn: Conn, user_id: UUID, *, lock: bool = False) -> UserRow:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(repo.USER_FOR_UPDATE if lock else repo.USERS_BY_ID, {"user_id": user_id})
-    row = await cur.fetchone()
+    query = repo.USER_FOR_UPDATE if lock else repo.USERS_BY_ID
+    row = await fetch_dict(conn, query, {"user_id": user_id})
     if row is None:
         raise NotFoundError(f"no user {user_id} in this org")
     return msgspec.convert(row, UserRow)

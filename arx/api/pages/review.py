@@ -135,11 +135,13 @@ def _detail_page(
     *,
     status: int = 200,
     error: str = "",
-    notice: str = "",
+    done: str = "",
     comment: str = "",
 ) -> Response[str]:
     session, access, org = entered
     mine = next((v for v in detail.votes if v.user_id == session.user_id), None)
+    # Said only when it is true: a link carrying ?done= cannot fake a vote.
+    notice = _NOTICES.get(done, "") if mine is not None and mine.vote == done else ""
     execution = detail.execution
     return page(
         "review_detail.html",
@@ -175,11 +177,7 @@ async def review_detail(
         )
     except NotFoundError:
         return _error(entered[0], 404, _NOT_FOUND)
-    # Said only when it is true: a link carrying ?done= cannot fake a vote.
-    done = request.query_params.get("done", "")
-    mine = next((v for v in detail.votes if v.user_id == entered[0].user_id), None)
-    notice = _NOTICES.get(done, "") if mine is not None and mine.vote == done else ""
-    return _detail_page(entered, detail, notice=notice)
+    return _detail_page(entered, detail, done=request.query_params.get("done", ""))
 
 
 @post(

@@ -243,17 +243,7 @@ async def set_slack(
             data.webhook_url, "slack", allow_insecure=settings.allow_insecure_connector_urls
         )
         secrets = SlackSecrets(webhook_url=url)
-        shown = {
-            "mode": "webhook",
-            "slack_channel": None,
-            "interactive_approvals": False,
-            "bot_token_set": False,
-            "webhook_url_set": True,
-            "signing_secret_set": False,
-            "webhook_host": webhook_host(url),
-            "slack_team_id": None,
-            "slack_app_id": None,
-        }
+        shown = _webhook_shown(url)
     try:
         async with org_transaction(pool, access.org_id) as conn:
             row = await _store(
@@ -262,6 +252,21 @@ async def set_slack(
     finally:
         SIGNING_SECRETS.forget(access.org_id)
     return _slack_info(row, settings.public_url, access.org_id)
+
+
+def _webhook_shown(url: str) -> dict[str, Any]:
+    """What a webhook channel (Slack's or Teams') shows of itself: its host."""
+    return {
+        "mode": "webhook",
+        "slack_channel": None,
+        "interactive_approvals": False,
+        "bot_token_set": False,
+        "webhook_url_set": True,
+        "signing_secret_set": False,
+        "webhook_host": webhook_host(url),
+        "slack_team_id": None,
+        "slack_app_id": None,
+    }
 
 
 async def set_teams(
@@ -273,17 +278,7 @@ async def set_teams(
     allow_insecure_urls: bool,
 ) -> TeamsChannelInfo:
     url = urls.check_webhook_url(data.webhook_url, "teams", allow_insecure=allow_insecure_urls)
-    shown: dict[str, Any] = {
-        "mode": "webhook",
-        "slack_channel": None,
-        "interactive_approvals": False,
-        "bot_token_set": False,
-        "webhook_url_set": True,
-        "signing_secret_set": False,
-        "webhook_host": webhook_host(url),
-        "slack_team_id": None,
-        "slack_app_id": None,
-    }
+    shown = _webhook_shown(url)
     async with org_transaction(pool, access.org_id) as conn:
         row = await _store(
             conn,

@@ -35,7 +35,7 @@ BEGIN
         SELECT id FROM arx.approval_requests
         WHERE status = 'pending' AND expires_at <= now()
         ORDER BY expires_at
-        LIMIT p_limit
+        LIMIT least(greatest(coalesce(p_limit, 1), 1), 1000)
         FOR UPDATE SKIP LOCKED
     ), expired AS (
         UPDATE arx.approval_requests r SET status = 'expired', resolved_at = now()

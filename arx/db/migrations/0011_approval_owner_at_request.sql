@@ -23,31 +23,3 @@ CREATE TRIGGER approval_requests_agent_owner
 ALTER TABLE arx.approval_requests ENABLE ALWAYS TRIGGER approval_requests_agent_owner;
 
 RESET ROLE;
-
--- As in 0010 (and still owned by arx_expiry), with the batch size bounded whatever the caller passes.
-CREATE OR REPLACE FUNCTION arx.expire_approvals(p_limit integer) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    n integer;
-BEGIN
-    WITH due AS (
-        SELECT id FROM arx.approval_requests
-        WHERE status = 'pending' AND expires_at <= now()
-        ORDER BY expires_at
-        LIMIT least(greatest(coalesce(p_limit, 1), 1), 1000)
-        FOR UPDATE SKIP LOCKED
-    ), expired AS (
-        UPDATE arx.approval_requests r SET status = 'expired', resolved_at = now()
-        FROM due WHERE r.id = due.id AND r.status = 'pending'
-        RETURNING r.id, r.org_id, r.agent_id
-    ), recorded AS (
-        INSERT INTO arx.audit_events (id, org_id, kind, action, actor, details)
-        SELECT gen_random_uuid(), e.org_id, 'admin', 'approval.expired', 'arx',
-            jsonb_build_object('approval_id', e.id::text, 'agent_id', e.agent_id::text,
-                'comment', '')
-        FROM expired e
-    )
-    SELECT count(*) INTO n FROM expired;
-    RETURN n;
-END
-$$;
