@@ -36,6 +36,7 @@ def policy_input(
     approval: UUID | None = None,
 ) -> PolicyInput:
     now_ns = time.time_ns()
+    targets = operation.targets(params)
     return PolicyInput(
         agent=AgentInput(id=who.agent_id, name=who.agent_name, intent=who.intent),
         org=OrgInput(id=who.org_id, slug=who.org_slug),
@@ -48,6 +49,7 @@ def policy_input(
             target_type=operation.target_type,
         ),
         params=params,
+        target_count=len(set(targets)) if targets else 0,
         session_context=session,
         now=datetime.fromtimestamp(now_ns / 1e9, UTC),
         now_ns=now_ns,

@@ -50,6 +50,9 @@ class PolicyInput(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     connector: str
     operation: OperationInput
     params: dict[str, Any]
+    # Distinct targets the call names (Operation.targets); 0 when none. The
+    # blast-radius factor of the intent scoring reads it.
+    target_count: int
     # The agent's session summary exactly as PostgreSQL built it: recent
     # decisions and counts over 1/5/60-minute windows (arx.execute_context).
     session_context: msgspec.Raw

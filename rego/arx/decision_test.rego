@@ -16,6 +16,7 @@ read_input := {
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
 	"params": {"filter": "hostname:'web-1'"},
+	"target_count": 0,
 	"session_context": {"recent": [], "windows": {"1m": quiet_window, "5m": quiet_window, "60m": quiet_window}},
 	"now": "2026-11-25T17:05:00Z",
 	"now_ns": 1795626300000000000,

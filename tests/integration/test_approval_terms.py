@@ -40,6 +40,7 @@ CALL = {
         "target_type": "host",
     },
     "params": {"ids": ["4c1d7e2a9b3f4e5d8a6c0b1e2f3a4d5c"]},
+    "target_count": 1,
     "session_context": {"recent": [], "windows": {"1m": WINDOW, "5m": WINDOW, "60m": WINDOW}},
     "now": "2026-11-25T17:05:00Z",
     "now_ns": 1795626300000000000,

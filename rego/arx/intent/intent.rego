@@ -13,6 +13,10 @@
 #   out of a window, and the scoring costs a fixed number of lookups whatever
 #   the history's length: nothing loops over the recent entries.
 #
+#   The blast-radius factor reads input.target_count, the number of distinct
+#   targets (e.g. host ids) the call names, which ARX counts from the
+#   operation's target_param.
+#
 #   Most calls are `quiet` (no factor fires); they are scored without building
 #   the factor list. A factor on another count is one comparison, e.g. more
 #   than three containments in five minutes:
@@ -33,6 +37,19 @@ write_burst_threshold := 5
 denial_threshold := 3
 
 # METADATA
+# title: Blast radius points
+# description: |
+#   Points per target beyond the first that a non-read call names, and their
+#   cap: +3 a target, at most +15 (reached at six targets). The cap keeps a
+#   quiet containment (base risk 60) below the 80 at which the example org
+#   denies outright, so how many hosts one call may touch stays the org's
+#   decision (match.params count_gt), while bulk calls out of intent or in a
+#   burst still add up to a denial.
+blast_radius_points := 3
+
+blast_radius_cap := 15
+
+# METADATA
 # title: Operation in declared intent
 # description: |
 #   True when the operation matches one of the agent's scope patterns for this
@@ -47,9 +64,21 @@ in_scope if patterns.matches_any(input.agent.intent.scope["*"], input.operation.
 # METADATA
 # title: Quiet call
 # description: |
-#   No factor fires: the operation is in scope and the last five minutes are
-#   below both thresholds. Exactly the negation of the three factors below.
+#   No factor fires: the operation is in scope, the last five minutes are
+#   below both thresholds and the call names at most one target (first
+#   clause) or is a read (second). Exactly the negation of the four factors
+#   below. The conditions are written out in both clauses: a helper rule
+#   for "at most one target or a read" costs more than the whole clause.
 quiet if {
+	in_scope
+	window := input.session_context.windows["5m"]
+	window.non_read < write_burst_threshold
+	window.denied < denial_threshold
+	input.target_count <= 1
+}
+
+quiet if {
+	input.operation.kind == "read"
 	in_scope
 	window := input.session_context.windows["5m"]
 	window.non_read < write_burst_threshold
@@ -101,9 +130,27 @@ repeated_denials := {
 } else := null
 
 # METADATA
+# title: Blast radius
+# description: |
+#   A non-read call naming more than one target: +3 points per target beyond
+#   the first, at most +15; null otherwise.
+# custom:
+#   code: ARX-R004
+#   points: 3 per target beyond the first, at most 15
+blast_radius := {
+	"code": "ARX-R004",
+	"points": min([blast_radius_points * (n - 1), blast_radius_cap]),
+	"reason": sprintf("blast radius: %d targets in one call", [n]),
+} if {
+	input.operation.kind != "read"
+	n := input.target_count
+	n > 1
+} else := null
+
+# METADATA
 # title: Active factors
 # description: The factors that fire, in a fixed order (the order of their reasons).
-factors := [f | some f in [outside_intent, write_burst, repeated_denials]; f != null]
+factors := [f | some f in [outside_intent, write_burst, repeated_denials, blast_radius]; f != null]
 
 # METADATA
 # title: Risk reasons

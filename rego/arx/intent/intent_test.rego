@@ -23,6 +23,7 @@ call := {
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
 	"params": {},
+	"target_count": 0,
 	"session_context": {"recent": [], "windows": {"1m": quiet_window, "5m": quiet_window, "60m": quiet_window}},
 	"now": "2026-11-25T17:05:00Z",
 	"now_ns": 1795626300000000000,
@@ -185,16 +186,73 @@ test_fractional_base_risk_rounds_to_an_integer if {
 
 test_quiet_is_exactly_no_factor_firing if {
 	# The fast path and the factor list must agree on every combination.
-	every scope in [{"crowdstrike": ["hosts:search"]}, {}] {
+	every scope in [{"crowdstrike": ["hosts:search", "hosts:contain"]}, {}] {
 		every counts in [window(0, 0, 0), window(0, 4, 2), window(0, 5, 0), window(0, 0, 3), window(9, 9, 9)] {
-			i := json.patch(call, [
-				{"op": "replace", "path": "/agent/intent/scope", "value": scope},
-				{"op": "replace", "path": "/session_context/windows/5m", "value": counts},
-			])
-			no_factor := count(intent.factors) == 0 with input as i
-			quiet_or_not(i) == no_factor
+			every operation in [call.operation, contain.operation] {
+				every targets in [0, 1, 2, 40] {
+					i := json.patch(call, [
+						{"op": "replace", "path": "/agent/intent/scope", "value": scope},
+						{"op": "replace", "path": "/session_context/windows/5m", "value": counts},
+						{"op": "replace", "path": "/operation", "value": operation},
+						{"op": "replace", "path": "/target_count", "value": targets},
+					])
+					no_factor := count(intent.factors) == 0 with input as i
+					quiet_or_not(i) == no_factor
+				}
+			}
 		}
 	}
+}
+
+# responder-bot's containment of n hosts, in scope and in a quiet session.
+contain := json.patch(call, [
+	{"op": "replace", "path": "/operation", "value": {"name": "hosts:contain", "kind": "containment", "base_risk": 60}},
+	{"op": "replace", "path": "/agent/intent/scope", "value": {"crowdstrike": ["hosts:*"]}},
+])
+
+containing(n) := json.patch(contain, [{"op": "replace", "path": "/target_count", "value": n}])
+
+test_one_target_adds_no_blast_radius if {
+	every n in [0, 1] {
+		intent.blast_radius == null with input as containing(n)
+		intent.risk_score == 60 with input as containing(n)
+		intent.quiet with input as containing(n)
+	}
+}
+
+test_each_target_beyond_the_first_adds_three_points if {
+	intent.risk_score == 63 with input as containing(2)
+	intent.risk_score == 72 with input as containing(5)
+	intent.reasons == ["blast radius: 5 targets in one call"] with input as containing(5)
+	intent.blast_radius.code == "ARX-R004" with input as containing(5)
+	not intent.quiet with input as containing(2)
+}
+
+test_blast_radius_is_capped_at_fifteen_points if {
+	every n in [6, 7, 100] {
+		intent.blast_radius.points == 15 with input as containing(n)
+		intent.risk_score == 75 with input as containing(n)
+	}
+}
+
+test_reads_of_many_targets_add_no_blast_radius if {
+	i := json.patch(call, [{"op": "replace", "path": "/target_count", "value": 100}])
+	intent.blast_radius == null with input as i
+	intent.risk_score == 10 with input as i
+	intent.quiet with input as i
+}
+
+test_blast_radius_adds_to_the_other_factors if {
+	i := json.patch(containing(6), [
+		{"op": "replace", "path": "/agent/intent/scope", "value": {}},
+		{"op": "replace", "path": "/session_context/windows/5m", "value": window(0, 5, 0)},
+	])
+	intent.reasons == [
+		"operation outside declared intent: crowdstrike hosts:contain",
+		"write burst: 5 non-read actions in the last 5 minutes",
+		"blast radius: 6 targets in one call",
+	] with input as i
+	intent.risk_score == 100 with input as i
 }
 
 quiet_or_not(i) if {

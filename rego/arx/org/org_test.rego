@@ -15,6 +15,8 @@ call := {
 	"org": {"id": "o", "slug": "acme"},
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:contain", "kind": "containment", "base_risk": 60},
+	"params": {"ids": ["h1"]},
+	"target_count": 1,
 	"session_context": {"recent": [], "windows": {
 		"1m": counts(1, 0, 1, 0),
 		"5m": counts(6, 2, 3, 1),
@@ -205,7 +207,7 @@ test_unknown_match_field_counts_as_holding if {
 	policy := {"rules": [rule("A", 1, {"agent": ["triage-bot"], "kinds": ["containment"]})]}
 	winner_id(policy) == "A"
 	not usable_for(policy)
-	problems_for(policy) == {"org rule #0: match.agent is not a match field (connectors, operations, agents, kinds, min_risk, max_risk, min_counts)"}
+	problems_for(policy) == {"org rule #0: match.agent is not a match field (connectors, operations, agents, kinds, min_risk, max_risk, min_counts, params)"}
 }
 
 test_broken_min_counts_counts_as_holding if {
@@ -327,7 +329,7 @@ malformed := [
 	[{"rules": [{"id": "A", "priority": 1}]}, {"org rule #0: verdict must be one of PERMIT, ESCALATE, DENY"}],
 	[{"rules": [{"id": "A", "priority": 1, "verdict": "DENY", "description": 7}]}, {"org rule #0: description must be a string"}],
 	[{"rules": [rule("A", 1, "hosts:*")]}, {"org rule #0: match must be an object"}],
-	[{"rules": [rule("A", 1, {"agent": ["triage-bot"]})]}, {"org rule #0: match.agent is not a match field (connectors, operations, agents, kinds, min_risk, max_risk, min_counts)"}],
+	[{"rules": [rule("A", 1, {"agent": ["triage-bot"]})]}, {"org rule #0: match.agent is not a match field (connectors, operations, agents, kinds, min_risk, max_risk, min_counts, params)"}],
 	[
 		{"rules": [
 			rule("A", 1, {}),
@@ -386,4 +388,275 @@ test_malformed_policies_are_not_valid_and_say_why if {
 		not valid_policy(case[0])
 		errors_for(case[0]) == case[1]
 	}
+}
+
+# match.params: conditions on the call's arguments.
+
+# The call with these params (and the targets they name).
+with_params(params) := json.patch(call, [{"op": "replace", "path": "/params", "value": params}])
+
+bulk_params := {
+	"ids": ["h1", "h2", "h3"],
+	"filter": "hostname:'web-1'",
+	"limit": 50,
+	"sort": null,
+	"options": {"mode": "fast", "depth": 2},
+}
+
+# The bulk call matches a single rule with these params conditions.
+params_match(params, conditions) if {
+	count(org.candidates) == 1 with input as with_params(params)
+		with data.orgs as {"acme": {"rules": [rule("A", 1, {"params": conditions})], "lists": object.union(lists, {"broken": ["h3", 7]})}}
+}
+
+lists := {"critical_hosts": ["h3", "h9"], "quiet_hosts": ["h7"]}
+
+test_each_params_operator_holds if {
+	every conditions in [
+		{"limit": {"eq": 50}},
+		{"options": {"eq": {"depth": 2, "mode": "fast"}}},
+		{"sort": {"eq": null}},
+		{"limit": {"in": [10, 50]}},
+		{"filter": {"not_in": ["hostname:'db-1'"]}},
+		{"limit": {"gt": 49}},
+		{"limit": {"gte": 50}},
+		{"limit": {"lt": 51}},
+		{"limit": {"lte": 50}},
+		{"filter": {"glob": "hostname:*"}},
+		{"ids": {"count_gt": 2}},
+		{"ids": {"count_gte": 3}},
+		{"ids": {"count_lt": 4}},
+		{"ids": {"count_lte": 3}},
+		{"filter": {"count_lte": 1}},
+		{"ids": {"any_in": ["h2", "h8"]}},
+		{"ids": {"any_in": {"data": "critical_hosts"}}},
+		{"filter": {"any_in": ["hostname:'web-1'"]}},
+		{"ids": {"none_in": {"data": "quiet_hosts"}}},
+		{"options.mode": {"eq": "fast"}},
+		{"options.depth": {"gte": 2}},
+	] {
+		params_match(bulk_params, conditions)
+	}
+}
+
+test_each_params_operator_can_reject if {
+	every conditions in [
+		{"limit": {"eq": 51}},
+		{"limit": {"eq": "50"}},
+		{"limit": {"in": [10, 20]}},
+		{"limit": {"not_in": [50]}},
+		{"limit": {"gt": 50}},
+		{"limit": {"gte": 51}},
+		{"limit": {"lt": 50}},
+		{"limit": {"lte": 49}},
+		{"filter": {"glob": "ip:*"}},
+		{"filter": {"glob": "*"}},
+		{"ids": {"count_gt": 3}},
+		{"ids": {"count_gte": 4}},
+		{"ids": {"count_lt": 3}},
+		{"ids": {"count_lte": 2}},
+		{"ids": {"any_in": ["h8"]}},
+		{"ids": {"any_in": {"data": "quiet_hosts"}}},
+		{"ids": {"none_in": {"data": "critical_hosts"}}},
+		{"ids": {"none_in": ["h1"]}},
+		{"filter": {"none_in": ["hostname:'web-1'"]}},
+		{"options.mode": {"eq": "slow"}},
+	] {
+		not params_match(bulk_params, conditions)
+	}
+}
+
+test_every_params_condition_must_hold if {
+	params_match(bulk_params, {"ids": {"count_gt": 2}, "limit": {"eq": 50}})
+	not params_match(bulk_params, {"ids": {"count_gt": 2}, "limit": {"eq": 10}})
+}
+
+test_absent_param_fails_the_condition_except_counts_and_none_in if {
+	every conditions in [
+		{"offset": {"eq": 0}},
+		{"offset": {"in": [0]}},
+		{"offset": {"not_in": [5]}},
+		{"offset": {"gte": 0}},
+		{"offset": {"lt": 100}},
+		{"offset": {"glob": "**"}},
+		{"offset": {"any_in": [0]}},
+		{"options.absent": {"eq": "x"}},
+		{"limit.deeper": {"eq": 50}},
+		{"offset": {"count_gt": 0}},
+	] {
+		not params_match(bulk_params, conditions)
+	}
+	params_match(bulk_params, {"offset": {"count_lt": 1}})
+	params_match(bulk_params, {"offset": {"count_lte": 0}})
+	params_match(bulk_params, {"offset": {"none_in": [0]}})
+	params_match(bulk_params, {"sort": {"count_lt": 1}})
+	params_match(object.remove(bulk_params, ["ids"]), {"ids": {"none_in": {"data": "critical_hosts"}}})
+}
+
+test_a_param_of_another_type_fails_the_condition if {
+	# Rego orders values of different types ("50" > 49): the comparisons must not.
+	every conditions in [
+		{"filter": {"gt": 1}},
+		{"filter": {"lte": 1000}},
+		{"limit": {"glob": "**"}},
+		{"limit": {"count_gte": 0}},
+		{"options": {"count_gte": 0}},
+	] {
+		not params_match(bulk_params, conditions)
+	}
+}
+
+test_a_string_counts_as_one_item if {
+	params_match({"ids": "h1"}, {"ids": {"count_lte": 1}})
+	params_match({"ids": "h3"}, {"ids": {"any_in": {"data": "critical_hosts"}}})
+	not params_match({"ids": "h1"}, {"ids": {"any_in": {"data": "critical_hosts"}}})
+}
+
+# A broken condition counts as holding (match more, never less).
+
+test_malformed_params_conditions_count_as_holding if {
+	every conditions in [
+		{"limit": {"eq": 51, "lt": 10}},
+		{"limit": {}},
+		{"limit": 51},
+		{"limit": [51]},
+		{"limit": "eq 51"},
+		{"limit": {"equals": 51}},
+		{"limit": {"in": 51}},
+		{"limit": {"not_in": "50"}},
+		{"limit": {"gt": "100"}},
+		{"ids": {"count_gt": "10"}},
+		{"filter": {"glob": "ip:["}},
+		{"offset": {"glob": "ip:["}},
+		{"filter": {"glob": 7}},
+		{"ids": {"any_in": "h8"}},
+		{"ids": {"any_in": {"data": "missing"}}},
+		{"ids": {"any_in": {"data": "broken"}}},
+		{"ids": {"any_in": {"data": "quiet_hosts", "or": "h8"}}},
+		{"ids": {"none_in": {"data": ["critical_hosts"]}}},
+	] {
+		params_match(bulk_params, conditions)
+	}
+	matches({"params": "ids"})
+	matches({"params": ["ids"]})
+}
+
+test_a_broken_params_winner_is_not_usable if {
+	policy := {"rules": [rule("A", 1, {"params": {"ids": {"any_in": {"data": "critical_hosts"}}}})]}
+	winner_id(policy) == "A"
+	not usable_for(policy)
+	problems_for(policy) == {"org rule #0: match.params.ids.any_in names critical_hosts, which is not a list of strings in the org's lists"}
+	usable_for(object.union(policy, {"lists": lists}))
+}
+
+params_errors_for(conditions) := errors if {
+	policy := {"rules": [rule("A", 1, {"params": conditions})], "lists": lists}
+	errors := org.errors with input as call with data.orgs as {"acme": policy} with data.arx.catalog as fixture_catalog
+}
+
+operators := "eq, in, not_in, gt, gte, lt, lte, glob, count_gt, count_gte, count_lt, count_lte, any_in, none_in"
+
+test_malformed_params_conditions_say_why if {
+	params_errors_for("ids") == {"org rule #0: match.params must be an object mapping param paths to conditions"}
+	every case in [
+		[{"ids": {"count_gt": 5, "eq": 3}}, sprintf("match.params.ids must be an object with exactly one operator (%s)", [operators])],
+		[{"ids": {}}, sprintf("match.params.ids must be an object with exactly one operator (%s)", [operators])],
+		[{"ids": 5}, sprintf("match.params.ids must be an object with exactly one operator (%s)", [operators])],
+		[{"ids": ["x"]}, sprintf("match.params.ids must be an object with exactly one operator (%s)", [operators])],
+		[{"ids": "x"}, sprintf("match.params.ids must be an object with exactly one operator (%s)", [operators])],
+		[{"ids": {"size": 5}}, sprintf("match.params.ids: size is not an operator (%s)", [operators])],
+		[{"ids": {"in": "h1"}}, "match.params.ids.in must be a list"],
+		[{"ids": {"not_in": {}}}, "match.params.ids.not_in must be a list"],
+		[{"limit": {"gte": "5"}}, "match.params.limit.gte must be a number"],
+		[{"ids": {"count_gt": null}}, "match.params.ids.count_gt must be a number"],
+		[{"filter": {"glob": "ip:["}}, "match.params.filter.glob must be a valid glob pattern (a string)"],
+		[{"filter": {"glob": ["ip:*"]}}, "match.params.filter.glob must be a valid glob pattern (a string)"],
+		[{"ids": {"any_in": "h1"}}, "match.params.ids.any_in must be a list or {\"data\": <name of one of the org's lists>}"],
+		[{"ids": {"none_in": {"data": "quiet_hosts", "or": 1}}}, "match.params.ids.none_in must be a list or {\"data\": <name of one of the org's lists>}"],
+		[{"ids": {"any_in": {"data": "critical_host"}}}, "match.params.ids.any_in names critical_host, which is not a list of strings in the org's lists"],
+	] {
+		params_errors_for(case[0]) == {concat("", ["org rule #0: ", case[1]])}
+	}
+}
+
+# Validation against the catalog of the connectors' operation tables.
+
+fixture_catalog := {
+	"crowdstrike": {
+		"hosts:contain": {"kind": "containment", "target_param": "ids", "params": {"ids": "array"}},
+		"hosts:lift_containment": {"kind": "containment", "target_param": "ids", "params": {"ids": "array"}},
+		"hosts:search": {"kind": "read", "target_param": null, "params": {"filter": "string", "limit": "integer"}},
+		"hosts:tag": {
+			"kind": "write",
+			"target_param": "ids",
+			"params": {"ids": "array", "tag": "string", "options": "object", "options.mode": "string"},
+		},
+	},
+	"sentinelone": {"agents:isolate": {"kind": "containment", "target_param": "ids", "params": {"ids": "array"}}},
+}
+
+catalog_errors_for(match) := errors if {
+	policy := {"rules": [rule("A", 1, match)], "lists": lists}
+	errors := org.errors with input as call with data.orgs as {"acme": policy} with data.arx.catalog as fixture_catalog
+}
+
+catalog_valid(match) if {
+	policy := {"rules": [rule("A", 1, match)], "lists": lists}
+	org.valid with input as call with data.orgs as {"acme": policy} with data.arx.catalog as fixture_catalog
+}
+
+test_params_declared_by_every_reachable_operation_are_valid if {
+	every match in [
+		{"connectors": ["crowdstrike"], "operations": ["hosts:contain"], "params": {"ids": {"count_gt": 5}}},
+		{"connectors": ["crowdstrike", "sentinelone"], "operations": ["**"], "kinds": ["containment"], "params": {"ids": {"any_in": {"data": "critical_hosts"}}}},
+		{"connectors": ["crowdstrike"], "operations": ["hosts:*"], "kinds": ["write"], "params": {"options.mode": {"eq": "fast"}, "tag": {"glob": "pci-*"}}},
+		{"connectors": ["crowdstrike"], "operations": ["hosts:search"], "params": {"limit": {"gt": 1000}, "filter": {"in": ["x"]}}},
+		{"connectors": ["crowdstrike"], "operations": ["hosts:search"], "params": {}},
+		{"connectors": ["crowdstrike"], "operations": ["hosts:search"], "agents": ["triage-bot"], "params": {"filter": {"not_in": ["x"]}}},
+	] {
+		catalog_valid(match)
+		catalog_errors_for(match) == set()
+	}
+}
+
+test_a_param_an_operation_lacks_is_refused_and_named if {
+	match := {"connectors": ["crowdstrike"], "operations": ["hosts:*"], "params": {"ids": {"count_gt": 5}}}
+	not catalog_valid(match)
+	catalog_errors_for(match) == {"org rule #0: match.params.ids is not a param of crowdstrike hosts:search"}
+	catalog_errors_for({"connectors": ["crowdstrike"], "operations": ["hosts:contain"], "params": {"hostnames": {"any_in": ["web-1"]}}}) == {"org rule #0: match.params.hostnames is not a param of crowdstrike hosts:contain"}
+	catalog_errors_for({"connectors": ["crowdstrike"], "operations": ["hosts:tag"], "params": {"options.depth": {"gt": 1}}}) == {"org rule #0: match.params.options.depth is not a param of crowdstrike hosts:tag"}
+}
+
+test_params_need_connectors_and_operations_that_select_operations if {
+	needs := {"org rule #0: match.params needs match.connectors and match.operations to name the operations whose params it reads"}
+	catalog_errors_for({"params": {"ids": {"count_gt": 5}}}) == needs
+	catalog_errors_for({"connectors": ["crowdstrike"], "params": {"ids": {"count_gt": 5}}}) == needs
+	catalog_errors_for({"operations": ["hosts:contain"], "params": {"ids": {"count_gt": 5}}}) == needs
+	none := {"org rule #0: match.params: match.connectors, match.operations and match.kinds select no operation of the connector catalog"}
+	catalog_errors_for({"connectors": ["okta"], "operations": ["**"], "params": {"ids": {"count_gt": 5}}}) == none
+	catalog_errors_for({"connectors": ["crowdstrike"], "operations": ["hosts:contain"], "kinds": ["read"], "params": {"ids": {"count_gt": 5}}}) == none
+	not catalog_valid({"params": {"ids": {"count_gt": 5}}})
+}
+
+test_an_operator_must_apply_to_the_param_type if {
+	catalog_errors_for({"connectors": ["crowdstrike"], "operations": ["hosts:contain"], "params": {"ids": {"gt": 5}}}) == {"org rule #0: match.params.ids.gt does not apply to crowdstrike hosts:contain's param ids (array)"}
+	catalog_errors_for({"connectors": ["crowdstrike"], "operations": ["hosts:search"], "params": {"limit": {"count_gt": 5}}}) == {"org rule #0: match.params.limit.count_gt does not apply to crowdstrike hosts:search's param limit (integer)"}
+	catalog_errors_for({"connectors": ["crowdstrike"], "operations": ["hosts:tag"], "params": {"options": {"glob": "*"}}}) == {"org rule #0: match.params.options.glob does not apply to crowdstrike hosts:tag's param options (object)"}
+}
+
+test_the_shipped_catalog_describes_the_crowdstrike_operations if {
+	# rego/arx/catalog/data.json, generated from the operation tables.
+	data.arx.catalog.crowdstrike["hosts:contain"] == {"kind": "containment", "target_param": "ids", "params": {"ids": "array"}}
+	data.arx.catalog.crowdstrike["hosts:search"].params.limit == "integer"
+}
+
+with_lists(l) := {"rules": [], "lists": l}
+
+test_lists_must_be_an_object_of_string_lists if {
+	not valid_policy(with_lists(["h1"]))
+	errors_for(with_lists(["h1"])) == {"org policy lists must be an object of named lists"}
+	bad := with_lists({"critical_hosts": ["h1", 7], "ok": ["h2"], "flat": "h3"})
+	not valid_policy(bad)
+	errors_for(bad) == {"org list critical_hosts must be a list of strings", "org list flat must be a list of strings"}
+	valid_policy(with_lists({"critical_hosts": ["h1"], "none": []}))
 }

@@ -11,9 +11,10 @@
 #   builtin calls, and lines check several fields where a builtin is defined
 #   only on the right types (concat on strings, sum on numbers). It checks what
 #   a decision reads or what ARX promises: the fields the scoring and the org
-#   rules read, the 24 window counts, and that every recent entry has a numeric
-#   "at_ns" (one pass). `now` is for humans: it must be a string, and nothing
-#   on the hot path parses a timestamp.
+#   rules read (params an object, as org rules look params up in it),
+#   target_count and the 24 window counts, and that every recent entry has a
+#   numeric "at_ns" (one pass). `now` is for humans: it must be a string, and
+#   nothing on the hot path parses a timestamp.
 #
 #   `errors` only explains, and is evaluated only for invalid input. Its checks
 #   read through object.get with a null default because `not f(input.x)` is
@@ -41,9 +42,10 @@ counts := ["actions", "denied", "non_read", "targets"]
 valid if {
 	concat("", [input.agent.name, input.org.slug, input.connector, input.operation.name, input.now])
 	kinds[input.operation.kind]
+	is_object(input.params)
 	is_number(sum([input.operation.base_risk, input.now_ns]))
 	intent_ok
-	regex.match(windows_pattern, sprintf("%v", [input.session_context.windows]))
+	regex.match(counts_pattern, sprintf("%v", [[input.target_count, input.session_context.windows]]))
 
 	# One pass over the recent entries: every one must yield a stamp, and sum
 	# is defined only when every stamp is a number.
@@ -72,16 +74,18 @@ intent_ok if {
 }
 
 # METADATA
-# title: Windows pattern
+# title: Counts pattern
 # description: |
-#   input.session_context.windows as sprintf("%v") prints it (keys sorted,
-#   numbers as written) when it has exactly the windows 1m, 5m and 60m, each
-#   with exactly the counts of the schema, and every count is a non-negative
-#   integer in plain digits. One print and one match check all 24 counts in
-#   less than half the time of one is_number call per count (and %v prints the
-#   value directly, where json.marshal converts it first). The tests check the
-#   pattern against the schema's shape and against every way to break it.
-windows_pattern := `^\{"1m": \{"actions": [0-9]+, "denied": [0-9]+, "kinds": \{"containment": [0-9]+, "destructive": [0-9]+, "read": [0-9]+, "write": [0-9]+\}, "non_read": [0-9]+, "targets": [0-9]+\}, "5m": \{"actions": [0-9]+, "denied": [0-9]+, "kinds": \{"containment": [0-9]+, "destructive": [0-9]+, "read": [0-9]+, "write": [0-9]+\}, "non_read": [0-9]+, "targets": [0-9]+\}, "60m": \{"actions": [0-9]+, "denied": [0-9]+, "kinds": \{"containment": [0-9]+, "destructive": [0-9]+, "read": [0-9]+, "write": [0-9]+\}, "non_read": [0-9]+, "targets": [0-9]+\}\}$`
+#   [input.target_count, input.session_context.windows] as sprintf("%v")
+#   prints it (keys sorted, numbers as written) when target_count is a
+#   non-negative integer in plain digits and the windows are exactly 1m, 5m
+#   and 60m, each with exactly the counts of the schema, every one a
+#   non-negative integer in plain digits. One print and one match check all
+#   25 counts in less than half the time of one is_number call per count (and
+#   %v prints the value directly, where json.marshal converts it first). The
+#   tests check the pattern against the schema's shape and against every way
+#   to break it.
+counts_pattern := `^\[[0-9]+, \{"1m": \{"actions": [0-9]+, "denied": [0-9]+, "kinds": \{"containment": [0-9]+, "destructive": [0-9]+, "read": [0-9]+, "write": [0-9]+\}, "non_read": [0-9]+, "targets": [0-9]+\}, "5m": \{"actions": [0-9]+, "denied": [0-9]+, "kinds": \{"containment": [0-9]+, "destructive": [0-9]+, "read": [0-9]+, "write": [0-9]+\}, "non_read": [0-9]+, "targets": [0-9]+\}, "60m": \{"actions": [0-9]+, "denied": [0-9]+, "kinds": \{"containment": [0-9]+, "destructive": [0-9]+, "read": [0-9]+, "write": [0-9]+\}, "non_read": [0-9]+, "targets": [0-9]+\}\}\]$`
 
 # METADATA
 # title: Valid scope
@@ -100,7 +104,7 @@ valid_scope(scope) if {
 # title: Count
 # description: |
 #   True when value is a non-negative integer written in plain digits, as the
-#   windows pattern wants. Printed inside an array, as the windows are: %v
+#   counts pattern wants. Printed inside an array, as the windows are: %v
 #   prints a number in a collection as written (2.0 stays 2.0), a bare one
 #   through Go formatting.
 count_ok(value) if regex.match(`^\[[0-9]+\]$`, sprintf("%v", [[value]]))
@@ -162,6 +166,12 @@ errors contains "input.operation.base_risk must be a number" if {
 }
 
 errors contains "input.now must be a string (an RFC 3339 timestamp)" if not is_string(field("now"))
+
+errors contains "input.params must be an object" if not is_object(field("params"))
+
+errors contains "input.target_count must be a non-negative integer (the targets the call names)" if {
+	not count_ok(field("target_count"))
+}
 
 errors contains "input.now_ns must be a number (nanoseconds since the Unix epoch)" if {
 	not is_number(field("now_ns"))

@@ -16,6 +16,7 @@ call := {
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
 	"params": {},
+	"target_count": 0,
 	"session_context": {
 		"recent": [{
 			"connector": "crowdstrike",
@@ -37,6 +38,8 @@ minimal := {
 	"org": {"id": "o", "slug": "acme"},
 	"connector": "crowdstrike",
 	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10},
+	"params": {},
+	"target_count": 0,
 	"session_context": empty_session,
 	"now": "2026-11-25T17:05:00Z",
 	"now_ns": 1795626300000000000,
@@ -47,6 +50,8 @@ set_field(path, value) := json.patch(call, [{"op": "add", "path": path, "value":
 remove_field(path) := json.patch(call, [{"op": "remove", "path": path}])
 
 now_ns_error := "input.now_ns must be a number (nanoseconds since the Unix epoch)"
+
+target_count_error := "input.target_count must be a non-negative integer (the targets the call names)"
 
 at_ns_error(i) := sprintf("input.session_context.recent[%d] must be an object with a numeric \"at_ns\" (nanoseconds since the Unix epoch)", [i])
 
@@ -77,6 +82,17 @@ invalid := [
 	[set_field("/now_ns", true), {now_ns_error}],
 	[set_field("/now_ns", [1795626300000000000]), {now_ns_error}],
 	[set_field("/agent/intent", "read only"), {"input.agent.intent must be an object"}],
+	# The call's params (org rules read them) and the targets it names.
+	[object.remove(call, ["params"]), {"input.params must be an object"}],
+	[set_field("/params", ["ids"]), {"input.params must be an object"}],
+	[set_field("/params", null), {"input.params must be an object"}],
+	[object.remove(call, ["target_count"]), {target_count_error}],
+	[set_field("/target_count", -1), {target_count_error}],
+	[set_field("/target_count", 1.5), {target_count_error}],
+	[set_field("/target_count", 2.0), {target_count_error}],
+	[set_field("/target_count", "2"), {target_count_error}],
+	[set_field("/target_count", null), {target_count_error}],
+	[set_field("/target_count", [2]), {target_count_error}],
 	[set_field("/agent/intent/scope", ["hosts:*"]), {"input.agent.intent.scope must be an object of pattern lists"}],
 	[set_field("/agent/intent/scope", {"crowdstrike": "hosts:*"}), {"input.agent.intent.scope must be an object of pattern lists"}],
 	[set_field("/agent/intent/scope", {"crowdstrike": [1]}), {"input.agent.intent.scope must be an object of pattern lists"}],
@@ -176,6 +192,12 @@ test_empty_session_is_valid if {
 	validation.errors == set() with input as set_field("/session_context", empty_session)
 }
 
+test_any_non_negative_target_count_is_valid if {
+	every n in [0, 1, 100, 123456789] {
+		validation.valid with input as set_field("/target_count", n)
+	}
+}
+
 test_large_counts_are_valid if {
 	i := set_field("/session_context/windows/60m", window(100000000, 1, 99999999))
 	validation.valid with input as i
@@ -203,15 +225,18 @@ test_invalid_inputs_are_not_valid_and_say_why if {
 	}
 }
 
-test_windows_pattern_accepts_exactly_the_schema_shape if {
-	# The pattern is written against sprintf("%v") output: check it on the
-	# windows of both inputs above and on a window of large counts.
-	every session in [call.session_context, empty_session] {
-		regex.match(validation.windows_pattern, sprintf("%v", [session.windows]))
+test_counts_pattern_accepts_exactly_the_schema_shape if {
+	# The pattern is written against sprintf("%v") output of [target_count,
+	# windows]: check it on both inputs above and on large counts.
+	every i in [call, minimal] {
+		regex.match(validation.counts_pattern, sprintf("%v", [[i.target_count, i.session_context.windows]]))
 	}
 	big := json.patch(call.session_context.windows, [{"op": "replace", "path": "/60m", "value": window(123456789, 0, 7)}])
-	regex.match(validation.windows_pattern, sprintf("%v", [big]))
-	not regex.match(validation.windows_pattern, sprintf("%v", [object.remove(call.session_context.windows, ["1m"])]))
+	regex.match(validation.counts_pattern, sprintf("%v", [[100, big]]))
+	not regex.match(validation.counts_pattern, sprintf("%v", [[0, object.remove(call.session_context.windows, ["1m"])]]))
+	every bad in [-1, 1.5, "1", null, [1]] {
+		not regex.match(validation.counts_pattern, sprintf("%v", [[bad, call.session_context.windows]]))
+	}
 }
 
 test_count_check_wants_plain_non_negative_integers if {

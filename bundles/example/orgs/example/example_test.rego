@@ -67,6 +67,7 @@ call(agent, operation) := {
 	"connector": "crowdstrike",
 	"operation": operations[operation],
 	"params": {"ids": ["a1b2c3d4e5f6"]},
+	"target_count": 1,
 	"session_context": no_history,
 	"now": now,
 	"now_ns": now_ns,
@@ -260,4 +261,161 @@ test_cheap_reads_do_not_hide_a_burst if {
 	d := decide(with_session(call(responder_bot, "hosts:contain"), padded))
 	d.risk_score == 80
 	d.policy_id == "EX-001"
+}
+
+# Rules on the call's params (match.params): EX-013 reads the org's own list
+# of critical hosts (data.orgs.example.lists.critical_hosts), EX-014 counts
+# the hosts of one call. ARX counts the targets too (input.target_count), for
+# the blast-radius factor of the risk score: +3 a host beyond the first, at
+# most +15.
+
+critical_host := "9e8f7a6b5c4d4e3f9a1b2c3d4e5f6a7b"
+
+hosts(n) := [sprintf("%032x", [i]) | some i in numbers.range(1, n)]
+
+# The call naming these host ids (the targets ARX counts: distinct ids).
+naming(i, ids) := json.patch(i, [
+	{"op": "replace", "path": "/params", "value": {"ids": ids}},
+	{"op": "replace", "path": "/target_count", "value": count({id | some id in ids})},
+])
+
+test_containing_more_than_five_hosts_in_one_call_escalates if {
+	d := decide(naming(call(responder_bot, "hosts:contain"), hosts(6)))
+	d == {
+		"verdict": "ESCALATE",
+		"risk_score": 75,
+		"policy_id": "EX-014",
+		"reasons": [
+			"Containing more than five hosts in one call needs a human approval",
+			"blast radius: 6 targets in one call",
+		],
+	}
+}
+
+test_containing_five_hosts_is_the_usual_containment_approval if {
+	d := decide(naming(call(responder_bot, "hosts:contain"), hosts(5)))
+	d.verdict == "ESCALATE"
+	d.policy_id == "EX-010"
+	d.risk_score == 72
+	d.reasons == ["Host containment needs a human approval", "blast radius: 5 targets in one call"]
+}
+
+test_containing_a_critical_host_needs_two_reviewers if {
+	d := decide(naming(call(responder_bot, "hosts:contain"), [critical_host]))
+	d == {
+		"verdict": "ESCALATE",
+		"risk_score": 60,
+		"policy_id": "EX-013",
+		"reasons": ["Containing a host listed as critical needs two reviewers"],
+		"approvals_required": 2,
+	}
+}
+
+test_a_critical_host_among_many_still_needs_two_reviewers if {
+	# EX-013 (priority 36) ranks before the bulk rule EX-014 (38).
+	d := decide(naming(call(responder_bot, "hosts:contain"), array.concat(hosts(7), [critical_host])))
+	d.policy_id == "EX-013"
+	d.approvals_required == 2
+	d.risk_score == 75
+}
+
+test_a_third_containment_keeps_its_shorter_expiry_for_critical_hosts if {
+	# EX-012 (priority 35) decides first: two reviewers within 30 minutes.
+	i := with_session(naming(call(responder_bot, "hosts:contain"), [critical_host]), spree_session(2))
+	d := decide(i)
+	d.policy_id == "EX-012"
+	d.approvals_required == 2
+	d.approval_ttl_seconds == 1800
+}
+
+test_lifting_a_critical_hosts_containment_is_not_held_to_two_reviewers if {
+	d := decide(naming(call(responder_bot, "hosts:lift_containment"), [critical_host]))
+	d.verdict == "PERMIT"
+	d.policy_id == "EX-020"
+}
+
+test_bulk_containment_in_a_burst_is_denied_at_high_risk if {
+	# 60 + 15 (six hosts) + 20 (write burst) = 95: EX-001 denies before any
+	# escalation rule is tried.
+	d := decide(with_session(naming(call(responder_bot, "hosts:contain"), hosts(6)), busy_session))
+	d.verdict == "DENY"
+	d.policy_id == "EX-001"
+	d.risk_score == 95
+}
+
+test_duplicate_ids_are_one_target if {
+	d := decide(naming(call(responder_bot, "hosts:contain"), [critical_host, critical_host]))
+	d.risk_score == 60
+	d.policy_id == "EX-013"
+}
+
+# The push check: a rule may only name params that the operations it can
+# match declare (data.arx.catalog, generated from the operation tables).
+
+with_rule(rule) := array.concat(data.orgs.example.rules, [rule])
+
+# Errors name a rule by its position: the added one's, and EX-013's (so the
+# tests hold when rules are added to the bundle).
+added_rule_error(msg) := sprintf("org rule #%d: %s", [count(data.orgs.example.rules), msg])
+
+rule_error(id, msg) := sprintf("org rule #%d: %s", [i, msg]) if {
+	some i, rule in data.orgs.example.rules
+	rule.id == id
+}
+
+by_hostname := {
+	"id": "EX-040",
+	"priority": 37,
+	"description": "Containing a domain controller needs two reviewers",
+	"verdict": "ESCALATE",
+	"match": {
+		"connectors": ["crowdstrike"],
+		"operations": ["hosts:contain"],
+		"params": {"hostnames": {"glob": "SRV-DC-*"}},
+	},
+	"approval": {"required": 2},
+}
+
+test_the_example_rules_pass_the_push_check if {
+	data.arx.org.valid with input as {"org": {"slug": "example"}}
+	data.arx.org.errors == set() with input as {"org": {"slug": "example"}}
+}
+
+test_a_param_the_operation_does_not_declare_fails_the_push_check if {
+	i := {"org": {"slug": "example"}}
+	not data.arx.org.valid with input as i with data.orgs.example.rules as with_rule(by_hostname)
+	expected := added_rule_error("match.params.hostnames is not a param of crowdstrike hosts:contain")
+	data.arx.org.errors == {expected} with input as i
+		with data.orgs.example.rules as with_rule(by_hostname)
+}
+
+test_a_params_rule_over_every_host_operation_needs_each_to_declare_the_param if {
+	# hosts:search has no ids: the bulk rule cannot be widened to hosts:*.
+	i := {"org": {"slug": "example"}}
+	some bulk in data.orgs.example.rules
+	bulk.id == "EX-014"
+	wide := json.patch(bulk, [{"op": "replace", "path": "/match/operations", "value": ["hosts:*"]}])
+	expected := added_rule_error("match.params.ids is not a param of crowdstrike hosts:search")
+	data.arx.org.errors == {expected} with input as i
+		with data.orgs.example.rules as with_rule(object.union(wide, {"id": "EX-041"}))
+}
+
+missing_list := rule_error("EX-013", "match.params.ids.any_in names critical_hosts, which is not a list of strings in the org's lists")
+
+test_a_list_the_org_does_not_have_fails_the_push_check if {
+	i := {"org": {"slug": "example"}}
+	without_lists := object.remove(data.orgs.example, ["lists"])
+	not data.arx.org.valid with input as i with data.orgs.example as without_lists
+	data.arx.org.errors == {missing_list} with input as i
+		with data.orgs.example as without_lists
+}
+
+test_a_call_reaching_a_rule_whose_list_is_missing_is_denied if {
+	# Loaded without the push check: the rule counts as matching, and as it
+	# is malformed it cannot decide.
+	without_lists := object.remove(data.orgs.example, ["lists"])
+	d := arx.decision with input as call(responder_bot, "hosts:contain") with data.orgs.example as without_lists
+	d.verdict == "DENY"
+	d.policy_id == "arx.invalid_org_policy"
+	d.reasons == [missing_list]
 }
