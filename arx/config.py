@@ -38,6 +38,8 @@ ToolBytes = Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)]
 PoolSize = Annotated[int, msgspec.Meta(ge=1, le=200)]
 ApprovalSeconds = Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)]
 HoldSeconds = Annotated[int, msgspec.Meta(ge=0, le=60)]
+BundleBytes = Annotated[int, msgspec.Meta(ge=64 * 1024, le=64 * 1024 * 1024)]
+LongPollSeconds = Annotated[int, msgspec.Meta(ge=1, le=30)]
 RecentCount = Annotated[int, msgspec.Meta(ge=0, le=100)]
 SessionSeconds = Annotated[int, msgspec.Meta(ge=300, le=7 * 24 * 3600)]
 OverlapSeconds = Annotated[int, msgspec.Meta(ge=0, le=30 * 24 * 3600)]
@@ -65,6 +67,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The sidecar's token (opa/authz.rego): it answers nobody else. Empty: no
     # Authorization header (a sidecar run without authentication).
     opa_token: str = ""
+    # ARX's own opa (the pinned version): it vets, builds, signs and replays
+    # bundles, never serves decisions.
+    opa_binary: str = "opa"
+    # The base policy library (rego/) ARX serves its sidecars; empty: the one
+    # beside the arx package.
+    policy_base_dir: str = ""
+    # ECDSA P-256 private key (PEM) signing every bundle ARX serves. Set, the
+    # bundle service is on (/v1/opa/...): sidecars are configured by discovery
+    # and verify every bundle with the public half.
+    bundle_signing_key_file: str = ""
+    # The largest bundle archive a push or a replay may upload.
+    max_bundle_bytes: BundleBytes = 4 * 1024 * 1024
+    # The longest a sidecar's bundle request is held waiting for a change
+    # (under opa/config.yaml's response_header_timeout_seconds, 40).
+    bundle_long_poll_seconds: LongPollSeconds = 20
     # AES-256 key-encryption key (32 bytes) wrapping every credential's data key.
     kek: bytes = msgspec.field(default=b"")
     # Creates the first org and its owner, and nothing else: refused once any
@@ -148,6 +165,11 @@ _PLAIN = {
     "ARX_CONTROL_DB_PASSWORD": "control_db_password",
     "ARX_OPA_URL": "opa_url",
     "ARX_OPA_TOKEN": "opa_token",
+    "ARX_OPA_BINARY": "opa_binary",
+    "ARX_POLICY_BASE_DIR": "policy_base_dir",
+    "ARX_BUNDLE_SIGNING_KEY_FILE": "bundle_signing_key_file",
+    "ARX_MAX_BUNDLE_BYTES": "max_bundle_bytes",
+    "ARX_BUNDLE_LONG_POLL_SECONDS": "bundle_long_poll_seconds",
     "ARX_BOOTSTRAP_TOKEN": "bootstrap_token",
     "ARX_PUBLIC_URL": "public_url",
     "ARX_SESSION_TTL_SECONDS": "session_ttl_seconds",

@@ -143,6 +143,16 @@ class UnsupportedMediaTypeError(BadRequestError):
     title = "The request body must be application/json"
 
 
+class BundleRejectedError(BadRequestError):
+    """A policy bundle failed a check before it was stored: its archive, its
+    roots, its compilation, its tests or its org document. ``detail`` quotes
+    OPA's own output when OPA refused it."""
+
+    status_code = 422
+    code = "bundle_rejected"
+    title = "The policy bundle was rejected"
+
+
 class NotFoundError(ARXError):
     status_code = 404
     code = "not_found"
@@ -302,6 +312,20 @@ class ServiceUnavailableError(ARXError):
 class PolicyEngineUnavailableError(ServiceUnavailableError):
     code = "policy_engine_unavailable"
     title = "Policy engine unavailable"
+
+
+class PolicyToolUnavailableError(ServiceUnavailableError):
+    """ARX could not run its own ``opa`` to check, build or sign a bundle."""
+
+    code = "policy_tool_unavailable"
+    title = "The policy toolchain is not available"
+
+
+class PolicyToolBusyError(ServiceUnavailableError):
+    """Too many bundles are being checked or replayed here; retry later."""
+
+    code = "policy_tool_busy"
+    title = "ARX is busy checking other policy bundles"
 
 
 class DatabaseUnavailableError(ServiceUnavailableError):

@@ -43,12 +43,18 @@ from arx.identity.saml import SamlConfig, SamlServiceProvider
 from arx.intercept.service import Intercept
 from arx.logs import get_logger
 from arx.policy.client import PolicyClient
+from arx.policy.lifecycle.distribution import CHANNEL as POLICY_CHANNEL
+from arx.policy.lifecycle.distribution import Distribution
+from arx.policy.lifecycle.toolchain import Toolchain
 from arx.vault.keys import LocalKeyProvider
 from arx.vault.service import Vault
 
 log = get_logger("arx.runtime")
 
 APPROVALS_CHANNEL = "arx_approvals"
+
+# The base policy library, beside the arx package (the image copies it there too).
+BASE_LIBRARY = Path(__file__).resolve().parents[1] / "rego"
 
 # How often spooled result events are offered to the database again.
 SPOOL_REPLAY_SECONDS = 2.0
@@ -73,6 +79,10 @@ class Runtime:
     http: httpx.AsyncClient  # for identity providers
     oidc: OIDCClient | None
     saml: SamlServiceProvider | None
+    # ARX's own opa, for pushes and replays.
+    toolchain: Toolchain
+    # The bundle service; None unless a signing key is configured.
+    distribution: Distribution | None = None
 
     def control_plane(self) -> ControlPlane:
         if self.control is None:
@@ -110,6 +120,12 @@ def oidc_client(settings: Settings, http: httpx.AsyncClient) -> OIDCClient | Non
         ),
         http,
     )
+
+
+def policy_toolchain(settings: Settings) -> Toolchain:
+    base = Path(settings.policy_base_dir) if settings.policy_base_dir else BASE_LIBRARY
+    key = Path(settings.bundle_signing_key_file) if settings.bundle_signing_key_file else None
+    return Toolchain(Path(settings.opa_binary), base.resolve(), signing_key=key)
 
 
 def saml_provider(settings: Settings) -> SamlServiceProvider | None:
@@ -169,6 +185,15 @@ async def open_runtime(
         pool_wait=settings.db_pool_wait_seconds,
         session_recent=settings.session_recent,
     )
+    toolchain = policy_toolchain(settings)
+    distribution = None
+    if settings.bundle_signing_key_file and control_pool is not None:
+        distribution = Distribution(
+            control_pool, toolchain, long_poll_seconds=settings.bundle_long_poll_seconds
+        )
+        # Fail at start-up, not at a sidecar's first request: the base
+        # library must build and sign with this key and this opa.
+        await distribution.start()
     runtime = Runtime(
         settings=settings,
         pool=pool,
@@ -199,6 +224,8 @@ async def open_runtime(
         http=http,
         oidc=oidc,
         saml=saml_provider(settings),
+        toolchain=toolchain,
+        distribution=distribution,
     )
     notifications = Notifications(settings.database_url)
     notifications.subscribe(AUTH_CHANNEL, runtime.auth.forget, runtime.auth.forget_all)
@@ -212,12 +239,15 @@ async def open_runtime(
     )
     if worker is not None:
         notifications.subscribe(NOTIFY_CHANNEL, worker.notified, worker.wake)
+    if distribution is not None:
+        notifications.subscribe(POLICY_CHANNEL, distribution.notified, distribution.notified)
     tasks = [
         asyncio.create_task(_replay_spool(trail)),
         asyncio.create_task(notifications.run()),
         asyncio.create_task(runtime.auth.touch_forever()),
         *([asyncio.create_task(expiry.sweep_forever(control_pool))] if control_pool else []),
         *([asyncio.create_task(worker.run())] if worker is not None else []),
+        *([asyncio.create_task(distribution.follow_forever())] if distribution else []),
     ]
     try:
         yield runtime
@@ -227,6 +257,8 @@ async def open_runtime(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if distribution is not None:
+            await distribution.aclose()
         await policy.aclose()
         await connector_http.aclose()
         await http.aclose()

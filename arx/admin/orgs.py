@@ -43,7 +43,13 @@ async def get_org(pool: AsyncConnectionPool[Conn], org_id: UUID) -> OrgInfo:
         return await _org(conn, org_id)
 
 
+# Org bundles are served under the org's slug beside the base library's.
+RESERVED_SLUGS = frozenset({"arx-base"})
+
+
 async def _insert_org(conn: Conn, org_id: UUID, slug: str, name: str, actor: str) -> None:
+    if slug in RESERVED_SLUGS:
+        raise InvalidFieldError(f"the slug {slug!r} is reserved", field=None)
     try:
         async with conn.transaction():
             await conn.execute(identity_repo.INSERT_ORG, (org_id, slug, name))

@@ -20,6 +20,7 @@ from arx.api.admin import notifications as notification_routes
 from arx.api.docs_page import SwaggerUIPage, docs_router
 from arx.api.health import health
 from arx.api.middleware import request_id_middleware
+from arx.api.opa_service import opa_router
 from arx.api.openapi import components
 from arx.api.pages import assets, review, signin
 from arx.api.problems import handle_arx_error, handle_http_exception, handle_unexpected
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             list_connectors,
             health,
             admin_router,
+            opa_router,
             scim_router,
             slack_interactions,
             *signin.ROUTES,

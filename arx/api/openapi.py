@@ -319,6 +319,8 @@ class RouteDoc:
     # Success statuses whose body Litestar cannot infer (raw Response[bytes]).
     success: Mapping[int, tuple[type[msgspec.Struct], str]] = field(default_factory=dict)
     body: dict[str, Any] | Reference | None = None
+    # The body's media type (a bundle upload is application/gzip).
+    body_media: str = JSON
     idempotent: bool = False
     # Statuses whose answer always (True) or sometimes (False) carries Retry-After.
     retry_after: Mapping[int, bool] = field(default_factory=dict)
@@ -364,7 +366,7 @@ class RouteDoc:
                 if isinstance(self.body, Reference)
                 else RequestBody(
                     required=True,
-                    content={JSON: OpenAPIMediaType(schema=self.body)},  # type: ignore[arg-type]
+                    content={self.body_media: OpenAPIMediaType(schema=self.body)},  # type: ignore[arg-type]
                 )
             )
         roles = [str(r) for r in self.roles]

@@ -91,11 +91,15 @@ class AdminClient:
         path: str,
         *,
         body: msgspec.Struct | None = None,
-        params: Mapping[str, int] | None = None,
+        params: Mapping[str, int | str] | None = None,
+        upload: tuple[bytes, str] | None = None,
     ) -> bytes:
-        """The answer's JSON bytes, or ``CLIError``."""
+        """The answer's JSON bytes, or ``CLIError``. ``upload``: raw content and
+        its media type (a bundle archive) instead of a JSON ``body``."""
         content = msgspec.json.encode(body) if body is not None else None
         headers = {"content-type": "application/json"} if content is not None else None
+        if upload is not None:
+            content, headers = upload[0], {"content-type": upload[1]}
         try:
             resp = self._http.request(
                 method, path, content=content, headers=headers, params=dict(params or {})

@@ -28,6 +28,7 @@ import msgspec
 
 from arx.admin.types import PersonRole, TokenRole
 from arx.cli import commands as cmd
+from arx.cli import policy
 from arx.cli.client import AdminClient, CLIError, check_base_url
 from arx.config import ConfigError, load_settings
 from arx.errors import ARXError
@@ -418,6 +419,17 @@ def _add_operator_commands(sub: _Sub) -> None:
     )
     demo.add_argument("--home", type=Path, help="state directory (default: .arx in the checkout)")
     demo.set_defaults(operator=_demo)
+    seed = sub.add_parser(
+        "seed-example",
+        help="found the example org over the API (bootstrap token): owner, agents and keys, "
+        "a Falcon sandbox credential, and the example policy pushed and activated",
+    )
+    seed.add_argument("--url", help=f"the ARX API (default: $ARX_URL, else {DEFAULT_URL})")
+    seed.add_argument("--falcon-url", required=True, help="the Falcon sandbox's base URL")
+    seed.add_argument(
+        "--bundle", type=Path, default=Path("bundles/example"), help="the example bundle source"
+    )
+    seed.set_defaults(operator=_seed_example)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -433,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_commands(sub)
     _add_people_commands(sub)
     _add_notification_commands(sub)
+    policy.add_commands(_group(sub, "policy", "the org's policy bundles"), _api)
     return p
 
 
@@ -488,6 +501,49 @@ def _demo(ns: argparse.Namespace) -> None:
     from arx.devstack.demo import run_demo  # noqa: PLC0415  (dev-only; keeps `arx` lean)
 
     run_demo(port=ns.port, wait=not ns.no_wait, home=ns.home)
+
+
+def _seed_example(ns: argparse.Namespace) -> bytes:
+    """compose.yaml's seed step. Secrets come from the environment (never
+    arguments): ARX_BOOTSTRAP_TOKEN, ARX_SANDBOX_FALCON_CLIENT_ID/SECRET."""
+    import secrets  # noqa: PLC0415
+
+    from arx.devstack import seed  # noqa: PLC0415  (dev-only, like demo)
+
+    env = os.environ
+    url = check_base_url(ns.url or env.get("ARX_URL") or DEFAULT_URL)
+    bootstrap = env.get(BOOTSTRAP_TOKEN_ENV, "").strip()
+    if not bootstrap:
+        raise CLIError(f"set {BOOTSTRAP_TOKEN_ENV}", "no_credential")
+    password = secrets.token_urlsafe(18)
+    try:
+        seeded = seed.seed_over_api(
+            url,
+            bootstrap_token=bootstrap,
+            owner_password=password,
+            falcon_url=ns.falcon_url,
+            client_id=env.get("ARX_SANDBOX_FALCON_CLIENT_ID", seed.SANDBOX_CLIENT_ID),
+            client_secret=env.get("ARX_SANDBOX_FALCON_CLIENT_SECRET", ""),
+        )
+        revision = seed.publish_policy(
+            url,
+            seeded.org_id,
+            seeded.owner_token,
+            ns.bundle,
+            description="the example org's policy (seed-example)",
+        )
+    except seed.SeedError as exc:
+        raise CLIError(str(exc), "seed_failed") from None
+    return msgspec.json.encode(
+        {
+            "org": seed.ORG_SLUG,
+            "owner_email": seeded.owner_email,
+            "owner_password": password,
+            "owner_token": seeded.owner_token,
+            "api_keys": seeded.api_keys,
+            "policy_revision": revision,
+        }
+    )
 
 
 # --- running a command -------------------------------------------------------------------

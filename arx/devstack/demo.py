@@ -30,21 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arx.devstack import reviewer
-from arx.devstack.opa import OpaSidecar, opa_binary
+from arx.devstack.opa import BundleService, OpaSidecar, opa_binary
 from arx.devstack.ports import LOOPBACK, free_port, is_port_open
 from arx.devstack.postgres import LocalPostgres, check_traversable
 from arx.devstack.process import DevstackError, ManagedProcess
-from arx.devstack.seed import Seeded, seed_over_api
-from arx.devstack.stack import (
-    build_policy_bundles,
-    create_database,
-    drop_database,
-    migrate_and_grant,
-)
+from arx.devstack.seed import SANDBOX_CLIENT_ID, Seeded, publish_policy, seed_over_api
+from arx.devstack.stack import Logins, create_database, drop_database, migrate_and_grant
+from arx.policy.lifecycle import signing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DB = "arx_demo"
-SANDBOX_CLIENT_ID = "arxdemo0000000000000000000000001"
 
 
 def _secret_file(path: Path, make: str) -> str:
@@ -112,6 +107,19 @@ def _running(proc: ManagedProcess | OpaSidecar, timeout: float = 30.0) -> Iterat
         proc.stop()
 
 
+def _wait_ready(port: int, timeout: float = 30.0) -> None:
+    """Until the API's /health answers 200 (database and policy engine up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _http_ok(port, "/health"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise DevstackError(f"the ARX API on port {port} did not become healthy in {timeout:g} s")
+
+
 def _pid(proc: ManagedProcess) -> int:
     if proc.pid is None:
         raise DevstackError(f"{proc.name} is not running")
@@ -165,6 +173,28 @@ def _seed(
     return seeded
 
 
+def _seed_and_publish(
+    sidecar: OpaSidecar,
+    base: str,
+    *,
+    bootstrap_token: str,
+    owner_password: str,
+    falcon_url: str,
+    sandbox_secret: str,
+) -> Seeded:
+    seeded = _seed(base, bootstrap_token, owner_password, falcon_url, sandbox_secret)
+    revision = publish_policy(
+        base,
+        seeded.org_id,
+        seeded.owner_token,
+        REPO_ROOT / "bundles" / "example",
+        description="the example org's policy (bundles/example)",
+    )
+    sidecar.wait_for_revision("example", revision)
+    print(f"- pushed and activated bundles/example as {revision}; the sidecar serves it")
+    return seeded
+
+
 def _write_cli_env(home: Path, base: str, token: str) -> Path:
     """What the CLI needs: where the API is and the owner's admin token (0600)."""
     env_file = home / "demo.env"
@@ -172,6 +202,68 @@ def _write_cli_env(home: Path, base: str, token: str) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(f"export ARX_URL='{base}'\nexport ARX_TOKEN='{token}'\n")
     return env_file
+
+
+def _database(
+    stack: ExitStack, home: Path, admin_url: str | None, db_name: str, pids: dict[str, int]
+) -> tuple[str, Logins]:
+    """A fresh migrated ``db_name`` on the given server or the local cluster."""
+    if admin_url:
+        print("- PostgreSQL: using the given server (ARX_DATABASE_URL)")
+    else:
+        cluster = LocalPostgres(_cluster_dir(home) / "data")
+        started = not cluster.is_running()
+        cluster.ensure()
+        if started:
+            stack.callback(cluster.stop)
+        admin_url = cluster.admin_url
+        pids["postgres"] = cluster.postmaster_pid()
+        print(f"- PostgreSQL: local cluster on {LOOPBACK}:{cluster.port}")
+    drop_database(admin_url, db_name)
+    db_admin_url = create_database(admin_url, db_name)
+    logins = migrate_and_grant(db_admin_url)
+    print(
+        f"- database {db_name!r} created and migrated (agents' calls run as arx_app, "
+        "administration as arx_control)"
+    )
+    return admin_url, logins
+
+
+def _start_falcon(
+    stack: ExitStack, logs: Path, sandbox_secret: str, sandbox_rate_limit: int | None
+) -> tuple[str, int]:
+    """The Falcon sandbox on a free loopback port: its URL and pid."""
+    falcon_port = free_port()
+    falcon = _python_service(
+        [
+            "uvicorn",
+            "--factory",
+            "arx.sandbox.falcon:app_from_env",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(falcon_port),
+            "--log-level",
+            "warning",
+        ],
+        name="Falcon sandbox",
+        log=logs / "falcon.log",
+        port=falcon_port,
+        probe=None,
+        env={
+            "ARX_SANDBOX_FALCON_CLIENT_ID": SANDBOX_CLIENT_ID,
+            "ARX_SANDBOX_FALCON_CLIENT_SECRET": sandbox_secret,
+            **(
+                {"ARX_SANDBOX_FALCON_RATE_LIMIT": str(sandbox_rate_limit)}
+                if sandbox_rate_limit is not None
+                else {}
+            ),
+        },
+    )
+    stack.enter_context(_running(falcon))
+    pid = _pid(falcon)
+    falcon_url = f"http://{LOOPBACK}:{falcon_port}"
+    return falcon_url, pid
 
 
 @contextmanager
@@ -183,9 +275,11 @@ def local_stack(
     db_name: str = DEMO_DB,
     api_workers: int = 1,
     sandbox_rate_limit: int | None = None,
+    seed: bool = True,
 ) -> Iterator[Stack]:
     """Start PostgreSQL (unless ``admin_url`` names a server), OPA, the Falcon
-    sandbox and the API, and seed the example org in a fresh ``db_name``."""
+    sandbox and the API, and (unless not ``seed``) seed the example org in a
+    fresh ``db_name`` and push and activate its policy."""
     home = home.absolute()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -199,70 +293,26 @@ def local_stack(
 
     pids: dict[str, int] = {}
     with ExitStack() as stack:
-        if admin_url:
-            print("- PostgreSQL: using the given server (ARX_DATABASE_URL)")
-        else:
-            cluster = LocalPostgres(_cluster_dir(home) / "data")
-            started = not cluster.is_running()
-            cluster.ensure()
-            if started:
-                stack.callback(cluster.stop)
-            admin_url = cluster.admin_url
-            pids["postgres"] = cluster.postmaster_pid()
-            print(f"- PostgreSQL: local cluster on {LOOPBACK}:{cluster.port}")
-        drop_database(admin_url, db_name)
-        db_admin_url = create_database(admin_url, db_name)
-        logins = migrate_and_grant(db_admin_url)
-        print(
-            f"- database {db_name!r} created and migrated (agents' calls run as arx_app, "
-            "administration as arx_control)"
-        )
+        admin_url, logins = _database(stack, home, admin_url, db_name, pids)
 
         opa = opa_binary(REPO_ROOT)
-        bundles = build_policy_bundles(opa, REPO_ROOT, home / "bundles")
-        sidecar = OpaSidecar(opa, bundles, log_path=logs / "opa.log")
-        stack.enter_context(_running(sidecar))
-        pids["opa"] = sidecar.pid
-        print(f"- OPA sidecar {sidecar.url} with bundles: {', '.join(b.name for b in bundles)}")
+        # ARX signs every bundle it serves; the sidecar verifies with the public half.
+        signing_key = signing.ensure_key(home / "bundle-signing.pem")
+        public_key = signing.write_public_key(signing_key, signing.public_path(signing_key))
+        opa_port = free_port()
+        opa_token = secrets.token_urlsafe(32)
 
-        falcon_port = free_port()
-        falcon = _python_service(
-            [
-                "uvicorn",
-                "--factory",
-                "arx.sandbox.falcon:app_from_env",
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(falcon_port),
-                "--log-level",
-                "warning",
-            ],
-            name="Falcon sandbox",
-            log=logs / "falcon.log",
-            port=falcon_port,
-            probe=None,
-            env={
-                "ARX_SANDBOX_FALCON_CLIENT_ID": SANDBOX_CLIENT_ID,
-                "ARX_SANDBOX_FALCON_CLIENT_SECRET": sandbox_secret,
-                **(
-                    {"ARX_SANDBOX_FALCON_RATE_LIMIT": str(sandbox_rate_limit)}
-                    if sandbox_rate_limit is not None
-                    else {}
-                ),
-            },
-        )
-        stack.enter_context(_running(falcon))
-        pids["sandbox"] = _pid(falcon)
-        falcon_url = f"http://{LOOPBACK}:{falcon_port}"
+        falcon_url, pids["sandbox"] = _start_falcon(stack, logs, sandbox_secret, sandbox_rate_limit)
         print(f"- CrowdStrike Falcon sandbox {falcon_url}")
 
         base = f"http://{LOOPBACK}:{port}"
         api_env = {
             "ARX_DATABASE_URL": logins.app_url,
             "ARX_CONTROL_DATABASE_URL": logins.control_url,
-            "ARX_OPA_URL": sidecar.url,
-            "ARX_OPA_TOKEN": sidecar.token,
+            "ARX_OPA_URL": f"http://{LOOPBACK}:{opa_port}",
+            "ARX_OPA_TOKEN": opa_token,
+            "ARX_OPA_BINARY": str(opa),
+            "ARX_BUNDLE_SIGNING_KEY_FILE": str(signing_key),
             "ARX_KEK_FILE": str(home / "kek"),
             "ARX_BOOTSTRAP_TOKEN": bootstrap_token,
             "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",
@@ -275,30 +325,55 @@ def local_stack(
             name="ARX API",
             log=logs / "api.log",
             port=port,
-            probe="/health",
+            # /health needs the sidecar, which needs the API's bundle service.
+            probe=None,
             env=api_env,
         )
         stack.enter_context(_running(api))
         pids["api"] = _pid(api)
         print(f"- ARX API {base} (logs: {logs / 'api.log'})")
-        seeded = _seed(base, bootstrap_token, owner_password, falcon_url, sandbox_secret)
-        env_file = _write_cli_env(home, base, seeded.owner_token)
-        keys = seeded.api_keys
+        sidecar = OpaSidecar(
+            opa,
+            log_path=logs / "opa.log",
+            port=opa_port,
+            token=opa_token,
+            service=BundleService(url=f"{base}/v1/opa", public_key=public_key),
+        )
+        stack.enter_context(_running(sidecar))
+        pids["opa"] = sidecar.pid
+        _wait_ready(port)
+        print(
+            f"- OPA sidecar {sidecar.url}: locked down, its bundles from ARX's bundle "
+            "service (signed, verified with bundle-signing.pub.pem)"
+        )
+        seeded = (
+            _seed_and_publish(
+                sidecar,
+                base,
+                bootstrap_token=bootstrap_token,
+                owner_password=owner_password,
+                falcon_url=falcon_url,
+                sandbox_secret=sandbox_secret,
+            )
+            if seed
+            else None
+        )
+        env_file = _write_cli_env(home, base, seeded.owner_token if seeded else "")
         yield Stack(
             base_url=base,
             falcon_url=falcon_url,
             falcon_client_secret=sandbox_secret,
             opa_url=sidecar.url,
             opa_token=sidecar.token,
-            api_keys=keys,
+            api_keys=seeded.api_keys if seeded else {},
             env_file=env_file,
             logs=logs,
             api_env=api_env,
             admin_url=admin_url,
             pids=pids,
-            org_id=str(seeded.org_id),
-            owner_token=seeded.owner_token,
-            owner_email=seeded.owner_email,
+            org_id=str(seeded.org_id) if seeded else "",
+            owner_token=seeded.owner_token if seeded else "",
+            owner_email=seeded.owner_email if seeded else "",
             owner_password=owner_password,
         )
 

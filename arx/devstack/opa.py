@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import secrets
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from types import TracebackType
@@ -113,16 +116,30 @@ def build_bundle(opa: Path, source: Path, out: Path, *, name: str) -> str:
     return revision
 
 
-# The sidecar's system authorization policy (see its METADATA).
+# The sidecar's system authorization policy (see its METADATA), and its boot
+# configuration when ARX serves its bundles.
 AUTHZ_POLICY = Path(__file__).resolve().parents[2] / "opa" / "authz.rego"
+SIDECAR_CONFIG = Path(__file__).resolve().parents[2] / "opa" / "config.yaml"
+SERVICE_URL_ENV = "ARX_BUNDLE_SERVICE_URL"
 
 
 # Where OPA (opa/authz.rego) and ARX both read the sidecar's token.
 TOKEN_ENV = "ARX_OPA_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 
 
+@dataclass(frozen=True, slots=True)
+class BundleService:
+    """Where a sidecar gets its bundles from ARX: the API's ``/v1/opa`` and the
+    public half of ARX's bundle signing key."""
+
+    url: str
+    public_key: Path
+
+
 class OpaSidecar:
-    """``opa run --server`` on ``127.0.0.1:<port>`` serving the given bundle files.
+    """``opa run --server`` on ``127.0.0.1:<port>``, serving either the given
+    bundle files or, with ``service``, what ARX's bundle service hands it
+    (``opa/config.yaml``: discovery, one signed bundle per org).
 
     Locked down: ``--authentication=token --authorization=basic`` with
     ``opa/authz.rego``, so only the holder of ``token`` (ARX:
@@ -130,23 +147,27 @@ class OpaSidecar:
     write to the sidecar or read anything else from it. OPA reads the token
     from its environment (the same variable); no file holds it.
 
-    Ready when ``GET /health?bundles`` answers 200, i.e. every bundle is active.
-    Bundles must declare disjoint ``roots`` in their manifests. Use as a context
-    manager, or call ``start()`` and ``stop()``.
+    Ready, with files, when ``GET /health?bundles`` answers 200 (every bundle
+    is active); from a service, when the base library answers a decision
+    (orgs come and go after). Bundles must declare disjoint ``roots`` in
+    their manifests. Use as a context manager, or call ``start()`` and
+    ``stop()``.
     """
 
     def __init__(
         self,
         opa: Path,
-        bundles: Sequence[Path],
+        bundles: Sequence[Path] = (),
         *,
         log_path: Path,
+        service: BundleService | None = None,
         port: int | None = None,
         startup_timeout: float = 15.0,
         token: str | None = None,
     ) -> None:
-        if not bundles:
-            raise ValueError("OpaSidecar needs at least one bundle")
+        if not bundles and service is None:
+            raise ValueError("OpaSidecar needs bundle files or a bundle service")
+        self.service = service
         self.opa = opa
         self.bundles = [b.absolute() for b in bundles]
         self.log_path = log_path
@@ -175,16 +196,15 @@ class OpaSidecar:
                 "--optimize-store-for-read-speed",
                 "--authentication=token",
                 "--authorization=basic",
-                # Bundle files (a .tar.gz is read as a bundle: roots, revision,
-                # provenance) and, beside them and outside their roots, the
-                # authorization policy. --bundle would make it a bundle too,
-                # and then part of every decision's provenance.
-                *self.bundles,
+                *self._source(),
+                # Beside the bundles and outside their roots, the authorization
+                # policy. --bundle would make it a bundle too, and then part of
+                # every decision's provenance.
                 AUTHZ_POLICY,
             ],
             name=f"opa sidecar on {LOOPBACK}:{self.port}",
             log_path=log_path,
-            ready=self._bundles_active,
+            ready=self._bundles_active if service is None else self._base_answers,
             # Measured per decision (bench/execute.py): collecting garbage a
             # quarter as often (the heap is tens of MB) saves ~15% of the
             # sidecar's CPU, and one scheduler thread another ~20% (no
@@ -195,8 +215,21 @@ class OpaSidecar:
                 "GOGC": os.environ.get("GOGC", "400"),
                 "GOMAXPROCS": os.environ.get("GOMAXPROCS", "1"),
                 TOKEN_ENV: self.token,
+                **({SERVICE_URL_ENV: service.url} if service is not None else {}),
             },
         )
+
+    def _source(self) -> list[str | Path]:
+        if self.service is None:
+            # Bundle files: a .tar.gz is read as a bundle (roots, revision,
+            # provenance).
+            return list(self.bundles)
+        return [
+            "--config-file",
+            SIDECAR_CONFIG,
+            "--set-file",
+            f"keys.arx.key={self.service.public_key.absolute()}",
+        ]
 
     @property
     def url(self) -> str:
@@ -235,6 +268,52 @@ class OpaSidecar:
             return conn.getresponse().status == 200
         finally:
             conn.close()
+
+    def _base_answers(self) -> bool:
+        """The decision entrypoint is defined: the base library is loaded."""
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=1.0)
+        try:
+            conn.request(
+                "POST",
+                "/v1/data/arx/decision",
+                body=b'{"input":{}}',
+                headers={**self.headers, "Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            return response.status == 200 and b'"result"' in response.read()
+        finally:
+            conn.close()
+
+    def revisions(self) -> dict[str, str]:
+        """Bundle name → revision of what the sidecar decides with (provenance)."""
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2.0)
+        try:
+            conn.request(
+                "POST",
+                "/v1/data/arx/decision?provenance=true",
+                body=b'{"input":{}}',
+                headers={**self.headers, "Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            if response.status != 200:
+                return {}
+            doc = json.loads(response.read())
+        finally:
+            conn.close()
+        bundles = doc.get("provenance", {}).get("bundles", {})
+        return {name: str(b.get("revision", "")) for name, b in bundles.items()}
+
+    def wait_for_revision(self, name: str, revision: str, timeout: float = 15.0) -> float:
+        """Block until bundle ``name`` is at ``revision``; the seconds it took."""
+        start = time.monotonic()
+        while self.revisions().get(name) != revision:
+            if time.monotonic() - start > timeout:
+                raise DevstackError(
+                    f"the OPA sidecar did not load {name} {revision} within {timeout:g} s "
+                    f"(it has {self.revisions()}); see {self.log_path}"
+                )
+            time.sleep(0.02)
+        return time.monotonic() - start
 
     def __enter__(self) -> Self:
         self.start()

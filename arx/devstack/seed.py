@@ -12,6 +12,7 @@ same content through the services directly (in-process tests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -25,9 +26,12 @@ from arx.admin.types import Bootstrap
 from arx.identity.principal import Access, Principal, PrincipalKind
 from arx.identity.roles import Role
 from arx.identity.types import IntentManifest
+from arx.policy.lifecycle import archive
 from arx.runtime import Runtime
 
 ORG_SLUG = "example"
+# The Falcon sandbox's client id in the demo and compose (not a secret).
+SANDBOX_CLIENT_ID = "arxdemo0000000000000000000000001"
 ORG_NAME = "Example Security Team"
 OWNER_EMAIL = "owner@example.test"
 AGENTS = {
@@ -101,12 +105,42 @@ async def seed_example_org(
     )
 
 
+class SeedError(RuntimeError):
+    """The API refused a seeding step (its answer says why)."""
+
+
 def _ok(resp: httpx.Response) -> Any:
     if resp.status_code >= 300:
-        raise RuntimeError(
+        raise SeedError(
             f"{resp.request.method} {resp.request.url.path}: {resp.status_code} {resp.text}"
         )
     return resp.json()
+
+
+def publish_policy(
+    base_url: str, org_id: UUID | str, token: str, source: Path, *, description: str
+) -> str:
+    """Push the bundle source ``source`` and activate it, as ``arx policy push``
+    and ``arx policy activate`` do; return the active revision."""
+    headers = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        pushed = _ok(
+            http.post(
+                f"/v1/admin/orgs/{org_id}/policy/bundles",
+                params={"description": description},
+                headers={**headers, "content-type": "application/gzip"},
+                content=archive.pack(source),
+            )
+        )
+        revision = str(pushed["bundle"]["revision"])
+        resp = http.post(
+            f"/v1/admin/orgs/{org_id}/policy/activate",
+            headers=headers,
+            json={"revision": revision},
+        )
+        if resp.status_code != 409:  # already active: nothing to do
+            _ok(resp)
+    return revision
 
 
 def seed_over_api(

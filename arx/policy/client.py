@@ -124,23 +124,22 @@ class PolicyClient:
         return msgspec.structs.replace(answer.result, bundle_revisions=revisions)
 
     async def ready(self) -> bool:
-        """Every bundle has activated **and** the entrypoint is defined.
+        """The decision entrypoint answers: the base library is loaded.
 
-        Active bundles alone are not enough: a sidecar without the base
-        library would pass ``/health?bundles`` yet answer every execute 503.
+        Not ``/health?bundles``: with bundles from ARX's bundle service, one
+        org's bundle that failed to verify or compile would make every org's
+        sidecar look down, though it keeps deciding (that org with its last
+        good revision).
         """
         try:
             async with asyncio.timeout(self._timeout):
-                async with self._client().get(
-                    f"{self._base}/health?bundles", headers=self._auth
-                ) as resp:
-                    if resp.status != 200:
-                        return False
                 async with self._client().post(
                     f"{self._base}/v1/data/arx/decision",
                     data=b'{"input":{}}',
                     headers=self._headers,
                 ) as resp:
+                    if resp.status != 200:
+                        return False
                     doc = await resp.read()
         except (TimeoutError, aiohttp.ClientError):
             return False

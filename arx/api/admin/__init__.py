@@ -1,4 +1,5 @@
-"""The admin API (``/v1/admin``): orgs, people, tokens, agents, keys, credentials, audit.
+"""The admin API (``/v1/admin``): orgs, people, tokens, agents, keys, credentials,
+policy bundles, audit.
 
 Every route passes ``arx.api.guards.control_guard``: an admin token or an
 IdP access token, the org of the path, the org's admin allowlist, and the
@@ -10,7 +11,15 @@ from __future__ import annotations
 
 from litestar import Router
 
-from arx.api.admin import agents, approvals, notifications, orgs, people, records
+from arx.api.admin import (
+    agents,
+    approvals,
+    notifications,
+    orgs,
+    people,
+    policy,
+    records,
+)
 from arx.api.guards import control_guard
 
 admin_router = Router(
@@ -21,6 +30,7 @@ admin_router = Router(
         *people.ROUTES,
         *approvals.ROUTES,
         *notifications.ROUTES,
+        *policy.ROUTES,
         *records.ROUTES,
     ],
     guards=[control_guard],
