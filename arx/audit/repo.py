@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # The execute path: one statement, one round trip, per step (migration 0003).
 EXECUTE_CONTEXT = "SELECT * FROM arx.keyed_execute_context(%s, %s, %s, %s, %s)"
-RECORD_DECISION = "SELECT * FROM arx.record_decision(%s, %s, %s, %s)"
+RECORD_DECISION = "SELECT * FROM arx.record_decision(%s, %s, %s, %s, %s)"
 RECORD_RESULT = "SELECT arx.record_result(%s)"
 
 INSERT_ADMIN = (
@@ -23,4 +23,19 @@ COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 LIST_EVENTS = (
     "SELECT " + _COLUMNS + " FROM arx.audit_events"
     " WHERE org_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
+
+# Replay (arx.policy.lifecycle.replay): the org's decision events before
+# ``until``, newest first, each with the input it was decided on (NULL when it
+# was recorded before migration 0014). Read through a server-side cursor and
+# stopped at the first event older than the window: an index on seq is walked
+# back from the newest event and never far past the window's start, however
+# long the org's history (created_at has no index; the hot path pays for none).
+RECORDED_DECISIONS = (
+    "SELECT e.id, e.created_at, e.agent_id, a.name AS agent_name, e.connector, e.operation,"
+    " e.verdict, e.policy_id, e.risk_score, e.policy_input::text AS policy_input"
+    " FROM arx.audit_events e"
+    " LEFT JOIN arx.agents a ON a.org_id = e.org_id AND a.id = e.agent_id"
+    " WHERE e.org_id = %(org_id)s AND e.kind = 'decision' AND e.created_at < %(until)s"
+    " ORDER BY e.seq DESC"
 )

@@ -6,7 +6,9 @@ Guarantees:
 - ``record_decision`` appends the decision event (with, for ESCALATE, its
   approval request) in one statement, and only if the agent's latest
   decision is still the one the session was read at: of two calls decided
-  on the same history only the first is recorded, the second must read again;
+  on the same history only the first is recorded, the second must read again.
+  The event keeps the policy input of the OPA request it was decided on,
+  as the bytes OPA received (``arx policy replay`` evaluates them again);
 - ``record_result`` appends the result event, or, when PostgreSQL cannot take
   it, puts it in the durable spool, from which it is replayed later. The
   decision is always committed before its connector runs (the intercept),
@@ -25,7 +27,7 @@ from uuid import UUID
 
 import msgspec
 from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from arx.approvals.types import ApprovalRequest
@@ -151,9 +153,16 @@ class Trail:
         session: ExecuteContext,
         approval: ApprovalRequest | None,
         deadline: Deadline,
+        query: bytes | None = None,
     ) -> RecordedDecision | None:
         """Commit the decision made on ``session``; ``None`` if the agent's
-        session moved on meanwhile (nothing is written then)."""
+        session moved on meanwhile (nothing is written then).
+
+        ``query``: the request body OPA decided on (``{"input": …}``, as
+        ``arx.policy.input.query_body`` encoded it). PostgreSQL keeps its input
+        with the event, unparsed by Python; without it the event is recorded
+        as not replayable.
+        """
         recorded = await call_function(
             self._pool,
             repo.RECORD_DECISION,
@@ -162,6 +171,8 @@ class Trail:
                 session.head_seq,
                 session.head_tallies,
                 Jsonb(approval) if approval else None,
+                # Sent as json, and stored as json: the bytes go through as they are.
+                Json(msgspec.Raw(query)) if query is not None else None,
             ),
             deadline=deadline,
             pool_wait=self._pool_wait,

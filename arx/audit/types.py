@@ -15,7 +15,9 @@ class DecisionEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Step 3: what was asked, what policy answered, by which bundles.
 
     Field names are the columns of ``arx.audit_events``: the event travels to
-    ``arx.record_decision`` as one JSON document.
+    ``arx.record_decision`` as one JSON document. The policy input it was
+    decided on travels beside it, as the bytes OPA received, and is stored in
+    ``policy_input`` (migration 0014), never decoded here.
     """
 
     id: UUID

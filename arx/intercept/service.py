@@ -112,27 +112,26 @@ class Intercept:
                     )
                 # 2. Evaluate policy. Nothing is held open meanwhile; any failure
                 #    raises and nothing below runs.
-                decision = await self._policy.decide(
-                    query_body(
-                        policy_input(
-                            who,
-                            call.connector,
-                            op,
-                            call.raw_params,
-                            ctx.session,
-                            approval=approval_id,
-                        )
-                    ),
-                    within=deadline.remaining(),
+                query = query_body(
+                    policy_input(
+                        who,
+                        call.connector,
+                        op,
+                        call.raw_params,
+                        ctx.session,
+                        approval=approval_id,
+                    )
                 )
+                decision = await self._policy.decide(query, within=deadline.remaining())
                 # 3. Write the decision event (for ESCALATE with its approval
                 #    request). If the commit fails, nothing executes.
                 event = self._decision_event(who, call, decision, idempotency_key, approval_id)
                 # A resumed request that policy escalates again is not asked a
                 # second time: it is refused below like a denial.
                 approval = None if approval_id else self._approval(who, call, decision)
+                # The event keeps the exact input OPA decided on (replay).
                 recorded = await self._trail.record_decision(
-                    event, session=ctx, approval=approval, deadline=deadline
+                    event, session=ctx, approval=approval, deadline=deadline, query=query
                 )
                 if recorded is not None:
                     break

@@ -18,6 +18,7 @@ from arx.api.admin import (
     orgs,
     people,
     policy,
+    policy_replay,
     records,
 )
 from arx.api.guards import control_guard
@@ -31,6 +32,7 @@ admin_router = Router(
         *approvals.ROUTES,
         *notifications.ROUTES,
         *policy.ROUTES,
+        *policy_replay.ROUTES,
         *records.ROUTES,
     ],
     guards=[control_guard],
