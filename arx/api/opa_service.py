@@ -87,7 +87,8 @@ async def discovery(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 @get("/bundles/arx-base", include_in_schema=False)
 async def base_bundle(request: Request[Any, Any, Any]) -> Response[bytes]:
-    return _answer(await _distribution(request).base(_etag(request)), request)
+    served = await _distribution(request).base(_etag(request), _wait(request))
+    return _answer(served, request)
 
 
 @get("/bundles/orgs/{slug:str}", include_in_schema=False)

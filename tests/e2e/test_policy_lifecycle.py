@@ -489,14 +489,16 @@ def test_the_bundle_service_answers_only_the_sidecar_and_long_polls(
     # Unchanged: 304 at once without wait, after the wait with one.
     held = {**auth, "if-none-match": etag}
     assert httpx.get(f"{base}/bundles/orgs/example", headers=held).status_code == 304
-    started = time.monotonic()
-    resp = httpx.get(
-        f"{base}/bundles/orgs/example",
-        headers={**held, "prefer": "modes=snapshot,delta;wait=1"},
-        timeout=10,
-    )
-    assert resp.status_code == 304
-    assert time.monotonic() - started >= 0.9
+    for resource in ("discovery", "bundles/arx-base", "bundles/orgs/example"):
+        current = httpx.get(f"{base}/{resource}", headers=auth).headers["etag"]
+        started = time.monotonic()
+        resp = httpx.get(
+            f"{base}/{resource}",
+            headers={**auth, "if-none-match": current, "prefer": "modes=snapshot,delta;wait=1"},
+            timeout=10,
+        )
+        assert resp.status_code == 304, resource
+        assert time.monotonic() - started >= 0.9, resource
     # A change while held answers at once with the new bundle.
     revision = push_ok(
         api, stack.org_id, variant(tmp_path, "held", pause_triage_searches, tests=False)
@@ -516,3 +518,20 @@ def test_the_bundle_service_answers_only_the_sidecar_and_long_polls(
     assert resp.headers["x-arx-bundle-revision"] == revision
     assert 0.4 < waited < 5.0
     api.post(f"/v1/admin/orgs/{stack.org_id}/policy/rollback", json={})
+
+
+def test_an_idle_sidecar_holds_its_requests_instead_of_polling_in_a_loop(stack: Stack) -> None:
+    """Long polling: with nothing changing, each of the sidecar's bundles
+    (discovery, the base library, each org's) is asked for about once per
+    held request, not over and over (a 304 answered at once would make OPA
+    ask again at once, burning both processes' CPU)."""
+
+    def opa_requests() -> int:
+        log = (stack.logs / "api.log").read_text()
+        return sum(1 for line in log.splitlines() if '"path":"/v1/opa/' in line)
+
+    before = opa_requests()
+    time.sleep(3.0)
+    asked = opa_requests() - before
+    # Discovery, arx-base, example, northwind: each held up to 20 s.
+    assert asked <= 8, f"{asked} bundle requests in 3 s of idling"

@@ -233,12 +233,15 @@ class Distribution:
     def _discovery_etag(self) -> str | None:
         return self._discovery.etag if self._discovery else None
 
-    async def base(self, if_none_match: str | None) -> Served | None:
-        # The base library changes only with ARX itself: a new process.
+    async def base(self, if_none_match: str | None, wait: float) -> Served | None:
+        """The base library; None when unchanged (304). It changes only with
+        ARX itself (a new process), but a long poll is still held for its
+        wait: answered at once, a sidecar would ask again at once, forever."""
         assert self._base is not None
-        if if_none_match == self._base.etag:
+        base = self._base
+        if not await self._held(lambda: base.etag, if_none_match, wait):
             return None
-        return self._base
+        return base
 
     async def org(self, slug: str, if_none_match: str | None, wait: float) -> Served | None:
         """The org's active bundle; None when unchanged (304)."""
