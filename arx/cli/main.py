@@ -28,7 +28,7 @@ import msgspec
 
 from arx.admin.types import PersonRole, TokenRole
 from arx.cli import commands as cmd
-from arx.cli import policy
+from arx.cli import policy, policy_replay
 from arx.cli.client import AdminClient, CLIError, check_base_url
 from arx.config import ConfigError, load_settings
 from arx.errors import ARXError
@@ -445,7 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_commands(sub)
     _add_people_commands(sub)
     _add_notification_commands(sub)
-    policy.add_commands(_group(sub, "policy", "the org's policy bundles"), _api)
+    policies = _group(sub, "policy", "the org's policy bundles")
+    policy.add_commands(policies, _api)
+    policy_replay.add_command(policies, _api)
     return p
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import msgspec
 
-from arx.cli import policy_replay
 from arx.cli.client import CLIError
 from arx.cli.commands import Session, body
 from arx.policy.lifecycle import archive
@@ -112,7 +111,6 @@ def add_commands(group: Any, api: Api) -> None:
     p.set_defaults(call=lambda s, ns: status(s))
     p = api(group, "bundles", "every pushed revision (metadata only)")
     p.set_defaults(call=lambda s, ns: bundles(s))
-    policy_replay.add_command(group, api)
 
 
 # --- local commands: the engineer's own checkout, ARX's pinned opa, no API ---------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from arx.devstack.ports import LOOPBACK, free_port
 from arx.devstack.process import DevstackError, ManagedProcess, run_command
@@ -269,23 +269,9 @@ class OpaSidecar:
         finally:
             conn.close()
 
-    def _base_answers(self) -> bool:
-        """The decision entrypoint is defined: the base library is loaded."""
-        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=1.0)
-        try:
-            conn.request(
-                "POST",
-                "/v1/data/arx/decision",
-                body=b'{"input":{}}',
-                headers={**self.headers, "Content-Type": "application/json"},
-            )
-            response = conn.getresponse()
-            return response.status == 200 and b'"result"' in response.read()
-        finally:
-            conn.close()
-
-    def revisions(self) -> dict[str, str]:
-        """Bundle name → revision of what the sidecar decides with (provenance)."""
+    def _empty_decision(self) -> dict[str, Any]:
+        """OPA's answer to ``data.arx.decision`` for an empty input, with
+        provenance; ``{}`` unless it answered 200 with JSON."""
         conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2.0)
         try:
             conn.request(
@@ -295,12 +281,21 @@ class OpaSidecar:
                 headers={**self.headers, "Content-Type": "application/json"},
             )
             response = conn.getresponse()
-            if response.status != 200:
-                return {}
-            doc = json.loads(response.read())
+            body = response.read()
         finally:
             conn.close()
-        bundles = doc.get("provenance", {}).get("bundles", {})
+        if response.status != 200:
+            return {}
+        doc = json.loads(body)
+        return doc if isinstance(doc, dict) else {}
+
+    def _base_answers(self) -> bool:
+        """The decision entrypoint is defined: the base library is loaded."""
+        return "result" in self._empty_decision()
+
+    def revisions(self) -> dict[str, str]:
+        """Bundle name → revision of what the sidecar decides with (provenance)."""
+        bundles = self._empty_decision().get("provenance", {}).get("bundles", {})
         return {name: str(b.get("revision", "")) for name, b in bundles.items()}
 
     def wait_for_revision(self, name: str, revision: str, timeout: float = 15.0) -> float:
