@@ -39,7 +39,7 @@ _BUNDLE_BODY = {
     "type": "string",
     "format": "binary",
     "description": "A gzipped tar of the bundle: its .manifest (roots exactly "
-    '["orgs/<slug>"]), Rego, data.json and *_test.rego files.',
+    '["orgs/<slug>"]), its rules as data.json, and its tests (*_test.rego); no other Rego.',
 }
 
 _PUSH = RouteDoc(

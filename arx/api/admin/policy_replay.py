@@ -35,7 +35,7 @@ _REPLAY = RouteDoc(
         "type": "string",
         "format": "binary",
         "description": "The candidate bundle as a gzipped tar, as for a push: its .manifest "
-        '(roots exactly ["orgs/<slug>"]), Rego and data.json (tests are ignored).',
+        '(roots exactly ["orgs/<slug>"]) and data.json; tests are not run.',
     },
     body_media="application/gzip",
 )
