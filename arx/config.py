@@ -14,7 +14,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -27,6 +27,15 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # arx.idempotency). Every execute must finish well inside it.
 IDEMPOTENCY_ABANDONED_AFTER_SECONDS = 300
 
+# Fault injection, for tests only (tests/e2e/test_crash_between_steps.py):
+# KILL_AFTER_DECISION makes the API process SIGKILL itself right after a
+# PERMIT decision commits, before its connector runs (a crash between the two
+# steps). ARX_TEST_FAULT arms it only beside ARX_TEST_FAULTS_ALLOWED set to
+# exactly TEST_FAULTS_ACK; either one alone stops the API at start-up, so a
+# stray variable in a deployment cannot arm it silently, and an armed process
+# says so in a critical log line when it starts.
+KILL_AFTER_DECISION = "kill-after-decision"
+TEST_FAULTS_ACK = "this-process-may-kill-itself"
 
 # Bounded settings: a value outside is refused at start-up.
 Seconds30 = Annotated[float, msgspec.Meta(gt=0, le=30)]
@@ -145,6 +154,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     notify_max_attempts: Attempts = 8
     notify_backoff_seconds: Seconds300 = 5.0
     notify_poll_seconds: Seconds300 = 5.0
+    # Tests only: see KILL_AFTER_DECISION. Empty: no fault.
+    test_fault: Literal["", "kill-after-decision"] = ""
 
     @property
     def oidc_admin_audience(self) -> str:
@@ -200,6 +211,7 @@ _PLAIN = {
     "ARX_NOTIFY_MAX_ATTEMPTS": "notify_max_attempts",
     "ARX_NOTIFY_BACKOFF_SECONDS": "notify_backoff_seconds",
     "ARX_NOTIFY_POLL_SECONDS": "notify_poll_seconds",
+    "ARX_TEST_FAULT": "test_fault",
 }
 _FIELD_TO_ENV = {field: env for env, field in _PLAIN.items()}
 
@@ -284,8 +296,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("ARX_DB_POOL_MIN must not exceed ARX_DB_POOL_MAX")
+    _check_test_fault(env, settings)
     _check_slack_api_url(settings)
     return settings
+
+
+def _check_test_fault(env: Mapping[str, str], settings: Settings) -> None:
+    """A fault is armed only with its acknowledgement, and the acknowledgement
+    is refused without a fault: neither can be left set by accident."""
+    allowed = env.get("ARX_TEST_FAULTS_ALLOWED", "")
+    if settings.test_fault and allowed != TEST_FAULTS_ACK:
+        raise ConfigError(
+            "ARX_TEST_FAULT makes the API kill itself and exists for tests only; it is "
+            f"refused unless ARX_TEST_FAULTS_ALLOWED={TEST_FAULTS_ACK}"
+        )
+    if allowed and not settings.test_fault:
+        raise ConfigError(
+            "ARX_TEST_FAULTS_ALLOWED is set but ARX_TEST_FAULT is not: remove it (tests only)"
+        )
 
 
 def _check_slack_api_url(settings: Settings) -> None:

@@ -15,7 +15,10 @@ from typing import Any
 
 import msgspec
 
+# ARX's own id of the request, fresh for every request (arx.api.middleware).
 request_id_var: ContextVar[str | None] = ContextVar("arx_request_id", default=None)
+# The caller's well-formed X-Request-ID, kept beside ARX's, never in its place.
+client_request_id_var: ContextVar[str | None] = ContextVar("arx_client_request_id", default=None)
 org_id_var: ContextVar[str | None] = ContextVar("arx_org_id", default=None)
 agent_id_var: ContextVar[str | None] = ContextVar("arx_agent_id", default=None)
 
@@ -33,6 +36,7 @@ class JSONFormatter(logging.Formatter):
         }
         for key, var in (
             ("request_id", request_id_var),
+            ("client_request_id", client_request_id_var),
             ("org_id", org_id_var),
             ("agent_id", agent_id_var),
         ):

@@ -38,7 +38,9 @@ Governance proxy between AI agents and security tools.
 Every error is RFC 9457 `application/problem+json` (schema `Problem`) with a
 stable `code`, including the answers of no operation: an unknown path is a
 404 `not_found`, a method a path does not support a 405 `method_not_allowed`
-with an `Allow` header. Every response carries `X-Request-ID`.
+with an `Allow` header. Every response carries `X-Request-ID`, ARX's own id
+of the request (never the caller's); a caller's well-formed `X-Request-ID` is
+kept beside it and echoed as `X-Client-Request-ID`.
 """
 
 

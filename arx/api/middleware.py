@@ -1,7 +1,12 @@
 """ASGI middleware: a request id for every request and one access log line.
 
-The id comes from a well-formed ``X-Request-ID`` header or is generated; it
-is echoed in the response, in every log line and in every problem body.
+ARX makes its own id for every request (``X-Request-ID`` in the response, in
+every log line, problem body and audit event). It never takes the caller's:
+two requests cannot be made to share an id, nor one pass for another in the
+trail. A caller's well-formed ``X-Request-ID`` is kept beside it
+(``client_request_id`` in log lines and audit events) and echoed as
+``X-Client-Request-ID``, so that either id finds the other; a malformed one
+is dropped, never echoed or logged.
 """
 
 from __future__ import annotations
@@ -14,10 +19,20 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from arx.logs import agent_id_var, get_logger, org_id_var, request_id_var
+from arx.logs import agent_id_var, client_request_id_var, get_logger, org_id_var, request_id_var
 
 log = get_logger("arx.access")
+# Safe in a header, a log line, a CSV cell and a URL, as it is.
 _VALID_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+# Set for each request, and reset after it.
+_VARIABLES = (request_id_var, client_request_id_var, org_id_var, agent_id_var)
+
+
+def _client_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value.decode() if _VALID_ID.match(value) else None
+    return None
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -25,13 +40,10 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        rid = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and _VALID_ID.match(value):
-                rid = value.decode()
-                break
-        rid = rid or uuid.uuid4().hex
-        tokens = (request_id_var.set(rid), org_id_var.set(None), agent_id_var.set(None))
+        rid = uuid.uuid4().hex
+        client_rid = _client_id(scope)
+        values = (rid, client_rid, None, None)
+        tokens = [var.set(value) for var, value in zip(_VARIABLES, values, strict=True)]
         status = 500
         started = time.perf_counter()
 
@@ -41,6 +53,8 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 status = message["status"]
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
+                if client_rid is not None:
+                    headers.append((b"x-client-request-id", client_rid.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -56,7 +70,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
-            for var, token in zip((request_id_var, org_id_var, agent_id_var), tokens, strict=True):
+            for var, token in zip(_VARIABLES, tokens, strict=True):
                 var.reset(token)
 
     return middleware

@@ -58,8 +58,16 @@ def _header(description: str, schema: dict[str, Any]) -> OpenAPIHeader:
 # Response headers; inlined in each response (a $ref cannot say "required").
 _HEADERS: dict[str, OpenAPIHeader] = {
     "X-Request-ID": _header(
-        "The request's id: the caller's well-formed X-Request-ID, or a new one. "
-        "Also in every problem body (request_id) and every log line.",
+        "ARX's id of this request, new for every request: also in every problem body "
+        "(request_id), every log line and every audit event the request wrote. Never the "
+        "caller's own X-Request-ID, which is kept beside it (X-Client-Request-ID).",
+        {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"},
+    ),
+    "X-Client-Request-ID": _header(
+        "The caller's own X-Request-ID, echoed when it sent a well-formed one (1-64 of "
+        "A-Za-z0-9._-; anything else is dropped, neither echoed nor kept). It is stored "
+        "beside ARX's request id (client_request_id) in every audit event and log line "
+        "of the request, so that either id finds the other.",
         {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"},
     ),
     "Retry-After": _header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0}),
@@ -396,6 +404,7 @@ class RouteDoc:
 
     def _headers(self, status: int) -> Iterator[tuple[str, OpenAPIHeader | Reference]]:
         yield "X-Request-ID", _response_header("X-Request-ID", required=True)
+        yield "X-Client-Request-ID", _response_header("X-Client-Request-ID")
         if status in self.retry_after:
             yield "Retry-After", _response_header("Retry-After", required=self.retry_after[status])
         if status == 202:

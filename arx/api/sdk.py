@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
@@ -11,12 +12,13 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, Parameter
 
 from arx.api import body
 from arx.api.guards import address_of
 from arx.api.openapi import AGENT_KEY, RouteDoc, execute_body_schema, json_schema
-from arx.api.problems import problem_response
+from arx.api.problems import HTTP_CODES, problem_response
 from arx.api.state import runtime
 from arx.api.types import (
     ConnectorInfo,
@@ -44,6 +46,7 @@ from arx.errors import (
     ServiceUnavailableError,
 )
 from arx.idempotency import service as idempotency
+from arx.identity import keys
 from arx.identity.network import admitted
 from arx.identity.types import AgentIdentity
 from arx.intercept.types import Executed, Outcome, Pending
@@ -86,7 +89,16 @@ async def _identify(request: Request[Any, Any, Any], deadline: Deadline) -> Agen
     switched off, and the client address is in the org's allowlist. A refusal
     here happens before policy is asked and is recorded as such."""
     rt = runtime(request)
-    who = await rt.auth.authenticate(request.headers.get("authorization"), deadline)
+    header = request.headers.get("authorization")
+    try:
+        who = await rt.auth.authenticate(header, deadline)
+    except AuthenticationError as exc:
+        key_id = keys.presented_key_id(header)
+        if key_id is not None:
+            await rt.refusals.record_bad_key(
+                key_id, exc.code, deadline, details={"path": request.url.path}
+            )
+        raise
     org_id_var.set(str(who.org_id))
     agent_id_var.set(str(who.agent_id))
     refusal: ARXError | None = None
@@ -105,6 +117,32 @@ async def _identify(request: Request[Any, Any, Any], deadline: Deadline) -> Agen
     return who
 
 
+@asynccontextmanager
+async def _before_policy(
+    rt: Runtime, who: AgentIdentity, deadline: Deadline, path: str
+) -> AsyncIterator[None]:
+    """Whatever refuses an agent's call before policy is asked (its headers,
+    a body that is not a call, an unknown connector or operation, invalid
+    params) is recorded as a refusal, then answered as it would be anyway."""
+    try:
+        yield
+    except ARXError as exc:
+        details = {"path": path, "status": exc.status_code}
+        for member in ("field", "connector", "operation"):
+            if isinstance(exc.extra.get(member), str):
+                details[member] = exc.extra[member]
+        await rt.refusals.record(who, exc.code, deadline, details=details)
+        raise
+    except HTTPException as exc:
+        # Litestar's own refusals while reading the body (413).
+        if exc.status_code < 500:
+            code = HTTP_CODES.get(exc.status_code, "http_error")
+            await rt.refusals.record(
+                who, code, deadline, details={"path": path, "status": exc.status_code}
+            )
+        raise
+
+
 @post(
     "/v1/sdk/execute",
     operation_class=_EXECUTE_DOC.operation_class,
@@ -117,11 +155,12 @@ async def execute(request: Request[Any, Any, Any]) -> Response[bytes]:
     rt = runtime(request)
     deadline = Deadline(rt.settings.execute_deadline_seconds)
     who = await _identify(request, deadline)
-    header = request.headers.get("idempotency-key")
-    key = idempotency.check_key(header) if header is not None else None
-    req = await body.read(request, ExecuteRequest)
-    params = body.check_params(req.params)
-    call = rt.intercept.prepare(req.connector, req.operation, params)
+    async with _before_policy(rt, who, deadline, request.url.path):
+        header = request.headers.get("idempotency-key")
+        key = idempotency.check_key(header) if header is not None else None
+        req = await body.read(request, ExecuteRequest)
+        params = body.check_params(req.params)
+        call = rt.intercept.prepare(req.connector, req.operation, params)
     hold = _hold_seconds(request.headers.get("prefer"), rt.settings.execute_approval_wait_seconds)
     if key is None:
         try:
@@ -276,11 +315,13 @@ async def _revoked(
     rt: Runtime, who: AgentIdentity, exc: ARXError, deadline: Deadline, path: str
 ) -> None:
     """The database refused a key this process still remembered as valid (its
-    notification is still on the way): forget it now, and record a switched-off
-    agent's attempt as the cached path would have."""
+    notification is still on the way): forget it now, and record the attempt
+    as the cached path would have (a switched-off agent, or a key no longer valid)."""
     rt.auth.forget(f"api_keys:{who.key_id}")
     if isinstance(exc, AgentDisabledError):
         await rt.refusals.record(who, exc.code, deadline, details={"path": path})
+    elif isinstance(exc, AuthenticationError):
+        await rt.refusals.record_bad_key(who.key_id, exc.code, deadline, details={"path": path})
 
 
 class _PollUrl(msgspec.Struct):
@@ -371,9 +412,10 @@ async def resume(request: Request[Any, Any, Any], approval_id: FromPath[UUID]) -
     rt = runtime(request)
     deadline = Deadline(rt.settings.execute_deadline_seconds)
     who = await _identify(request, deadline)
-    req = await body.read(request, ExecuteRequest)
-    params = body.check_params(req.params)
-    call = rt.intercept.prepare(req.connector, req.operation, params)
+    async with _before_policy(rt, who, deadline, request.url.path):
+        req = await body.read(request, ExecuteRequest)
+        params = body.check_params(req.params)
+        call = rt.intercept.prepare(req.connector, req.operation, params)
     digest = request_hash(who.agent_id, req.connector, req.operation, params)
     return await _run_approved(
         rt, who, call, approval_id, digest=digest, deadline=deadline, path=request.url.path

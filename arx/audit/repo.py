@@ -8,21 +8,38 @@ RECORD_DECISION = "SELECT * FROM arx.record_decision(%s, %s, %s, %s, %s)"
 RECORD_RESULT = "SELECT arx.record_result(%s)"
 
 INSERT_ADMIN = (
-    "INSERT INTO arx.audit_events (id, org_id, kind, action, details, actor, request_id)"
-    " VALUES (%s, %s, 'admin', %s, %s, %s, %s)"
+    "INSERT INTO arx.audit_events"
+    " (id, org_id, kind, action, details, actor, request_id, client_request_id)"
+    " VALUES (%s, %s, 'admin', %s, %s, %s, %s, %s)"
 )
 
+# Every column a reader sees, as stored, but outcome (OUTCOME_AS_READ).
 _COLUMNS = (
     "id, seq, kind, created_at, agent_id, decision_id, connector, operation, operation_kind,"
     " params, targets, agent_seq, verdict, risk_score, policy_id, reasons, bundle_revisions,"
-    " idempotency_key, approval_id, outcome, result, error, action, details, actor, request_id"
+    " idempotency_key, approval_id, result, error, action, details, actor, request_id,"
+    " client_request_id"
 )
-COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 
-# Built once from the constant column list above; no input reaches the text.
+# An event's outcome as a reader sees it (the table ``e``; parameter
+# ``overdue_seconds``, arx.audit.service.result_overdue_seconds): a PERMIT
+# decision with no result, older than any result of it could be, reads
+# ``outcome_unknown``; every other row reads as stored. Computed at read time:
+# the trail is append-only and the decision row is never changed. One probe
+# of audit_events_result_of (migration 0015) per such decision listed.
+OUTCOME_AS_READ = (
+    "CASE WHEN e.kind = 'decision' AND e.verdict = 'PERMIT'"
+    " AND e.created_at < now() - make_interval(secs => %(overdue_seconds)s)"
+    " AND NOT EXISTS (SELECT FROM arx.audit_events r"
+    " WHERE r.org_id = e.org_id AND r.kind = 'result' AND r.decision_id = e.id)"
+    " THEN 'outcome_unknown' ELSE e.outcome END"
+)
+COLUMN_NAMES = (*(c.strip() for c in _COLUMNS.split(",")), "outcome")
+
+# Built once from the constants above; no input reaches the text.
 LIST_EVENTS = (
-    "SELECT " + _COLUMNS + " FROM arx.audit_events"
-    " WHERE org_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+    "SELECT " + _COLUMNS + ", " + OUTCOME_AS_READ + " AS outcome FROM arx.audit_events e"
+    " WHERE e.org_id = %(org_id)s AND e.seq > %(after_seq)s ORDER BY e.seq LIMIT %(limit)s"
 )
 
 # Replay (arx.policy.lifecycle.replay): the org's decision events before

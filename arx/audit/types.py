@@ -35,6 +35,8 @@ class DecisionEvent(msgspec.Struct, frozen=True, kw_only=True):
     bundle_revisions: dict[str, str]
     request_id: str | None
     idempotency_key: str | None = None
+    # The caller's own X-Request-ID, beside ARX's request_id (never instead).
+    client_request_id: str | None = None
     # The approval this decision resumes (a call reviewers approved).
     approval_id: UUID | None = None
 
@@ -52,6 +54,7 @@ class ResultEvent(msgspec.Struct, frozen=True, kw_only=True):
     result: Any = None
     error: dict[str, Any] | None = None
     request_id: str | None = None
+    client_request_id: str | None = None
 
 
 class ExecuteContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +75,21 @@ class ExecuteContext(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One event of the trail as a reader sees it.
+
+    ``outcome`` on a result event is what the tool did: ``success``,
+    ``error``, or ``unknown`` (the request reached the tool and no answer
+    came back: the tool may have acted). On a PERMIT decision it is absent
+    while its result may still come, and ``outcome_unknown`` once it is
+    overdue and there is none (the process died between the decision and
+    the result, or the result was lost): whether the tool was even called
+    is unknown. That one is computed when the trail is read
+    (``arx.audit.repo.OUTCOME_AS_READ``); the stored row is never changed,
+    and a result that arrives later (from the spool) ends it.
+    ``request_id`` is ARX's own id of the request that wrote the event;
+    ``client_request_id`` the caller's X-Request-ID, when it sent one.
+    """
+
     id: UUID
     seq: int
     kind: str
@@ -99,3 +117,4 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     details: dict[str, Any] | None = None
     actor: str | None = None
     request_id: str | None = None
+    client_request_id: str | None = None

@@ -276,10 +276,12 @@ def local_stack(
     api_workers: int = 1,
     sandbox_rate_limit: int | None = None,
     seed: bool = True,
+    api_env_extra: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Start PostgreSQL (unless ``admin_url`` names a server), OPA, the Falcon
     sandbox and the API, and (unless not ``seed``) seed the example org in a
-    fresh ``db_name`` and push and activate its policy."""
+    fresh ``db_name`` and push and activate its policy. ``api_env_extra``: more
+    ``ARX_*`` variables for the API (tests: a short deadline, a fault)."""
     home = home.absolute()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -319,6 +321,7 @@ def local_stack(
             "ARX_PUBLIC_URL": base,
             # The local demo is plain http on loopback: a Secure cookie would never be sent.
             "ARX_COOKIE_SECURE": "0",
+            **(api_env_extra or {}),
         }
         api = _python_service(
             ["arx.cli.main", "serve", "--port", str(port), "--workers", str(api_workers)],

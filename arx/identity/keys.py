@@ -57,5 +57,15 @@ def parse_bearer(header: str | None) -> tuple[str, str]:
     return parse(token.strip())
 
 
+def presented_key_id(header: str | None) -> str | None:
+    """The key id (the public half) of a well-formed agent key in ``header``,
+    ``None`` for anything else; the secret is neither returned nor kept."""
+    try:
+        key_id, _ = parse_bearer(header)
+    except AuthenticationError:
+        return None
+    return key_id
+
+
 def verify(secret: str, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)

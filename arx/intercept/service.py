@@ -18,6 +18,8 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -31,7 +33,7 @@ from arx.approvals.service import request_hash
 from arx.approvals.types import ApprovalRequest
 from arx.audit.trail import RESULT_WRITE_SECONDS, RecordedDecision, Trail
 from arx.audit.types import DecisionEvent, ExecuteContext, ResultEvent
-from arx.config import Settings
+from arx.config import KILL_AFTER_DECISION, Settings
 from arx.connectors.base import BaseConnector
 from arx.connectors.http import transport_failure
 from arx.connectors.registry import connector_class
@@ -48,11 +50,13 @@ from arx.errors import (
 from arx.identity.types import AgentIdentity
 from arx.intercept.turns import AgentTurns
 from arx.intercept.types import Executed, Outcome, Pending
-from arx.logs import request_id_var
+from arx.logs import client_request_id_var, get_logger, request_id_var
 from arx.policy.client import PolicyClient, revision_label
 from arx.policy.input import policy_input, query_body
 from arx.policy.types import Decision, Verdict
 from arx.vault.service import Vault
+
+log = get_logger("arx.intercept")
 
 # Calls of one agent spread over several API processes may each find the
 # session moved on; past this many tries the call gives up (503, nothing ran).
@@ -75,6 +79,12 @@ class Intercept:
         self._vault = vault
         self._connectors = connectors
         self._turns = AgentTurns()
+        if settings.test_fault:
+            # Said on every start, loudly: this process will kill itself.
+            log.critical(
+                "TEST FAULT ARMED: this process is not fit to serve anyone",
+                extra={"test_fault": settings.test_fault},
+            )
 
     def prepare(self, connector: str, operation: str, params: dict[str, Any]) -> ExecuteCall:
         """Check that the call names a known operation with valid params (no I/O)."""
@@ -155,6 +165,11 @@ class Intercept:
                     extra=_decision_members(event, decision, revision),
                 )
 
+        if self._settings.test_fault == KILL_AFTER_DECISION:
+            # Test-only (arx.config: never armed without its acknowledgement):
+            # die as a crash would, the decision committed, the tool not called.
+            os.kill(os.getpid(), signal.SIGKILL)
+
         # 5. Execute, with the credential decrypted for this one call.
         try:
             result = await self._run(connector, ctx, call, deadline)
@@ -204,6 +219,7 @@ class Intercept:
                 result=result,
                 error=error,
                 request_id=request_id_var.get(),
+                client_request_id=client_request_id_var.get(),
             ),
             deadline,
         )
@@ -232,6 +248,7 @@ class Intercept:
             reasons=decision.reasons,
             bundle_revisions=decision.bundle_revisions,
             request_id=request_id_var.get(),
+            client_request_id=client_request_id_var.get(),
             idempotency_key=idempotency_key,
             approval_id=approval_id,
         )

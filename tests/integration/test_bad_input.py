@@ -1,8 +1,10 @@
-"""Bad requests to the agent-facing API: a 4xx problem, never a 500, and nothing recorded.
+"""Bad requests to the agent-facing API: a 4xx problem, never a 500, and nothing run.
 
 Every case answers ``application/problem+json`` with a stable ``code`` (and,
 for a field error, the ``field`` it names); none writes a decision, result or
-approval row, and none reaches the connector's API.
+approval row, and none reaches the connector's API. What an agent's key sent
+and was refused before policy is a ``refusal`` event with that code (one, and
+only one, per case: arx.audit.refusals); a key that is not one has none.
 """
 
 from __future__ import annotations
@@ -32,11 +34,23 @@ SEARCH = {"connector": "crowdstrike", "operation": "hosts:search", "params": {}}
 
 
 def _written(test_db: Database) -> tuple[int, int]:
-    """(non-admin audit events, approval requests): what a request may have recorded."""
+    """(decision and result events, approval requests): what a request that was
+    decided or run would have recorded."""
     with psycopg.connect(test_db.admin_url) as conn:
-        events = conn.execute("SELECT count(*) FROM arx.audit_events WHERE kind <> 'admin'")
+        events = conn.execute(
+            "SELECT count(*) FROM arx.audit_events WHERE kind IN ('decision', 'result')"
+        )
         approvals = conn.execute("SELECT count(*) FROM arx.approval_requests")
         return _one(events.fetchone()), _one(approvals.fetchone())
+
+
+def _refused(test_db: Database) -> list[str]:
+    """The codes of the refusal events, oldest first."""
+    with psycopg.connect(test_db.admin_url) as conn:
+        rows = conn.execute(
+            "SELECT action FROM arx.audit_events WHERE kind = 'refusal' ORDER BY seq"
+        ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def _one(row: tuple[Any, ...] | None) -> int:
@@ -75,16 +89,26 @@ class Ledger:
     test_db: Database
     falcon: FalconState
     before: tuple[int, int]
+    refused_before: int
 
-    def assert_untouched(self) -> None:
+    def assert_untouched(self, refused: str | None = None) -> None:
+        """Nothing decided, run or sent; one refusal with the code ``refused``
+        recorded, or none."""
         assert _written(self.test_db) == self.before, "a row was written"
         assert self.falcon.requests == [], "the connector's API was called"
+        new = _refused(self.test_db)[self.refused_before :]
+        assert new == ([refused] if refused else []), new
 
 
 @pytest.fixture
 def ledger(example: Example, test_db: Database, falcon: FalconState) -> Ledger:
     # After `example`: seeding writes admin events, which are not what we count.
-    return Ledger(test_db=test_db, falcon=falcon, before=_written(test_db))
+    return Ledger(
+        test_db=test_db,
+        falcon=falcon,
+        before=_written(test_db),
+        refused_before=len(_refused(test_db)),
+    )
 
 
 # --- the request body ----------------------------------------------------------
@@ -241,7 +265,7 @@ async def test_bad_body_is_a_problem_and_records_nothing(
         headers={**example.auth("triage-bot"), "content-type": "application/json"},
     )
     _problem(resp, status, code, field=field)
-    ledger.assert_untouched()
+    ledger.assert_untouched(refused=code)
 
 
 @pytest.mark.parametrize(
@@ -256,7 +280,7 @@ async def test_a_body_that_is_not_json_is_415(
         headers["content-type"] = content_type
     resp = await client.post(EXECUTE, content=json.dumps(SEARCH).encode(), headers=headers)
     _problem(resp, 415, "unsupported_media_type")
-    ledger.assert_untouched()
+    ledger.assert_untouched(refused="unsupported_media_type")
 
 
 @pytest.mark.parametrize(
@@ -368,7 +392,7 @@ async def test_bad_call_is_a_problem_and_records_nothing(
     body = _problem(resp, status, code, field=field)
     if code == "invalid_field":
         assert body["field"].startswith("params")
-    ledger.assert_untouched()
+    ledger.assert_untouched(refused=code)
 
 
 # --- body size -----------------------------------------------------------------
@@ -392,7 +416,7 @@ async def test_body_over_the_limit_is_413(
         headers={**example.auth("triage-bot"), "content-type": "application/json"},
     )
     _problem(resp, 413, "payload_too_large")
-    ledger.assert_untouched()
+    ledger.assert_untouched(refused="payload_too_large")
 
 
 async def test_body_over_the_limit_without_content_length_is_413(
@@ -411,7 +435,7 @@ async def test_body_over_the_limit_without_content_length_is_413(
     )
     assert "content-length" not in resp.request.headers
     _problem(resp, 413, "payload_too_large")
-    ledger.assert_untouched()
+    ledger.assert_untouched(refused="payload_too_large")
 
 
 # --- authentication --------------------------------------------------------------
@@ -442,10 +466,12 @@ BAD_AUTH = [
 
 
 @pytest.mark.parametrize("authorization", BAD_AUTH)
-async def test_bad_api_key_is_401_and_records_nothing(
+async def test_bad_api_key_is_401_and_runs_nothing(
     client: httpx.AsyncClient, example: Example, ledger: Ledger, authorization: str | None
 ) -> None:
     keys = example.seeded.api_keys
+    # A key id that names one of the org's keys is refused in that org, on the record.
+    names_a_key = authorization in ("tampered", "mixed")
     if authorization == "tampered":
         authorization = f"Bearer {_tampered(keys['triage-bot'])}"
         assert authorization != f"Bearer {keys['triage-bot']}"
@@ -457,7 +483,7 @@ async def test_bad_api_key_is_401_and_records_nothing(
     resp = await client.post(EXECUTE, json=SEARCH, headers=headers)
     _problem(resp, 401, "invalid_api_key")
     assert resp.headers["www-authenticate"].lower().startswith("bearer")
-    ledger.assert_untouched()
+    ledger.assert_untouched(refused="invalid_api_key" if names_a_key else None)
 
 
 async def test_authentication_comes_before_the_body(

@@ -194,19 +194,34 @@ async def test_logs_carry_request_context_and_never_a_secret(
     assert leaks == []
 
 
-async def test_request_id_is_echoed_only_when_well_formed(
+async def test_the_request_id_is_arx_own_and_a_well_formed_client_id_is_kept_beside_it(
     client: httpx.AsyncClient, json_logs: list[str]
 ) -> None:
     good = "trace-0a1B.2_c"
     resp = await client.get("/health", headers={"x-request-id": good})
     assert resp.status_code == 200
-    assert resp.headers.get_list("x-request-id") == [good]
-    assert _access_line(_parse(json_logs), resp)["request_id"] == good
+    # ARX's own id, never the caller's; the caller's is echoed beside it.
+    (ours,) = resp.headers.get_list("x-request-id")
+    assert GENERATED_ID.match(ours), ours
+    assert resp.headers.get_list("x-client-request-id") == [good]
+    line = _access_line(_parse(json_logs), resp)
+    assert (line["request_id"], line["client_request_id"]) == (ours, good)
 
-    # An authenticated route's problem body carries the echoed id too.
+    # The same client id twice: two requests, two ids of ARX's.
+    again = await client.get("/health", headers={"x-request-id": good})
+    assert again.headers["x-request-id"] != ours
+    assert again.headers["x-client-request-id"] == good
+
+    # An authenticated route's problem body carries ARX's id, not the caller's.
     unauth = await client.post(EXECUTE, json=SEARCH, headers={"x-request-id": good + "-2"})
     assert unauth.status_code == 401
-    assert unauth.json()["request_id"] == good + "-2"
+    assert unauth.json()["request_id"] == unauth.headers["x-request-id"] != good + "-2"
+    assert unauth.headers["x-client-request-id"] == good + "-2"
+
+    # Without one, nothing is echoed or logged in its place.
+    bare = await client.get("/health")
+    assert "x-client-request-id" not in bare.headers
+    assert "client_request_id" not in _access_line(_parse(json_logs), bare)
 
     invalid: list[bytes] = [
         b"has spaces",
@@ -222,6 +237,7 @@ async def test_request_id_is_echoed_only_when_well_formed(
         resp = await client.get("/health", headers={b"x-request-id": value})
         assert resp.status_code == 200
         assert "x-injected" not in resp.headers
+        assert "x-client-request-id" not in resp.headers, value
         replaced = resp.headers.get_list("x-request-id")
         assert len(replaced) == 1
         assert GENERATED_ID.match(replaced[0]), (value, replaced)
@@ -244,6 +260,7 @@ async def test_unrouted_requests_get_a_request_id_and_an_access_line(
         resp = await client.request(method, path, headers={"x-request-id": f"unrouted-{status}"})
         assert resp.status_code == status
         assert resp.headers["content-type"].startswith("application/problem+json")
-        assert resp.headers.get("x-request-id") == f"unrouted-{status}", resp.headers
-        assert resp.json()["request_id"] == f"unrouted-{status}"
+        assert GENERATED_ID.match(resp.headers.get("x-request-id", "")), resp.headers
+        assert resp.headers.get("x-client-request-id") == f"unrouted-{status}", resp.headers
+        assert resp.json()["request_id"] == resp.headers["x-request-id"]
         _access_line(_parse(json_logs), resp)

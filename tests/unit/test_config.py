@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from arx.config import ConfigError, Settings, load_settings
+from arx.config import KILL_AFTER_DECISION, TEST_FAULTS_ACK, ConfigError, Settings, load_settings
 
 BASE = {"ARX_DATABASE_URL": "postgresql://arx_app@127.0.0.1/arx"}
 
@@ -73,3 +73,32 @@ def test_settings_never_print_a_secret() -> None:
     loaded = load_settings({**BASE, "ARX_ADMIN_TOKEN": "s3cret-admin"})
     assert "s3cret" not in repr(loaded)
     assert "s3cret" not in str(loaded)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        # The fault alone: a stray variable in a deployment.
+        {"ARX_TEST_FAULT": KILL_AFTER_DECISION},
+        # With anything but the exact acknowledgement.
+        {"ARX_TEST_FAULT": KILL_AFTER_DECISION, "ARX_TEST_FAULTS_ALLOWED": "1"},
+        {"ARX_TEST_FAULT": KILL_AFTER_DECISION, "ARX_TEST_FAULTS_ALLOWED": "true"},
+        # The acknowledgement alone, left behind.
+        {"ARX_TEST_FAULTS_ALLOWED": TEST_FAULTS_ACK},
+        # A fault that does not exist.
+        {"ARX_TEST_FAULT": "kill-sometimes", "ARX_TEST_FAULTS_ALLOWED": TEST_FAULTS_ACK},
+    ],
+)
+def test_a_test_fault_is_refused_unless_armed_with_its_acknowledgement(
+    env: dict[str, str],
+) -> None:
+    with pytest.raises(ConfigError, match="ARX_TEST_FAULT"):
+        load_settings({**BASE, **env})
+
+
+def test_a_test_fault_is_armed_only_with_its_acknowledgement() -> None:
+    assert load_settings(BASE).test_fault == ""
+    armed = load_settings(
+        {**BASE, "ARX_TEST_FAULT": KILL_AFTER_DECISION, "ARX_TEST_FAULTS_ALLOWED": TEST_FAULTS_ACK}
+    )
+    assert armed.test_fault == KILL_AFTER_DECISION

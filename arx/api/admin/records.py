@@ -15,7 +15,7 @@ from arx.api.guards import access
 from arx.api.openapi import ADMIN_TOKEN, RouteDoc
 from arx.api.state import runtime
 from arx.api.types import StoreCredential
-from arx.audit.service import list_events
+from arx.audit.service import list_events, result_overdue_seconds
 from arx.audit.types import AuditEvent
 from arx.connectors.catalog import connectors
 from arx.identity.roles import AUDIT, MANAGE
@@ -66,6 +66,13 @@ async def put_credential(
     operation_class=_AUDIT_DOC.operation_class,
     responses=_AUDIT_DOC.responses,
     summary="The org's audit trail, oldest first, after a sequence number",
+    description="A PERMIT decision whose result never arrived (the process died between "
+    "the decision and the result, or the result was lost) reads `outcome: "
+    '"outcome_unknown"` once the result is overdue (the execute deadline, plus the time its '
+    "write may take); before that it has no outcome, as a call still running. A result "
+    'event\'s `outcome: "unknown"` is different: the request reached the tool and no answer '
+    "came back. `request_id` is ARX's id of the request that wrote the event, "
+    "`client_request_id` the caller's X-Request-ID.",
 )
 async def get_audit(
     request: Request[Any, Any, Any],
@@ -73,9 +80,11 @@ async def get_audit(
     after_seq: FromQuery[int] = 0,
     limit: FromQuery[int] = 100,
 ) -> list[AuditEvent]:
+    rt = runtime(request)
     return await list_events(
-        runtime(request).control_pool,
+        rt.control_pool,
         org_id,
+        overdue_seconds=result_overdue_seconds(rt.settings),
         after_seq=min(max(after_seq, 0), _MAX_SEQ),
         limit=min(max(limit, 1), 1000),
     )
