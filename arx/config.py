@@ -49,6 +49,8 @@ ApprovalSeconds = Annotated[int, msgspec.Meta(ge=1, le=30 * 24 * 3600)]
 HoldSeconds = Annotated[int, msgspec.Meta(ge=0, le=60)]
 BundleBytes = Annotated[int, msgspec.Meta(ge=64 * 1024, le=64 * 1024 * 1024)]
 LongPollSeconds = Annotated[int, msgspec.Meta(ge=1, le=30)]
+SealSeconds = Annotated[float, msgspec.Meta(ge=0, le=60)]
+CheckpointSeconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
 RecentCount = Annotated[int, msgspec.Meta(ge=0, le=100)]
 SessionSeconds = Annotated[int, msgspec.Meta(ge=300, le=7 * 24 * 3600)]
 OverlapSeconds = Annotated[int, msgspec.Meta(ge=0, le=30 * 24 * 3600)]
@@ -91,6 +93,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The longest a sidecar's bundle request is held waiting for a change
     # (under opa/config.yaml's response_header_timeout_seconds, 40).
     bundle_long_poll_seconds: LongPollSeconds = 20
+    # Ed25519 private key (PEM) signing the audit trail's checkpoints; empty:
+    # the chain is sealed but not signed. Its directory also holds the
+    # witness of the last signed heads.
+    audit_signing_key_file: str = ""
+    # How often the sealer chains newly committed events (0: not in this
+    # process), and how long an org's moved head waits for its next checkpoint.
+    audit_seal_interval_seconds: SealSeconds = 0.5
+    audit_checkpoint_seconds: CheckpointSeconds = 60.0
     # AES-256 key-encryption key (32 bytes) wrapping every credential's data key.
     kek: bytes = msgspec.field(default=b"")
     # Creates the first org and its owner, and nothing else: refused once any
@@ -181,6 +191,9 @@ _PLAIN = {
     "ARX_BUNDLE_SIGNING_KEY_FILE": "bundle_signing_key_file",
     "ARX_MAX_BUNDLE_BYTES": "max_bundle_bytes",
     "ARX_BUNDLE_LONG_POLL_SECONDS": "bundle_long_poll_seconds",
+    "ARX_AUDIT_SIGNING_KEY_FILE": "audit_signing_key_file",
+    "ARX_AUDIT_SEAL_INTERVAL_SECONDS": "audit_seal_interval_seconds",
+    "ARX_AUDIT_CHECKPOINT_SECONDS": "audit_checkpoint_seconds",
     "ARX_BOOTSTRAP_TOKEN": "bootstrap_token",
     "ARX_PUBLIC_URL": "public_url",
     "ARX_SESSION_TTL_SECONDS": "session_ttl_seconds",

@@ -24,7 +24,9 @@ from psycopg_pool import AsyncConnectionPool
 from arx.approvals import expiry
 from arx.approvals.notify.worker import NOTIFY_CHANNEL, NotificationWorker
 from arx.approvals.waiters import ApprovalWaiters
+from arx.audit.checkpoints import Signer, load_signer
 from arx.audit.refusals import Refusals
+from arx.audit.sealer import Sealer
 from arx.audit.spool import ResultSpool
 from arx.audit.trail import Trail
 from arx.config import ConfigError, Settings
@@ -56,6 +58,9 @@ APPROVALS_CHANNEL = "arx_approvals"
 # The base policy library, beside the arx package (the image copies it there too).
 BASE_LIBRARY = Path(__file__).resolve().parents[1] / "rego"
 
+# How long shutting down waits for each background task to stop.
+STOP_SECONDS = 5.0
+
 # How often spooled result events are offered to the database again.
 SPOOL_REPLAY_SECONDS = 2.0
 
@@ -83,6 +88,9 @@ class Runtime:
     toolchain: Toolchain
     # The bundle service; None unless a signing key is configured.
     distribution: Distribution | None = None
+    # Chains and signs the audit trail (None without a control plane).
+    sealer: Sealer | None = None
+    audit_signer: Signer | None = None
 
     def control_plane(self) -> ControlPlane:
         if self.control is None:
@@ -120,6 +128,13 @@ def oidc_client(settings: Settings, http: httpx.AsyncClient) -> OIDCClient | Non
         ),
         http,
     )
+
+
+def witness_path(settings: Settings) -> Path | None:
+    """Beside the audit signing key: the last heads this host signed."""
+    if not settings.audit_signing_key_file:
+        return None
+    return Path(settings.audit_signing_key_file).with_name("audit-witness.json")
 
 
 def policy_toolchain(settings: Settings) -> Toolchain:
@@ -194,6 +209,22 @@ async def open_runtime(
         # Fail at start-up, not at a sidecar's first request: the base
         # library must build and sign with this key and this opa.
         await distribution.start()
+    audit_signer = (
+        load_signer(Path(settings.audit_signing_key_file))
+        if settings.audit_signing_key_file
+        else None
+    )
+    sealer = (
+        Sealer(
+            control_pool,
+            signer=audit_signer,
+            witness=witness_path(settings),
+            interval_seconds=settings.audit_seal_interval_seconds,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+        )
+        if control_pool is not None
+        else None
+    )
     runtime = Runtime(
         settings=settings,
         pool=pool,
@@ -226,6 +257,8 @@ async def open_runtime(
         saml=saml_provider(settings),
         toolchain=toolchain,
         distribution=distribution,
+        sealer=sealer,
+        audit_signer=audit_signer,
     )
     notifications = Notifications(settings.database_url)
     notifications.subscribe(AUTH_CHANNEL, runtime.auth.forget, runtime.auth.forget_all)
@@ -248,15 +281,26 @@ async def open_runtime(
         *([asyncio.create_task(expiry.sweep_forever(control_pool))] if control_pool else []),
         *([asyncio.create_task(worker.run())] if worker is not None else []),
         *([asyncio.create_task(distribution.follow_forever())] if distribution else []),
+        *(
+            [asyncio.create_task(sealer.run_forever())]
+            if sealer is not None and settings.audit_seal_interval_seconds > 0
+            else []
+        ),
     ]
     try:
         yield runtime
     finally:
         for task in tasks:
             task.cancel()
+        # A background task stuck past its cancellation (a query the server
+        # never answers) must not keep the process from stopping.
+        _, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+        for task in stuck:
+            log.warning("a background task did not stop", extra={"task": task.get_name()})
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()
         if distribution is not None:
             await distribution.aclose()
         await policy.aclose()

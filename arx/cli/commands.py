@@ -238,6 +238,21 @@ def audit_list(s: Session, *, after: int, limit: int) -> bytes:
 # --- people and admin tokens ---------------------------------------------------------
 
 
+def audit_verify(s: Session, *, from_checkpoint: int | None) -> bytes:
+    """The verification report; a one-line error (exit 1) when the trail diverges."""
+    params = {"from_checkpoint": from_checkpoint} if from_checkpoint else None
+    raw = s.client.send("GET", f"{s.org}/audit/verify", params=params)
+    report = msgspec.json.decode(raw)
+    problem = report.get("first_problem") if isinstance(report, dict) else None
+    if problem:
+        where = f" at org_seq {problem['org_seq']}" if problem.get("org_seq") else ""
+        raise CLIError(
+            f"the audit trail diverges{where}: {problem['kind']}: {problem['detail']}",
+            "audit_diverges",
+        )
+    return raw
+
+
 def member_list(s: Session) -> bytes:
     return s.client.send("GET", f"{s.org}/members")
 

@@ -29,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from arx.audit.checkpoints import ensure_key as ensure_audit_key
 from arx.devstack import reviewer
 from arx.devstack.opa import BundleService, OpaSidecar, opa_binary
 from arx.devstack.ports import LOOPBACK, free_port, is_port_open
@@ -315,6 +316,8 @@ def local_stack(
             "ARX_OPA_TOKEN": opa_token,
             "ARX_OPA_BINARY": str(opa),
             "ARX_BUNDLE_SIGNING_KEY_FILE": str(signing_key),
+            # Ed25519: the audit trail's checkpoints (its witness file beside it).
+            "ARX_AUDIT_SIGNING_KEY_FILE": str(ensure_audit_key(home / "audit-signing.pem")),
             "ARX_KEK_FILE": str(home / "kek"),
             "ARX_BOOTSTRAP_TOKEN": bootstrap_token,
             "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",

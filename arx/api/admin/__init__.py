@@ -14,6 +14,7 @@ from litestar import Router
 from arx.api.admin import (
     agents,
     approvals,
+    audit_proof,
     notifications,
     orgs,
     people,
@@ -34,6 +35,7 @@ admin_router = Router(
         *policy.ROUTES,
         *policy_replay.ROUTES,
         *records.ROUTES,
+        *audit_proof.ROUTES,
     ],
     guards=[control_guard],
     tags=["admin"],

@@ -1,0 +1,91 @@
+"""The audit trail's proof: ``GET /v1/admin/orgs/{id}/audit/verify`` and the
+signed checkpoints an auditor keeps.
+
+Recomputes the org's hash chain from the events the database holds and
+checks every checkpoint's signature and head (``arx.audit.verify``): OK, or
+the first place the trail diverges and how.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Request, get
+from litestar.params import FromPath, QueryParameter
+
+from arx.api.admin import docs
+from arx.api.state import runtime
+from arx.audit.checkpoints import CheckpointExport, ExportedCheckpoint, PublicKeyInfo
+from arx.audit.verify import VerifyReport, verify_org
+from arx.db.pool import fetch_all, org_transaction
+from arx.identity.orgs import require_org
+from arx.identity.roles import AUDIT
+from arx.runtime import witness_path
+
+_VERIFY = docs.read(AUDIT, errors_extra=(400,))
+
+FromCheckpoint = Annotated[
+    int | None,
+    QueryParameter(
+        ge=1,
+        description="Trust this validly signed checkpoint and verify from it on.",
+    ),
+]
+
+
+@get(
+    "/orgs/{org_id:uuid}/audit/verify",
+    opt=_VERIFY.opt,
+    operation_class=_VERIFY.operation_class,
+    responses=_VERIFY.responses,
+    summary="Verify the org's audit trail: the hash chain from its events, every checkpoint's "
+    "signature and head; OK or the first place it diverges, and how",
+)
+async def verify_trail(
+    request: Request[Any, Any, Any],
+    org_id: FromPath[UUID],
+    from_checkpoint: FromCheckpoint = None,
+) -> VerifyReport:
+    rt = runtime(request)
+    keys = [rt.audit_signer.public] if rt.audit_signer is not None else []
+    return await verify_org(
+        rt.control_pool,
+        org_id,
+        public_keys=keys,
+        witness=witness_path(rt.settings),
+        from_checkpoint=from_checkpoint,
+        now=datetime.now(UTC),
+    )
+
+
+_CHECKPOINTS = docs.read(AUDIT)
+
+CHECKPOINTS = (
+    "SELECT checkpoint_no, org_seq, encode(hash, 'hex') AS hash, signed_at, key_id,"
+    " encode(signature, 'hex') AS signature FROM arx.audit_checkpoints ORDER BY checkpoint_no"
+)
+
+
+@get(
+    "/orgs/{org_id:uuid}/audit/checkpoints",
+    opt=_CHECKPOINTS.opt,
+    operation_class=_CHECKPOINTS.operation_class,
+    responses=_CHECKPOINTS.responses,
+    summary="The org's signed checkpoints and the deployment's public key: what an auditor "
+    "keeps and verifies offline (arx audit verify-checkpoints)",
+)
+async def export_checkpoints(
+    request: Request[Any, Any, Any], org_id: FromPath[UUID]
+) -> CheckpointExport:
+    rt = runtime(request)
+    async with org_transaction(rt.control_pool, org_id) as conn:
+        await require_org(conn, org_id)
+        rows = await fetch_all(conn, CHECKPOINTS, None, ExportedCheckpoint)
+    signer = rt.audit_signer
+    keys = [PublicKeyInfo(key_id=signer.kid, pem=signer.public_pem().decode())] if signer else []
+    return CheckpointExport(org_id=org_id, public_keys=keys, checkpoints=rows)
+
+
+ROUTES = [verify_trail, export_checkpoints]

@@ -1,0 +1,274 @@
+"""``arx audit verify``: recompute an org's chain and checkpoints from what the
+database holds, and say where the trail stops being what was sealed.
+
+What each kind of tampering looks like here:
+- ``event_modified``: an event's canonical bytes no longer give its link's hash;
+- ``events_swapped``: two events each hash correctly at the other's place;
+- ``event_deleted``: a link names an event the table no longer has;
+- ``link_missing``: the chain skips an org_seq (links removed);
+- ``event_inserted``: an event the sealer has passed (it is below the seal
+  cursor) that no link names: slipped into the past;
+- ``chain_rewritten``: the links were recomputed to hide a change, so a
+  signed checkpoint no longer matches the chain at its org_seq;
+- ``checkpoint_forged``: a checkpoint whose signature does not verify with
+  any known public key (or names an unknown key);
+- ``tail_truncated``: the chain ends before a signed checkpoint, or before
+  the head this host's sealer recorded in its witness file outside the
+  database (links and events removed after the last checkpoint).
+The first problem in chain order is reported; events not yet sealed are
+counted, not judged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from arx.audit import chain
+from arx.audit.checkpoints import key_id, statement, valid
+from arx.audit.sealer import read_witness
+from arx.db.pool import Conn, org_transaction
+from arx.identity.orgs import require_org
+
+# How far apart two swapped events are looked for.
+SWAP_WINDOW = 64
+
+EVENTS = "SELECT * FROM arx.audit_events"
+LINKS = "SELECT org_seq, event_id, hash FROM arx.audit_chain ORDER BY org_seq"
+CHECKPOINTS = (
+    "SELECT checkpoint_no, org_seq, hash, signed_at, key_id, signature"
+    " FROM arx.audit_checkpoints ORDER BY checkpoint_no"
+)
+CURSOR = "SELECT txid::text AS txid, seq FROM arx.seal_cursor()"
+
+
+class Divergence(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    org_seq: int | None
+    event_id: UUID | None = None
+    detail: str
+
+
+class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    org_id: UUID
+    events: int
+    chained: int
+    unsealed: int
+    checkpoints: int
+    last_checkpoint_org_seq: int | None
+    first_problem: Divergence | None
+    verified_at: datetime
+
+
+def _txid(value: Any) -> int:
+    return int(str(value))
+
+
+async def verify_org(
+    pool: AsyncConnectionPool[Conn],
+    org_id: UUID,
+    *,
+    public_keys: list[Ed25519PublicKey],
+    witness: Path | None = None,
+    from_checkpoint: int | None = None,
+    now: datetime,
+) -> VerifyReport:
+    async with org_transaction(pool, org_id) as conn:
+        await require_org(conn, org_id)
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(EVENTS)
+        events = {row["id"]: row for row in await cur.fetchall()}
+        await cur.execute(LINKS)
+        links = await cur.fetchall()
+        await cur.execute(CHECKPOINTS)
+        checkpoints = await cur.fetchall()
+        await cur.execute(CURSOR)
+        cursor = await cur.fetchone()
+    total = len(events)
+    check = _Check(org_id, events, links)
+    signed = check.checkpoints(checkpoints, {key_id(k): k for k in public_keys})
+    start = check.anchor(checkpoints, signed, from_checkpoint)
+    computed = check.chain(start)
+    check.heads(signed, computed, read_witness(witness).get(str(org_id)) if witness else None)
+    unsealed = check.strays(cursor)
+    problems = check.problems
+    return VerifyReport(
+        ok=not problems,
+        org_id=org_id,
+        events=total,
+        chained=len(links),
+        unsealed=unsealed,
+        checkpoints=len(checkpoints),
+        last_checkpoint_org_seq=checkpoints[-1]["org_seq"] if checkpoints else None,
+        # In chain order; problems of no position (a stray event) after those.
+        first_problem=min(problems, key=lambda p: (p.org_seq is None, p.org_seq or 0))
+        if problems
+        else None,
+        verified_at=now,
+    )
+
+
+class _Check:
+    """One verification's state: what is left to judge, and what was found."""
+
+    def __init__(
+        self, org_id: UUID, events: dict[UUID, dict[str, Any]], links: list[dict[str, Any]]
+    ) -> None:
+        self.org_id = org_id
+        self.events = events  # popped as links name them: the rest are strays
+        self.links = links
+        self.problems: list[Divergence] = []
+
+    def checkpoints(
+        self, checkpoints: list[dict[str, Any]], keys: dict[str, Ed25519PublicKey]
+    ) -> dict[int, bytes]:
+        """org_seq → head of every checkpoint signed by a known key."""
+        signed: dict[int, bytes] = {}
+        for cp in checkpoints:
+            message = statement(
+                org_id=self.org_id,
+                checkpoint_no=cp["checkpoint_no"],
+                org_seq=cp["org_seq"],
+                head=bytes(cp["hash"]),
+                signed_at=cp["signed_at"],
+                kid=cp["key_id"],
+            )
+            key = keys.get(cp["key_id"])
+            if key is None or not valid(key, message, bytes(cp["signature"])):
+                self.problems.append(
+                    Divergence(
+                        kind="checkpoint_forged",
+                        org_seq=cp["org_seq"],
+                        detail=f"checkpoint {cp['checkpoint_no']} is not signed by a known key",
+                    )
+                )
+                continue
+            signed[cp["org_seq"]] = bytes(cp["hash"])
+        return signed
+
+    def anchor(
+        self, checkpoints: list[dict[str, Any]], signed: dict[int, bytes], number: int | None
+    ) -> tuple[int, bytes]:
+        """Where the walk starts: the beginning, or a validly signed checkpoint."""
+        if number is None:
+            return 0, chain.GENESIS
+        found = next((c for c in checkpoints if c["checkpoint_no"] == number), None)
+        if found is None or found["org_seq"] not in signed:
+            self.problems.append(
+                Divergence(
+                    kind="checkpoint_forged",
+                    org_seq=None,
+                    detail=f"checkpoint {number} is missing or not validly signed",
+                )
+            )
+            return 0, chain.GENESIS
+        return found["org_seq"], signed[found["org_seq"]]
+
+    def chain(self, start: tuple[int, bytes]) -> dict[int, bytes]:
+        """Recompute every link after ``start``; stop at the first that fails."""
+        start_seq, prev = start
+        computed: dict[int, bytes] = {}
+        for position, entry in enumerate(self.links, start=1):
+            seq = entry["org_seq"]
+            event = self.events.pop(entry["event_id"], None)
+            if seq != position:
+                self._found("link_missing", position, None, f"the chain skips org_seq {position}")
+                break
+            if seq <= start_seq:
+                continue
+            if event is None:
+                self._found(
+                    "event_deleted", seq, entry["event_id"], f"the event at org_seq {seq} is gone"
+                )
+                break
+            digest = chain.link(self.org_id, seq, prev, chain.canonical(event))
+            if digest != bytes(entry["hash"]):
+                self.problems.append(self._modified_or_swapped(seq, entry, prev))
+                break
+            computed[seq] = digest
+            prev = digest
+        # Past where the walk stopped, linked events are not strays.
+        for entry in self.links:
+            self.events.pop(entry["event_id"], None)
+        return computed
+
+    def heads(
+        self,
+        signed: dict[int, bytes],
+        computed: dict[int, bytes],
+        witnessed: tuple[int, str] | None,
+    ) -> None:
+        """Signed heads (checkpoints, the witness) the chain must still reach and match."""
+        head = len(self.links)
+        for seq, digest in sorted(signed.items()):
+            if seq > head:
+                self._found(
+                    "tail_truncated",
+                    head + 1,
+                    None,
+                    f"the chain ends at org_seq {head}, before a checkpoint at {seq}",
+                )
+            elif seq in computed and computed[seq] != digest:
+                self._found(
+                    "chain_rewritten",
+                    seq,
+                    None,
+                    f"the chain at org_seq {seq} is not what was signed",
+                )
+        if witnessed is not None and witnessed[0] > head:
+            self._found(
+                "tail_truncated",
+                head + 1,
+                None,
+                f"the chain ends at org_seq {head}; this host sealed it to {witnessed[0]}",
+            )
+
+    def strays(self, cursor: dict[str, Any] | None) -> int:
+        """Events no link names: slipped in below the cursor, or not sealed yet."""
+        if cursor is None:
+            return len(self.events)
+        bound = (_txid(cursor["txid"]), cursor["seq"])
+        unsealed = 0
+        for event in sorted(self.events.values(), key=lambda e: (_txid(e["txid"]), e["seq"])):
+            if (_txid(event["txid"]), event["seq"]) <= bound:
+                self._found(
+                    "event_inserted",
+                    None,
+                    event["id"],
+                    "an event the sealer has passed is in no link",
+                )
+                break
+            unsealed += 1
+        return unsealed
+
+    def _found(self, kind: str, seq: int | None, event_id: UUID | None, detail: str) -> None:
+        self.problems.append(Divergence(kind=kind, org_seq=seq, event_id=event_id, detail=detail))
+
+    def _modified_or_swapped(self, seq: int, entry: dict[str, Any], prev: bytes) -> Divergence:
+        """An event that does not hash to its link: is it another link's event?"""
+        stored = bytes(entry["hash"])
+        for other in range(seq + 1, min(seq + SWAP_WINDOW, len(self.links)) + 1):
+            other_event = self.events.get(self.links[other - 1]["event_id"])
+            if other_event is None:
+                continue
+            if chain.link(self.org_id, seq, prev, chain.canonical(other_event)) == stored:
+                return Divergence(
+                    kind="events_swapped",
+                    org_seq=seq,
+                    event_id=entry["event_id"],
+                    detail=f"the events at org_seq {seq} and {other} were swapped",
+                )
+        return Divergence(
+            kind="event_modified",
+            org_seq=seq,
+            event_id=entry["event_id"],
+            detail=f"the event at org_seq {seq} is not what was sealed",
+        )

@@ -1,0 +1,382 @@
+"""The audit trail proves itself: each org's events are chained in commit
+order and sealed into signed checkpoints, and `verify` finds every kind of
+tampering a database superuser can do with the triggers off (real
+PostgreSQL, real OPA, events written through the API)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import psycopg
+import pytest
+
+from arx.audit import chain
+from arx.audit.checkpoints import ensure_key, load_signer
+from arx.cli.main import main as cli_main
+from arx.config import Settings
+from arx.runtime import Runtime
+from tests.fixtures.arx import Example, make_org
+from tests.fixtures.database import Database
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """Signed checkpoints; the tests seal by hand (no background sealer)."""
+    key = ensure_key(tmp_path / "audit" / "audit-signing.pem")
+    return msgspec.structs.replace(
+        settings,
+        audit_signing_key_file=str(key),
+        audit_seal_interval_seconds=0,
+        audit_checkpoint_seconds=0.001,
+    )
+
+
+async def _calls(client: httpx.AsyncClient, example: Example, n: int = 3) -> None:
+    for i in range(n):
+        resp = await client.post(
+            "/v1/sdk/execute",
+            json={"connector": "crowdstrike", "operation": "hosts:search", "params": {}},
+            headers=example.auth("triage-bot"),
+        )
+        assert resp.status_code == 200, (i, resp.text)
+    # One DENY: outside triage-bot's intent.
+    resp = await client.post(
+        "/v1/sdk/execute",
+        json={
+            "connector": "crowdstrike",
+            "operation": "hosts:contain",
+            "params": {"ids": ["4c1d7e2a9b3f4e5d8a6c0b1e2f3a4d5c"]},
+        },
+        headers=example.auth("triage-bot"),
+    )
+    assert resp.status_code == 403, resp.text
+
+
+async def _seal(rt: Runtime, *, checkpoint: bool = True) -> None:
+    assert rt.sealer is not None
+    while await rt.sealer.seal_once():
+        pass
+    if checkpoint:
+        await rt.sealer.checkpoint_once()
+
+
+async def _verify(client: httpx.AsyncClient, example: Example, **params: Any) -> dict[str, Any]:
+    resp = await client.get(
+        f"/v1/admin/orgs/{example.seeded.org_id}/audit/verify",
+        params=params,
+        headers=example.owner,
+    )
+    assert resp.status_code == 200, resp.text
+    report: dict[str, Any] = resp.json()
+    return report
+
+
+@contextmanager
+def _superuser(test_db: Database) -> Iterator[psycopg.Connection[Any]]:
+    """The database superuser with every guard of the trail switched off."""
+    guarded = {
+        "arx.audit_events": ["audit_events_no_update_delete", "audit_events_stamp"],
+        "arx.audit_chain": ["audit_chain_no_update_delete"],
+        "arx.audit_checkpoints": ["audit_checkpoints_no_update_delete"],
+    }
+    with psycopg.connect(test_db.admin_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # foreign keys off too
+        for table, triggers in guarded.items():
+            for trigger in triggers:
+                conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        try:
+            yield conn
+        finally:
+            for table, triggers in guarded.items():
+                for trigger in triggers:
+                    conn.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {trigger}")
+
+
+def _links(test_db: Database, org_id: uuid.UUID) -> list[tuple[int, uuid.UUID, bytes]]:
+    with psycopg.connect(test_db.admin_url) as conn:
+        rows = conn.execute(
+            "SELECT org_seq, event_id, hash FROM arx.audit_chain WHERE org_id = %s"
+            " ORDER BY org_seq",
+            (org_id,),
+        ).fetchall()
+    return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+
+def _decision_links(test_db: Database, org_id: uuid.UUID) -> list[tuple[int, uuid.UUID, str]]:
+    with psycopg.connect(test_db.admin_url) as conn:
+        rows = conn.execute(
+            "SELECT c.org_seq, c.event_id, e.verdict FROM arx.audit_chain c"
+            " JOIN arx.audit_events e ON e.org_id = c.org_id AND e.id = c.event_id"
+            " WHERE c.org_id = %s AND e.kind = 'decision' ORDER BY c.org_seq",
+            (org_id,),
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_a_sealed_trail_verifies_and_each_org_has_its_own_gap_free_chain(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _calls(client, example)
+    other = await make_org(runtime, "globex")  # its own events: org.created, its owner
+    await _seal(runtime)
+    report = await _verify(client, example)
+    assert report["ok"] is True, report
+    assert report["first_problem"] is None
+    assert report["chained"] == report["events"] > 5
+    assert (report["unsealed"], report["checkpoints"]) == (0, 1)
+    assert report["last_checkpoint_org_seq"] == report["chained"]
+    for org in (example.seeded.org_id, other.org_id):
+        assert [seq for seq, _, _ in _links(test_db, org)] == list(
+            range(1, len(_links(test_db, org)) + 1)
+        )
+    # Newer events are counted as unsealed until the sealer passes.
+    await _calls(client, example, 1)
+    report = await _verify(client, example)
+    assert report["ok"] is True
+    assert report["unsealed"] > 0
+    await _seal(runtime)
+    report = await _verify(client, example)
+    assert (report["ok"], report["unsealed"], report["checkpoints"]) == (True, 0, 2)
+
+
+async def test_the_chain_is_what_anyone_can_recompute(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    """Documented encoding: SHA-256 over the domain tag, org, position,
+    previous hash and the canonical event (arx/audit/chain.py)."""
+    await _calls(client, example, 1)
+    await _seal(runtime)
+    with psycopg.connect(test_db.admin_url) as conn:
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        events = {
+            r["id"]: r
+            for r in cur.execute(
+                "SELECT * FROM arx.audit_events WHERE org_id = %s", (example.seeded.org_id,)
+            ).fetchall()
+        }
+    prev = bytes(32)
+    for seq, event_id, digest in _links(test_db, example.seeded.org_id):
+        body = chain.canonical(events[event_id])
+        assert json.loads(body)["id"] == str(event_id)
+        prev = chain.link(example.seeded.org_id, seq, prev, body)
+        assert prev == digest
+
+
+async def _tampered(client: httpx.AsyncClient, example: Example, runtime: Runtime) -> None:
+    """A sealed, checkpointed trail that verifies: the starting point of each tampering."""
+    await _calls(client, example)
+    await _seal(runtime)
+    assert (await _verify(client, example))["ok"] is True
+
+
+async def test_a_modified_verdict_is_found(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    seq, event_id, verdict = next(d for d in _decision_links(test_db, org) if d[2] == "DENY")
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
+            (org, event_id),
+        )
+    problem = (await _verify(client, example))["first_problem"]
+    assert (problem["kind"], problem["org_seq"], problem["event_id"]) == (
+        "event_modified",
+        seq,
+        str(event_id),
+    )
+    assert verdict == "DENY"
+
+
+async def test_a_deleted_event_is_found(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    seq, event_id, _ = _decision_links(test_db, org)[-1]
+    with _superuser(test_db) as conn:
+        conn.execute("DELETE FROM arx.audit_events WHERE org_id = %s AND id = %s", (org, event_id))
+    problem = (await _verify(client, example))["first_problem"]
+    assert (problem["kind"], problem["org_seq"]) == ("event_deleted", seq)
+
+
+async def test_an_event_and_its_link_deleted_leave_a_gap(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    seq, event_id, _ = _decision_links(test_db, org)[1]
+    with _superuser(test_db) as conn:
+        conn.execute("DELETE FROM arx.audit_events WHERE org_id = %s AND id = %s", (org, event_id))
+        conn.execute("DELETE FROM arx.audit_chain WHERE org_id = %s AND org_seq = %s", (org, seq))
+    problem = (await _verify(client, example))["first_problem"]
+    assert (problem["kind"], problem["org_seq"]) == ("link_missing", seq)
+
+
+async def test_an_event_slipped_into_the_past_is_found(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    with _superuser(test_db) as conn:
+        # A copy of an old decision under a new id, stamped as the old one was.
+        conn.execute(
+            "INSERT INTO arx.audit_events OVERRIDING SYSTEM VALUE SELECT (jsonb_populate_record("
+            "NULL::arx.audit_events,"
+            " to_jsonb(e) || jsonb_build_object('id', gen_random_uuid(), 'agent_seq', NULL, 'seq',"
+            " nextval('arx.audit_events_seq_seq'),"
+            " 'verdict', 'PERMIT'))).* FROM arx.audit_events e"
+            " WHERE e.org_id = %s AND e.kind = 'decision' ORDER BY e.seq LIMIT 1",
+            (org,),
+        )
+    problem = (await _verify(client, example))["first_problem"]
+    assert problem["kind"] == "event_inserted"
+
+
+async def test_two_swapped_events_are_found(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    (a, ea, _), (b, eb, _) = _decision_links(test_db, org)[-2:]
+    with _superuser(test_db) as conn:
+        # The PERMIT now comes after the DENY: the links name each other's
+        # event (through a placeholder: event ids are unique in the chain).
+        swap = "UPDATE arx.audit_chain SET event_id = %s WHERE org_id = %s AND org_seq = %s"
+        conn.execute(swap, (uuid.uuid4(), org, a))
+        conn.execute(swap, (ea, org, b))
+        conn.execute(swap, (eb, org, a))
+    problem = (await _verify(client, example))["first_problem"]
+    assert (problem["kind"], problem["org_seq"]) == ("events_swapped", a)
+    assert str(b) in problem["detail"]
+
+
+async def test_a_truncated_tail_after_the_last_checkpoint_is_found(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    checkpointed = len(_links(test_db, org))
+    # More events, sealed (the witness outside the database records the head)
+    # but not checkpointed yet.
+    await _calls(client, example, 2)
+    await _seal(runtime, checkpoint=False)
+    assert len(_links(test_db, org)) > checkpointed
+    assert (await _verify(client, example))["ok"] is True
+    with _superuser(test_db) as conn:
+        doomed = conn.execute(
+            "SELECT event_id FROM arx.audit_chain WHERE org_id = %s AND org_seq > %s",
+            (org, checkpointed),
+        ).fetchall()
+        conn.execute(
+            "DELETE FROM arx.audit_chain WHERE org_id = %s AND org_seq > %s", (org, checkpointed)
+        )
+        conn.execute(
+            "DELETE FROM arx.audit_events WHERE org_id = %s AND id = ANY(%s)",
+            (org, [r[0] for r in doomed]),
+        )
+    report = await _verify(client, example)
+    assert report["chained"] == checkpointed
+    problem = report["first_problem"]
+    assert (problem["kind"], problem["org_seq"]) == ("tail_truncated", checkpointed + 1)
+
+
+async def test_a_forged_checkpoint_is_found(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "UPDATE arx.audit_checkpoints SET org_seq = org_seq + 5 WHERE org_id = %s", (org,)
+        )
+    problem = (await _verify(client, example))["first_problem"]
+    assert problem["kind"] == "checkpoint_forged"
+    # A checkpoint signed by another key is no better.
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "UPDATE arx.audit_checkpoints SET org_seq = org_seq - 5, key_id = 'feedfacefeedface'"
+            " WHERE org_id = %s",
+            (org,),
+        )
+    assert (await _verify(client, example))["first_problem"]["kind"] == "checkpoint_forged"
+
+
+async def test_a_rewritten_chain_does_not_match_the_signed_checkpoint(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    """Whoever knows the (public) algorithm can rebuild the links after a
+    change; only the checkpoint's signature gives it away."""
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    _, event_id, _ = next(d for d in _decision_links(test_db, org) if d[2] == "DENY")
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
+            (org, event_id),
+        )
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        events = {
+            r["id"]: r
+            for r in cur.execute("SELECT * FROM arx.audit_events WHERE org_id = %s", (org,))
+        }
+        prev = bytes(32)
+        for position, linked, _ in _links(test_db, org):
+            prev = chain.link(org, position, prev, chain.canonical(events[linked]))
+            conn.execute(
+                "UPDATE arx.audit_chain SET hash = %s WHERE org_id = %s AND org_seq = %s",
+                (prev, org, position),
+            )
+    problem = (await _verify(client, example))["first_problem"]
+    assert problem["kind"] == "chain_rewritten"
+
+
+async def test_an_auditor_verifies_the_exported_checkpoints_with_the_public_key_alone(
+    client: httpx.AsyncClient,
+    example: Example,
+    runtime: Runtime,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await _tampered(client, example, runtime)
+    await _calls(client, example, 1)
+    await _seal(runtime)
+    resp = await client.get(
+        f"/v1/admin/orgs/{example.seeded.org_id}/audit/checkpoints", headers=example.owner
+    )
+    assert resp.status_code == 200, resp.text
+    export = resp.json()
+    assert [c["checkpoint_no"] for c in export["checkpoints"]] == [1, 2]
+    assert runtime.audit_signer is not None
+    public = tmp_path / "auditor.pub.pem"
+    public.write_bytes(runtime.audit_signer.public_pem())
+    kept = tmp_path / "checkpoints.json"
+    kept.write_text(json.dumps(export))
+    args = ["audit", "verify-checkpoints", str(kept), "--public-key", str(public)]
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+    # A checkpoint whose head was changed in the file: its signature fails.
+    forged = dict(export)
+    forged["checkpoints"] = [dict(c) for c in export["checkpoints"]]
+    forged["checkpoints"][1]["hash"] = "00" * 32
+    kept.write_text(json.dumps(forged))
+    assert cli_main(args) == 1
+    assert "checkpoint 2's signature does not verify" in capsys.readouterr().err
+
+    # The right file, the wrong key.
+    kept.write_text(json.dumps(export))
+    other = ensure_key(tmp_path / "other.pem")
+    public.write_bytes(load_signer(other).public_pem())
+    assert cli_main(args) == 1
+    assert "names key" in capsys.readouterr().err
