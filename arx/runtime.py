@@ -11,7 +11,6 @@ worker that notifies reviewers of approval requests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -298,9 +297,11 @@ async def open_runtime(
         for task in stuck:
             log.warning("a background task did not stop", extra={"task": task.get_name()})
         for task in tasks:
-            if task.done() and not task.cancelled():
-                with contextlib.suppress(Exception):
-                    task.result()
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error(
+                    "a background task had failed",
+                    extra={"exc_type": type(task.exception()).__name__},
+                )
         if distribution is not None:
             await distribution.aclose()
         await policy.aclose()

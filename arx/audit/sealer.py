@@ -116,9 +116,22 @@ class Sealer:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(DUE, (self._checkpoint_seconds,))
             due = await cur.fetchall()
+            witnessed = (
+                await asyncio.to_thread(read_witness, self._witness) if self._witness else {}
+            )
+            signed = 0
             for row in due:
                 now = datetime.now(UTC)
                 head = bytes(row["hash"])
+                seen = witnessed.get(str(row["org_id"]))
+                if seen is not None and seen[0] == row["org_seq"] and seen[1] != head.hex():
+                    # The database's head is not the one this host sealed:
+                    # never sign a rewritten chain.
+                    log.error(
+                        "audit chain head differs from what this host sealed; not signed",
+                        extra={"org_id": str(row["org_id"]), "org_seq": row["org_seq"]},
+                    )
+                    continue
                 message = statement(
                     org_id=row["org_id"],
                     checkpoint_no=row["checkpoint_no"],
@@ -139,7 +152,8 @@ class Sealer:
                         self._signer.sign(message),
                     ),
                 )
-        return len(due)
+                signed += 1
+        return signed
 
     async def run_forever(self) -> None:
         while True:

@@ -12,6 +12,7 @@ What each kind of tampering looks like here:
   signed checkpoint no longer matches the chain at its org_seq;
 - ``checkpoint_forged``: a checkpoint whose signature does not verify with
   any known public key (or names an unknown key);
+- ``checkpoint_deleted``: the checkpoints of the org are not numbered 1..n;
 - ``tail_truncated``: the chain ends before a signed checkpoint, or before
   the head this host's sealer recorded in its witness file outside the
   database (links and events removed after the last checkpoint).
@@ -34,7 +35,7 @@ from psycopg_pool import AsyncConnectionPool
 from arx.audit import chain
 from arx.audit.checkpoints import key_id, statement, valid
 from arx.audit.sealer import read_witness
-from arx.db.pool import Conn, org_transaction
+from arx.db.pool import Conn, connection
 from arx.identity.orgs import require_org
 
 # How far apart two swapped events are looked for.
@@ -47,6 +48,7 @@ CHECKPOINTS = (
     " FROM arx.audit_checkpoints ORDER BY checkpoint_no"
 )
 CURSOR = "SELECT txid::text AS txid, seq FROM arx.seal_cursor()"
+SET_ORG = "SELECT set_config('arx.org_id', %s, true)"
 
 
 class Divergence(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,7 +83,14 @@ async def verify_org(
     from_checkpoint: int | None = None,
     now: datetime,
 ) -> VerifyReport:
-    async with org_transaction(pool, org_id) as conn:
+    # The witness before the database: the sealer writes it after each
+    # commit, so read first it can only be behind what the database shows.
+    witnessed = read_witness(witness).get(str(org_id)) if witness else None
+    async with connection(pool) as conn, conn.transaction():
+        # One snapshot for every read: a batch the sealer commits meanwhile
+        # is either wholly in it or wholly not.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await conn.execute(SET_ORG, (str(org_id),))
         await require_org(conn, org_id)
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(EVENTS)
@@ -97,7 +106,7 @@ async def verify_org(
     signed = check.checkpoints(checkpoints, {key_id(k): k for k in public_keys})
     start = check.anchor(checkpoints, signed, from_checkpoint)
     computed = check.chain(start)
-    check.heads(signed, computed, read_witness(witness).get(str(org_id)) if witness else None)
+    check.heads(signed, computed, witnessed)
     unsealed = check.strays(cursor)
     problems = check.problems
     return VerifyReport(
@@ -132,7 +141,15 @@ class _Check:
     ) -> dict[int, bytes]:
         """org_seq → head of every checkpoint signed by a known key."""
         signed: dict[int, bytes] = {}
-        for cp in checkpoints:
+        for number, cp in enumerate(checkpoints, start=1):
+            if cp["checkpoint_no"] != number:
+                self._found(
+                    "checkpoint_deleted",
+                    cp["org_seq"],
+                    None,
+                    f"checkpoint {number} is missing (the next is {cp['checkpoint_no']})",
+                )
+                break
             message = statement(
                 org_id=self.org_id,
                 checkpoint_no=cp["checkpoint_no"],
@@ -229,6 +246,17 @@ class _Check:
                 head + 1,
                 None,
                 f"the chain ends at org_seq {head}; this host sealed it to {witnessed[0]}",
+            )
+        elif (
+            witnessed is not None
+            and witnessed[0] in computed
+            and computed[witnessed[0]].hex() != witnessed[1]
+        ):
+            self._found(
+                "chain_rewritten",
+                witnessed[0],
+                None,
+                f"the chain at org_seq {witnessed[0]} is not what this host sealed",
             )
 
     def strays(self, cursor: dict[str, Any] | None) -> int:

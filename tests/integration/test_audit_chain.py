@@ -380,3 +380,52 @@ async def test_an_auditor_verifies_the_exported_checkpoints_with_the_public_key_
     public.write_bytes(load_signer(other).public_pem())
     assert cli_main(args) == 1
     assert "names key" in capsys.readouterr().err
+
+
+async def test_a_deleted_checkpoint_is_found(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    await _tampered(client, example, runtime)
+    await _calls(client, example, 1)
+    await _seal(runtime)
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "DELETE FROM arx.audit_checkpoints WHERE org_id = %s AND checkpoint_no = 1",
+            (example.seeded.org_id,),
+        )
+    problem = (await _verify(client, example))["first_problem"]
+    assert problem["kind"] == "checkpoint_deleted"
+
+
+async def test_a_chain_rewritten_after_the_last_checkpoint_is_found_and_never_signed(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    """Links recomputed after a change past the last checkpoint: the witness
+    (outside the database) still holds the head this host sealed, so verify
+    finds it and the sealer refuses to sign the rewritten head."""
+    await _tampered(client, example, runtime)
+    org = example.seeded.org_id
+    await _calls(client, example, 1)  # a DENY, sealed but not yet checkpointed
+    await _seal(runtime, checkpoint=False)
+    _, event_id, _ = _decision_links(test_db, org)[-1]
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
+            (org, event_id),
+        )
+        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        events = {
+            r["id"]: r
+            for r in cur.execute("SELECT * FROM arx.audit_events WHERE org_id = %s", (org,))
+        }
+        prev = bytes(32)
+        for position, linked, _ in _links(test_db, org):
+            prev = chain.link(org, position, prev, chain.canonical(events[linked]))
+            conn.execute(
+                "UPDATE arx.audit_chain SET hash = %s WHERE org_id = %s AND org_seq = %s",
+                (prev, org, position),
+            )
+    problem = (await _verify(client, example))["first_problem"]
+    assert problem["kind"] == "chain_rewritten"
+    assert runtime.sealer is not None
+    assert await runtime.sealer.checkpoint_once() == 0

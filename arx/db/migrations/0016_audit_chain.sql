@@ -15,12 +15,14 @@
 --                           last event it chained.
 --
 -- Guarantees:
--- * Commit order, gap-free: the sealer takes only events whose transaction
---   is older than every transaction still running (pg_snapshot_xmin of its
---   snapshot), so every event it could ever be shown below its cursor is
---   already committed; it chains them in (txid, seq) order. No event can
---   later appear before an org_seq already handed out: a reader that
---   follows org_seq never skips one.
+-- * Gap-free, and final once handed out: the sealer takes only events whose
+--   transaction is older than every transaction still running
+--   (pg_snapshot_xmin of its snapshot), so every event it could ever be
+--   shown below its cursor is already committed; it chains them in (txid,
+--   seq) order, the order transactions began writing (not strictly the
+--   order they committed). No event can later appear before an org_seq
+--   already handed out: a reader that follows org_seq never skips one. Any
+--   transaction left open in the cluster holds sealing back.
 -- * The execute path pays one stamped column; it takes no lock another
 --   org's, or the same org's, execute waits on.
 -- * Chain, checkpoints and cursor are append-only for every role (the
@@ -142,6 +144,8 @@ GRANT SELECT ON arx.audit_events TO arx_sealer;
 GRANT SELECT, INSERT ON arx.audit_chain, arx.audit_checkpoints TO arx_sealer;
 GRANT SELECT, UPDATE ON arx.audit_seal_cursor TO arx_sealer;
 CREATE POLICY sealer ON arx.audit_events FOR SELECT TO arx_sealer USING (true);
+GRANT SELECT (id) ON arx.orgs TO arx_sealer;
+CREATE POLICY sealer ON arx.orgs FOR SELECT TO arx_sealer USING (true);
 CREATE POLICY sealer ON arx.audit_chain TO arx_sealer USING (true) WITH CHECK (true);
 CREATE POLICY sealer ON arx.audit_checkpoints TO arx_sealer USING (true) WITH CHECK (true);
 CREATE POLICY sealer ON arx.audit_seal_cursor TO arx_sealer USING (true) WITH CHECK (true);
@@ -150,14 +154,23 @@ CREATE POLICY sealer ON arx.audit_seal_cursor TO arx_sealer USING (true) WITH CH
 -- transactions older than every one still running.
 CREATE FUNCTION arx.unsealed_events(p_limit integer)
 RETURNS SETOF arx.audit_events
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.* FROM arx.audit_events e, arx.audit_seal_cursor c
-    WHERE (e.txid, e.seq) > (c.txid, c.seq)
-      AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY e.txid, e.seq
-    LIMIT least(greatest(p_limit, 1), 10000)
+DECLARE
+    from_txid xid8;
+    from_seq bigint;
+BEGIN
+    -- The cursor as values, so the (txid, seq) index is searched from it
+    -- rather than walked from the start.
+    SELECT c.txid, c.seq INTO from_txid, from_seq FROM arx.audit_seal_cursor c WHERE c.id = 1;
+    RETURN QUERY
+        SELECT e.* FROM arx.audit_events e
+        WHERE (e.txid, e.seq) > (from_txid, from_seq)
+          AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY e.txid, e.seq
+        LIMIT least(greatest(p_limit, 1), 10000);
+END
 $$;
 ALTER FUNCTION arx.unsealed_events(integer) OWNER TO arx_sealer;
 REVOKE ALL ON FUNCTION arx.unsealed_events(integer) FROM PUBLIC;
@@ -169,9 +182,13 @@ RETURNS TABLE (org_id uuid, org_seq bigint, hash bytea)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT DISTINCT ON (c.org_id) c.org_id, c.org_seq, c.hash
-    FROM arx.audit_chain c WHERE c.org_id = ANY (p_orgs)
-    ORDER BY c.org_id, c.org_seq DESC
+    -- One index probe per org (the primary key, newest first).
+    SELECT o.org_id, h.org_seq, h.hash
+    FROM unnest(p_orgs) AS o (org_id)
+    CROSS JOIN LATERAL (
+        SELECT c.org_seq, c.hash FROM arx.audit_chain c
+        WHERE c.org_id = o.org_id ORDER BY c.org_seq DESC LIMIT 1
+    ) h
 $$;
 ALTER FUNCTION arx.chain_heads(uuid[]) OWNER TO arx_sealer;
 REVOKE ALL ON FUNCTION arx.chain_heads(uuid[]) FROM PUBLIC;
@@ -187,6 +204,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     moved integer;
 BEGIN
+    IF jsonb_array_length(p_links) = 0 THEN
+        RAISE EXCEPTION 'an empty chain batch moves nothing';
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('arx.audit.seal', 0));
     UPDATE arx.audit_seal_cursor SET txid = p_to_txid, seq = p_to_seq
     WHERE id = 1 AND txid = p_from_txid AND seq = p_from_seq
@@ -233,16 +253,18 @@ GRANT EXECUTE ON FUNCTION arx.seal_cursor() TO arx_control;
 CREATE FUNCTION arx.checkpoints_due(p_age_seconds double precision)
 RETURNS TABLE (org_id uuid, checkpoint_no bigint, org_seq bigint, hash bytea)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    WITH heads AS (
-        SELECT DISTINCT ON (c.org_id) c.org_id, c.org_seq, c.hash
-        FROM arx.audit_chain c ORDER BY c.org_id, c.org_seq DESC
-    ), last AS (
-        SELECT DISTINCT ON (k.org_id) k.org_id, k.checkpoint_no, k.org_seq, k.signed_at
-        FROM arx.audit_checkpoints k ORDER BY k.org_id, k.checkpoint_no DESC
-    )
-    SELECT h.org_id, coalesce(l.checkpoint_no, 0) + 1, h.org_seq, h.hash
-    FROM heads h LEFT JOIN last l ON l.org_id = h.org_id
-    WHERE l.org_id IS NULL
+    -- Per org, two index probes: its chain head and its last checkpoint.
+    SELECT o.id, coalesce(l.checkpoint_no, 0) + 1, h.org_seq, h.hash
+    FROM arx.orgs o
+    CROSS JOIN LATERAL (
+        SELECT c.org_seq, c.hash FROM arx.audit_chain c
+        WHERE c.org_id = o.id ORDER BY c.org_seq DESC LIMIT 1
+    ) h
+    LEFT JOIN LATERAL (
+        SELECT k.checkpoint_no, k.org_seq, k.signed_at FROM arx.audit_checkpoints k
+        WHERE k.org_id = o.id ORDER BY k.checkpoint_no DESC LIMIT 1
+    ) l ON true
+    WHERE l.checkpoint_no IS NULL
        OR (h.org_seq > l.org_seq
            AND l.signed_at <= clock_timestamp() - make_interval(secs => p_age_seconds))
 $$;
