@@ -111,6 +111,22 @@ def _links(test_db: Database, org_id: uuid.UUID) -> list[tuple[int, uuid.UUID, b
     return [(r[0], r[1], bytes(r[2])) for r in rows]
 
 
+def _rebuild_links(conn: psycopg.Connection[Any], test_db: Database, org: uuid.UUID) -> None:
+    """What anyone who knows the (public) algorithm can do after a change:
+    recompute every link of the org from its events as they are now."""
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    events = {
+        r["id"]: r for r in cur.execute("SELECT * FROM arx.audit_events WHERE org_id = %s", (org,))
+    }
+    prev = bytes(32)
+    for position, linked, _ in _links(test_db, org):
+        prev = chain.link(org, position, prev, chain.canonical(events[linked]))
+        conn.execute(
+            "UPDATE arx.audit_chain SET hash = %s WHERE org_id = %s AND org_seq = %s",
+            (prev, org, position),
+        )
+
+
 def _decision_links(test_db: Database, org_id: uuid.UUID) -> list[tuple[int, uuid.UUID, str]]:
     with psycopg.connect(test_db.admin_url) as conn:
         rows = conn.execute(
@@ -325,18 +341,7 @@ async def test_a_rewritten_chain_does_not_match_the_signed_checkpoint(
             "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
             (org, event_id),
         )
-        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-        events = {
-            r["id"]: r
-            for r in cur.execute("SELECT * FROM arx.audit_events WHERE org_id = %s", (org,))
-        }
-        prev = bytes(32)
-        for position, linked, _ in _links(test_db, org):
-            prev = chain.link(org, position, prev, chain.canonical(events[linked]))
-            conn.execute(
-                "UPDATE arx.audit_chain SET hash = %s WHERE org_id = %s AND org_seq = %s",
-                (prev, org, position),
-            )
+        _rebuild_links(conn, test_db, org)
     problem = (await _verify(client, example))["first_problem"]
     assert problem["kind"] == "chain_rewritten"
 
@@ -413,18 +418,7 @@ async def test_a_chain_rewritten_after_the_last_checkpoint_is_found_and_never_si
             "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
             (org, event_id),
         )
-        cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-        events = {
-            r["id"]: r
-            for r in cur.execute("SELECT * FROM arx.audit_events WHERE org_id = %s", (org,))
-        }
-        prev = bytes(32)
-        for position, linked, _ in _links(test_db, org):
-            prev = chain.link(org, position, prev, chain.canonical(events[linked]))
-            conn.execute(
-                "UPDATE arx.audit_chain SET hash = %s WHERE org_id = %s AND org_seq = %s",
-                (prev, org, position),
-            )
+        _rebuild_links(conn, test_db, org)
     problem = (await _verify(client, example))["first_problem"]
     assert problem["kind"] == "chain_rewritten"
     assert runtime.sealer is not None
