@@ -33,11 +33,16 @@ GENESIS = bytes(32)
 NOT_HASHED = frozenset({"txid"})
 
 
+def timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and ``Z``: the one form ARX signs and hashes."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return timestamp(value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from arx.audit import chain
 from arx.errors import ServiceUnavailableError
 
 VERSION = "arx.audit.checkpoint.v1"
@@ -47,7 +48,7 @@ def statement(
         "key_id": kid,
         "org_id": str(org_id),
         "org_seq": org_seq,
-        "signed_at": signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "signed_at": chain.timestamp(signed_at),
         "v": VERSION,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()

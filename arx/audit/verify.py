@@ -33,9 +33,17 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from arx.audit import chain
-from arx.audit.checkpoints import key_id, statement, valid
+from arx.audit.checkpoints import (
+    CheckpointExport,
+    ExportedCheckpoint,
+    PublicKeyInfo,
+    Signer,
+    key_id,
+    statement,
+    valid,
+)
 from arx.audit.sealer import read_witness
-from arx.db.pool import Conn, connection
+from arx.db.pool import Conn, connection, fetch_all, org_transaction
 from arx.identity.orgs import require_org
 
 # How far apart two swapped events are looked for.
@@ -49,6 +57,10 @@ CHECKPOINTS = (
 )
 CURSOR = "SELECT txid::text AS txid, seq FROM arx.seal_cursor()"
 SET_ORG = "SELECT set_config('arx.org_id', %s, true)"
+EXPORTED_CHECKPOINTS = (
+    "SELECT checkpoint_no, org_seq, encode(hash, 'hex') AS hash, signed_at, key_id,"
+    " encode(signature, 'hex') AS signature FROM arx.audit_checkpoints ORDER BY checkpoint_no"
+)
 
 
 class Divergence(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,6 +135,17 @@ async def verify_org(
         else None,
         verified_at=now,
     )
+
+
+async def export_checkpoints_of(
+    pool: AsyncConnectionPool[Conn], org_id: UUID, signer: Signer | None
+) -> CheckpointExport:
+    """The org's signed checkpoints and the public key: what an auditor keeps."""
+    async with org_transaction(pool, org_id) as conn:
+        await require_org(conn, org_id)
+        rows = await fetch_all(conn, EXPORTED_CHECKPOINTS, None, ExportedCheckpoint)
+    keys = [PublicKeyInfo(key_id=signer.kid, pem=signer.public_pem().decode())] if signer else []
+    return CheckpointExport(org_id=org_id, public_keys=keys, checkpoints=rows)
 
 
 class _Check:

@@ -10,7 +10,6 @@ is ready once every bundle is active.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -18,13 +17,13 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from arx.devstack.ports import LOOPBACK, free_port
 from arx.devstack.process import DevstackError, ManagedProcess, run_command
+from arx.policy.lifecycle.distribution import source_revision
 
 OPA_PATH_FILE = Path(".arx") / "opa-path"
 TEST_FILES = "*_test.rego"
@@ -75,26 +74,6 @@ def _reports(opa: Path, version: str) -> bool:
     return any(line.split() == ["Version:", version] for line in out.splitlines())
 
 
-def bundle_revision(source: Path, *, name: str) -> str:
-    """``<name>-<12 hex>``: sha256 over the sorted relative paths and bytes of ``source``.
-
-    Test files (``*_test.rego``) are left out, as they are left out of the bundle.
-    Each path and content is length-prefixed, so no two different trees hash alike
-    by moving bytes between a name and a file.
-    """
-    digest = hashlib.sha256()
-    files = sorted(
-        (p.relative_to(source).as_posix(), p)
-        for p in source.rglob("*")
-        if p.is_file() and not fnmatch(p.name, TEST_FILES)
-    )
-    for relative, path in files:
-        for chunk in (relative.encode(), path.read_bytes()):
-            digest.update(len(chunk).to_bytes(8, "big"))
-            digest.update(chunk)
-    return f"{name}-{digest.hexdigest()[:12]}"
-
-
 def build_bundle(opa: Path, source: Path, out: Path, *, name: str) -> str:
     """Build ``source`` into the bundle tarball ``out`` and return its revision.
 
@@ -105,7 +84,7 @@ def build_bundle(opa: Path, source: Path, out: Path, *, name: str) -> str:
     source = source.resolve()
     if not source.is_dir():
         raise DevstackError(f"bundle source {source} is not a directory")
-    revision = bundle_revision(source, name=name)
+    revision = source_revision(source, name=name)
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     run_command(

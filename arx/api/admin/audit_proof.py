@@ -17,10 +17,8 @@ from litestar.params import FromPath, QueryParameter
 
 from arx.api.admin import docs
 from arx.api.state import runtime
-from arx.audit.checkpoints import CheckpointExport, ExportedCheckpoint, PublicKeyInfo
-from arx.audit.verify import VerifyReport, verify_org
-from arx.db.pool import fetch_all, org_transaction
-from arx.identity.orgs import require_org
+from arx.audit.checkpoints import CheckpointExport
+from arx.audit.verify import VerifyReport, export_checkpoints_of, verify_org
 from arx.identity.roles import AUDIT
 from arx.runtime import witness_path
 
@@ -62,11 +60,6 @@ async def verify_trail(
 
 _CHECKPOINTS = docs.read(AUDIT)
 
-CHECKPOINTS = (
-    "SELECT checkpoint_no, org_seq, encode(hash, 'hex') AS hash, signed_at, key_id,"
-    " encode(signature, 'hex') AS signature FROM arx.audit_checkpoints ORDER BY checkpoint_no"
-)
-
 
 @get(
     "/orgs/{org_id:uuid}/audit/checkpoints",
@@ -80,12 +73,7 @@ async def export_checkpoints(
     request: Request[Any, Any, Any], org_id: FromPath[UUID]
 ) -> CheckpointExport:
     rt = runtime(request)
-    async with org_transaction(rt.control_pool, org_id) as conn:
-        await require_org(conn, org_id)
-        rows = await fetch_all(conn, CHECKPOINTS, None, ExportedCheckpoint)
-    signer = rt.audit_signer
-    keys = [PublicKeyInfo(key_id=signer.kid, pem=signer.public_pem().decode())] if signer else []
-    return CheckpointExport(org_id=org_id, public_keys=keys, checkpoints=rows)
+    return await export_checkpoints_of(rt.control_pool, org_id, rt.audit_signer)
 
 
 ROUTES = [verify_trail, export_checkpoints]

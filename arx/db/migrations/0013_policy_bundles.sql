@@ -63,7 +63,8 @@ CREATE TABLE arx.policy_activations (
 );
 CREATE INDEX policy_activations_latest ON arx.policy_activations (org_id, seq DESC);
 
-CREATE FUNCTION arx.reject_policy_change() RETURNS trigger
+-- For every append-only table after audit_events (0016 uses it too).
+CREATE FUNCTION arx.reject_append_only_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'arx.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
@@ -73,16 +74,16 @@ $$;
 
 CREATE TRIGGER policy_bundles_no_update_delete
     BEFORE UPDATE OR DELETE ON arx.policy_bundles
-    FOR EACH ROW EXECUTE FUNCTION arx.reject_policy_change();
+    FOR EACH ROW EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER policy_bundles_no_truncate
     BEFORE TRUNCATE ON arx.policy_bundles
-    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_policy_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER policy_activations_no_update_delete
     BEFORE UPDATE OR DELETE ON arx.policy_activations
-    FOR EACH ROW EXECUTE FUNCTION arx.reject_policy_change();
+    FOR EACH ROW EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER policy_activations_no_truncate
     BEFORE TRUNCATE ON arx.policy_activations
-    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_policy_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_append_only_change();
 
 CREATE FUNCTION arx.announce_policy_activation() RETURNS trigger
 LANGUAGE plpgsql AS $$

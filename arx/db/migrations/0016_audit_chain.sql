@@ -88,25 +88,18 @@ CREATE TABLE arx.audit_seal_cursor (
 -- Events written before the chain existed are chained too, from the start.
 INSERT INTO arx.audit_seal_cursor VALUES (1, '0'::xid8, 0);
 
-CREATE FUNCTION arx.reject_chain_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'arx.% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END
-$$;
 CREATE TRIGGER audit_chain_no_update_delete BEFORE UPDATE OR DELETE ON arx.audit_chain
-    FOR EACH ROW EXECUTE FUNCTION arx.reject_chain_change();
+    FOR EACH ROW EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON arx.audit_chain
-    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_chain_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER audit_checkpoints_no_update_delete BEFORE UPDATE OR DELETE
-    ON arx.audit_checkpoints FOR EACH ROW EXECUTE FUNCTION arx.reject_chain_change();
+    ON arx.audit_checkpoints FOR EACH ROW EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON arx.audit_checkpoints
-    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_chain_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER audit_seal_cursor_no_delete BEFORE DELETE ON arx.audit_seal_cursor
-    FOR EACH ROW EXECUTE FUNCTION arx.reject_chain_change();
+    FOR EACH ROW EXECUTE FUNCTION arx.reject_append_only_change();
 CREATE TRIGGER audit_seal_cursor_no_truncate BEFORE TRUNCATE ON arx.audit_seal_cursor
-    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_chain_change();
+    FOR EACH STATEMENT EXECUTE FUNCTION arx.reject_append_only_change();
 ALTER TABLE arx.audit_chain
     ENABLE ALWAYS TRIGGER audit_chain_no_update_delete,
     ENABLE ALWAYS TRIGGER audit_chain_no_truncate;

@@ -20,9 +20,9 @@ import asyncio
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from arx.audit.service import record_admin_event
@@ -134,8 +134,7 @@ async def bundles(pool: AsyncConnectionPool[Conn], org_id: UUID) -> list[BundleI
 def _marked(info: BundleInfo, active: str | None) -> BundleInfo:
     if info.revision != active:
         return info
-    fields: dict[str, Any] = {f: getattr(info, f) for f in info.__struct_fields__}
-    return BundleInfo(**{**fields, "active": True})
+    return msgspec.structs.replace(info, active=True)
 
 
 async def activate(
@@ -201,8 +200,8 @@ async def _switch(
         previous = history[0].revision if history else None
         if previous == revision:
             raise ConflictError(f"{revision} is already the active bundle")
-        cur = conn.cursor()
-        await cur.execute(
+        inserted = await fetch_dict(
+            conn,
             repo.INSERT_ACTIVATION,
             {
                 "org_id": org_id,
@@ -213,16 +212,7 @@ async def _switch(
                 "activated_by": access.actor,
             },
         )
-        inserted = await cur.fetchone()
-        assert inserted is not None
-        activation = Activation(
-            seq=inserted[0],
-            revision=inserted[1],
-            action=inserted[2],
-            activated_by=inserted[3],
-            activated_at=inserted[4],
-            etag=inserted[5],
-        )
+        activation = msgspec.convert(inserted, Activation)
         await record_admin_event(
             conn,
             org_id,
