@@ -131,6 +131,14 @@ def _field_path(message: str) -> str | None:
     return None
 
 
+class InvalidQueryError(BadRequestError):
+    code = "invalid_query"
+    title = "A query parameter is not valid"
+
+    def __init__(self, detail: str, *, parameter: str) -> None:
+        super().__init__(detail, extra={"parameter": parameter})
+
+
 class PayloadTooLargeError(BadRequestError):
     status_code = 413
     code = "payload_too_large"

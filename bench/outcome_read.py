@@ -4,7 +4,7 @@ Starts a throw-away local PostgreSQL cluster (fsync off), migrates it, and
 inserts ``--decisions`` PERMIT decisions of one org with a result for all but
 one in 100. Then it times:
 
-- a page of 1000 events (``arx.audit.repo.LIST_EVENTS``, which computes each
+- a page of 1000 events (with ``arx.audit.repo.OUTCOME_AS_READ``, which computes each
   PERMIT decision's outcome with an index probe) against the same query
   reading the stored outcome only, at the start and in the middle of the trail;
 - 20 000 single-row result inserts with the ``audit_events_result_of`` index
@@ -32,11 +32,15 @@ from arx.audit import repo
 from arx.devstack.postgres import LocalPostgres
 from arx.devstack.stack import create_database, migrate_and_grant
 
-# The stored outcome only: LIST_EVENTS without OUTCOME_AS_READ (from constants only).
-PLAIN = (
-    "SELECT " + repo._COLUMNS + ", e.outcome FROM arx.audit_events e"  # noqa: S608
+# A page after a seq, with the stored outcome or the one a reader sees
+# (arx.audit.repo.OUTCOME_AS_READ); built from constants only.
+_COLUMNS = ", ".join(f"e.{c}" for c in repo.COLUMNS)
+_PAGE = (
+    " FROM arx.audit_events e"
     " WHERE e.org_id = %(org_id)s AND e.seq > %(after_seq)s ORDER BY e.seq LIMIT %(limit)s"
 )
+PLAIN = "SELECT " + _COLUMNS + ", e.outcome" + _PAGE
+COMPUTED = "SELECT " + _COLUMNS + ", " + repo.OUTCOME_AS_READ + " AS outcome" + _PAGE
 DECISIONS = (
     "INSERT INTO arx.audit_events (id, org_id, kind, agent_id, connector, operation, verdict,"
     " risk_score) SELECT gen_random_uuid(), %s, 'decision', %s, 'crowdstrike', 'hosts:search',"
@@ -101,7 +105,7 @@ def run(decisions: int) -> None:
                 params = {"org_id": org, "after_seq": after, "limit": 1000, "overdue_seconds": 0.0}
                 plain, computed = (
                     _page_ms(conn, PLAIN, params),
-                    _page_ms(conn, repo.LIST_EVENTS, params),
+                    _page_ms(conn, COMPUTED, params),
                 )
                 print(
                     f"page of 1000 after seq {after}: stored outcome {plain:.2f} ms,"

@@ -341,6 +341,9 @@ class RouteDoc:
     bootstrap: bool = False
     # An escalation may be held for reviewers (Prefer: wait=N).
     holds: bool = False
+    # A 200 streamed in one of these media types (name -> what one line or
+    # row is), chosen by the request; Litestar cannot infer a Stream's body.
+    streams: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def opt(self) -> dict[str, Any]:
@@ -393,6 +396,15 @@ class RouteDoc:
             op.parameters = [*(op.parameters or []), PREFER]
         declared = {str(s) for s in (*self.errors, *self.success)}
         responses = op.responses or {}
+        if self.streams:
+            responses["200"] = OpenAPIResponse(
+                description="Streamed (chunked): a response cut short ends without the "
+                "final chunk, so a client can tell it from a complete one.",
+                content={
+                    media: OpenAPIMediaType(schema={"type": "string", "description": text})  # type: ignore[arg-type]
+                    for media, text in self.streams.items()
+                },
+            )
         for status in list(responses):
             # Litestar adds its own 400 for validation errors; ARX's are problems,
             # declared where they can happen.

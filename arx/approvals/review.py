@@ -48,7 +48,8 @@ async def recently_decided(
         return await fetch_all(conn, repo.LIST_DECIDED, {"limit": limit}, ApprovalSummary)
 
 
-async def _detail(conn: Conn, approval_id: UUID) -> ApprovalDetail:
+async def detail(conn: Conn, approval_id: UUID) -> ApprovalDetail:
+    """One approval in full, inside the caller's org transaction."""
     row = await fetch_dict(conn, repo.DETAIL, {"approval_id": approval_id})
     if row is None:
         raise NotFoundError("no such approval request in this org")
@@ -86,7 +87,7 @@ async def get_approval(
     pool: AsyncConnectionPool[Conn], org_id: UUID, approval_id: UUID
 ) -> ApprovalDetail:
     async with org_transaction(pool, org_id) as conn:
-        return await _detail(conn, approval_id)
+        return await detail(conn, approval_id)
 
 
 async def _record(
@@ -166,11 +167,11 @@ async def vote(
                 conn, access, "approval.voted", approval_id, {"vote": choice, "comment": comment}
             )
             await _settle(conn, access, approval_id, state, approve=approve, comment=comment)
-        detail = await _detail(conn, approval_id)
+        settled = await detail(conn, approval_id)
     if expired:
         # Committed above: the request is recorded as expired, and nobody decided it.
         raise ConflictError("this request expired before it was decided")
-    return detail
+    return settled
 
 
 async def _settle(

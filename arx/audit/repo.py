@@ -14,11 +14,33 @@ INSERT_ADMIN = (
 )
 
 # Every column a reader sees, as stored, but outcome (OUTCOME_AS_READ).
-_COLUMNS = (
-    "id, seq, kind, created_at, agent_id, decision_id, connector, operation, operation_kind,"
-    " params, targets, agent_seq, verdict, risk_score, policy_id, reasons, bundle_revisions,"
-    " idempotency_key, approval_id, result, error, action, details, actor, request_id,"
-    " client_request_id"
+COLUMNS = (
+    "id",
+    "seq",
+    "kind",
+    "created_at",
+    "agent_id",
+    "decision_id",
+    "connector",
+    "operation",
+    "operation_kind",
+    "params",
+    "targets",
+    "agent_seq",
+    "verdict",
+    "risk_score",
+    "policy_id",
+    "reasons",
+    "bundle_revisions",
+    "idempotency_key",
+    "approval_id",
+    "result",
+    "error",
+    "action",
+    "details",
+    "actor",
+    "request_id",
+    "client_request_id",
 )
 
 # An event's outcome as a reader sees it (the table ``e``; parameter
@@ -34,12 +56,72 @@ OUTCOME_AS_READ = (
     " WHERE r.org_id = e.org_id AND r.kind = 'result' AND r.decision_id = e.id)"
     " THEN 'outcome_unknown' ELSE e.outcome END"
 )
-COLUMN_NAMES = (*(c.strip() for c in _COLUMNS.split(",")), "outcome")
 
-# Built once from the constants above; no input reaches the text.
-LIST_EVENTS = (
-    "SELECT " + _COLUMNS + ", " + OUTCOME_AS_READ + " AS outcome FROM arx.audit_events e"
-    " WHERE e.org_id = %(org_id)s AND e.seq > %(after_seq)s ORDER BY e.seq LIMIT %(limit)s"
+# Reading the trail (arx.audit.query says which order each read promises).
+# A filter adds its clause only when it is set (arx.audit.query.where): each
+# combination is its own statement with its own plan, so an unset filter
+# never costs a plan that cannot use an index ("x IS NULL OR ..." can't).
+FILTER_CLAUSES = {
+    "kind": " AND e.kind = %(kind)s",
+    "agent_id": " AND e.agent_id = %(agent_id)s",
+    "connector": " AND e.connector = %(connector)s",
+    "operation": " AND e.operation = %(operation)s",
+    "verdict": " AND e.verdict = %(verdict)s",
+    "outcome": " AND " + OUTCOME_AS_READ + " = %(outcome)s",
+    "since": " AND e.created_at >= %(since)s",
+    "until": " AND e.created_at < %(until)s",
+}
+
+# The event as read, with its chain position when the sealer has reached it.
+_READ = (
+    "SELECT "
+    + ", ".join(f"e.{c}" for c in COLUMNS)
+    + ", "
+    + OUTCOME_AS_READ
+    + " AS outcome, c.org_seq AS chain_org_seq,"
+    " encode(c.hash, 'hex') AS chain_hash"
+    " FROM arx.audit_events e"
+    " LEFT JOIN arx.audit_chain c ON c.org_id = e.org_id AND c.event_id = e.id"
+)
+
+# Newest first, before a cursor: LIST_HEAD + the set filters' clauses + LIST_TAIL.
+LIST_HEAD = _READ + " WHERE e.org_id = %(org_id)s AND e.seq < %(before)s"
+LIST_TAIL = " ORDER BY e.seq DESC LIMIT %(limit)s"
+
+# The export's fixed set: events final when it began (``xmin``, see above).
+EXPORT_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+EXPORT_HEAD = (
+    _READ + " WHERE e.org_id = %(org_id)s AND e.seq > %(after)s AND e.txid < %(horizon)s::xid8"
+)
+EXPORT_TAIL = " ORDER BY e.seq LIMIT %(limit)s"
+
+# The chain's order: events the sealer has chained after ``after``.
+FOLLOW = (
+    "SELECT "
+    + ", ".join(f"e.{col}" for col in COLUMNS)
+    + ", "
+    + OUTCOME_AS_READ
+    + " AS outcome, c.org_seq AS chain_org_seq,"
+    " encode(c.hash, 'hex') AS chain_hash"
+    " FROM arx.audit_chain c JOIN arx.audit_events e ON e.org_id = c.org_id AND e.id = c.event_id"
+    " WHERE c.org_id = %(org_id)s AND c.org_seq > %(after)s"
+    " ORDER BY c.org_seq LIMIT %(limit)s"
+)
+
+ONE = _READ + " WHERE e.org_id = %(org_id)s AND e.id = %(event_id)s"
+# A decision's results (normally one; a spooled duplicate is possible).
+RESULTS_OF = (
+    _READ + " WHERE e.org_id = %(org_id)s AND e.kind = 'result'"
+    " AND e.decision_id = %(event_id)s ORDER BY e.seq"
+)
+# The approval this decision asked for, or the one it resumed.
+APPROVAL_OF = (
+    "SELECT id FROM arx.approval_requests WHERE org_id = %(org_id)s AND event_id = %(event_id)s"
+)
+# The first signed checkpoint that covers an org_seq.
+CHECKPOINT_OVER = (
+    "SELECT checkpoint_no, org_seq, signed_at FROM arx.audit_checkpoints"
+    " WHERE org_id = %(org_id)s AND org_seq >= %(org_seq)s ORDER BY checkpoint_no LIMIT 1"
 )
 
 # Replay (arx.policy.lifecycle.replay): the org's decision events before

@@ -1,9 +1,4 @@
-"""Administrative audit events and reading the trail.
-
-Reads never show a PERMIT decision as if nothing were missing: once any
-result of it would have been written (``result_overdue_seconds``) and none
-was, it reads ``outcome: "outcome_unknown"`` (``arx.audit.repo.OUTCOME_AS_READ``).
-"""
+"""Administrative audit events, and how long a result may still come."""
 
 from __future__ import annotations
 
@@ -11,16 +6,12 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from arx.audit import repo
 from arx.audit.trail import RESULT_WRITE_SECONDS
-from arx.audit.types import AuditEvent
 from arx.config import Settings
-from arx.db.pool import Conn, org_transaction
-from arx.identity.orgs import require_org
+from arx.db.pool import Conn
 from arx.logs import client_request_id_var, request_id_var
 
 
@@ -55,33 +46,3 @@ async def record_admin_event(
         ),
     )
     return event_id
-
-
-def _event(row: tuple[Any, ...]) -> AuditEvent:
-    return msgspec.convert(dict(zip(repo.COLUMN_NAMES, row, strict=True)), AuditEvent)
-
-
-async def list_events(
-    pool: AsyncConnectionPool[Conn],
-    org_id: UUID,
-    *,
-    overdue_seconds: float,
-    after_seq: int = 0,
-    limit: int = 100,
-) -> list[AuditEvent]:
-    """The org's events after ``after_seq``, oldest first; a PERMIT decision
-    older than ``overdue_seconds`` (``result_overdue_seconds``) without a
-    result reads ``outcome_unknown``."""
-    async with org_transaction(pool, org_id) as conn:
-        await require_org(conn, org_id)
-        cur = await conn.execute(
-            repo.LIST_EVENTS,
-            {
-                "org_id": org_id,
-                "after_seq": after_seq,
-                "limit": limit,
-                "overdue_seconds": overdue_seconds,
-            },
-        )
-        rows = await cur.fetchall()
-    return [_event(r) for r in rows]

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from arx.approvals.types import ApprovalDetail
 from arx.vault.types import StoredCredential
 
 
@@ -118,3 +119,48 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     actor: str | None = None
     request_id: str | None = None
     client_request_id: str | None = None
+    # Where the sealer chained it; absent until then (well under a second).
+    chain: ChainPosition | None = None
+
+
+class ChainPosition(msgspec.Struct, frozen=True, kw_only=True):
+    """An event's place in its org's hash chain (arx.audit.chain)."""
+
+    org_seq: int
+    hash: str
+
+
+class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A page of the trail, newest first. ``next_cursor`` (null on the last
+    page) asks for the events before it, with the same filters."""
+
+    events: list[AuditEvent]
+    next_cursor: str | None = None
+
+
+class FollowPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Chained events after a cursor, in the org's chain order (``org_seq``).
+
+    ``cursor`` is the ``org_seq`` of the last event here (the one asked
+    after when there is none): ask after it next, and keep it to resume.
+    """
+
+    events: list[AuditEvent]
+    cursor: int
+
+
+class CoveringCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    checkpoint_no: int
+    org_seq: int
+    signed_at: datetime
+
+
+class AuditEventDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One event and what belongs to it: a decision's results and approval,
+    the first signed checkpoint that covers its chain position."""
+
+    event: AuditEvent
+    results: list[AuditEvent]
+    # The approval request it asked for (ESCALATE) or resumed.
+    approval: ApprovalDetail | None = None
+    checkpoint: CoveringCheckpoint | None = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import BinaryIO, Self, TypeVar
 
 import httpx
 import msgspec
@@ -34,6 +34,8 @@ T = TypeVar("T")
 # than a few seconds will not succeed, and an answer slower than the read
 # timeout means a sick server, not a big result (audit pages are capped at 1000).
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# An export may be long, but never silent: the server sends a page at a time.
+EXPORT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 
 class CLIError(Exception):
@@ -125,6 +127,35 @@ class AdminClient:
                 "bad_response",
             ) from None
         return resp.content
+
+    def download(
+        self, path: str, sink: BinaryIO, *, params: Mapping[str, int | str] | None = None
+    ) -> int:
+        """``GET path`` written to ``sink`` as it arrives (an export); the byte
+        count. A transfer cut short is an error, never a short file taken for
+        a whole one (the server ends a complete stream with its last chunk)."""
+        written = 0
+        try:
+            with self._http.stream(
+                "GET", path, params=dict(params or {}), timeout=EXPORT_TIMEOUT
+            ) as resp:
+                if not resp.is_success:
+                    resp.read()
+                    raise _error(resp)
+                for chunk in resp.iter_bytes():
+                    sink.write(chunk)
+                    written += len(chunk)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
+            raise CLIError(
+                f"cannot reach the ARX API at {self.base_url}: {_reason(exc)}", "api_unreachable"
+            ) from None
+        except httpx.TransportError as exc:
+            raise CLIError(
+                f"GET {path}: the transfer was cut short after {written} bytes "
+                f"({_reason(exc)}); what was written is incomplete",
+                "transfer_incomplete",
+            ) from None
+        return written
 
     def get_as(self, path: str, type_: type[T]) -> T:
         """``GET path`` decoded into one of the API's wire types."""

@@ -53,7 +53,7 @@ def body(type_: type[S], **fields: object) -> S:
         raise CLIError(str(exc), "invalid_field") from None
 
 
-def _seg(value: str) -> str:
+def seg(value: str) -> str:
     """One path segment: an id typed by a person must not reach another route."""
     if value in {"", ".", ".."}:
         raise CLIError(f"{value!r} is not an id", "bad_input")
@@ -212,45 +212,26 @@ def key_list(s: Session, *, agent: str) -> bytes:
 def key_rotate(s: Session, *, agent: str, key_id: str, overlap: int | None) -> bytes:
     return s.client.send(
         "POST",
-        f"{s.agent(agent)}/keys/{_seg(key_id)}/rotate",
+        f"{s.agent(agent)}/keys/{seg(key_id)}/rotate",
         body=body(RotateKey, overlap_seconds=overlap),
     )
 
 
 def key_revoke(s: Session, *, agent: str, key_id: str) -> bytes:
-    return s.client.send("POST", f"{s.agent(agent)}/keys/{_seg(key_id)}/revoke")
+    return s.client.send("POST", f"{s.agent(agent)}/keys/{seg(key_id)}/revoke")
 
 
-# --- credentials and the audit trail ----------------------------------------------------
+# --- credentials ----------------------------------------------------------------------
 
 
 def credential_set(
     s: Session, *, connector: str, secret: dict[str, Any], base_url: str | None
 ) -> bytes:
     request = body(StoreCredential, secret=secret, base_url=base_url)
-    return s.client.send("PUT", f"{s.org}/credentials/{_seg(connector)}", body=request)
-
-
-def audit_list(s: Session, *, after: int, limit: int) -> bytes:
-    return s.client.send("GET", f"{s.org}/audit", params={"after_seq": after, "limit": limit})
+    return s.client.send("PUT", f"{s.org}/credentials/{seg(connector)}", body=request)
 
 
 # --- people and admin tokens ---------------------------------------------------------
-
-
-def audit_verify(s: Session, *, from_checkpoint: int | None) -> bytes:
-    """The verification report; a one-line error (exit 1) when the trail diverges."""
-    params = {"from_checkpoint": from_checkpoint} if from_checkpoint else None
-    raw = s.client.send("GET", f"{s.org}/audit/verify", params=params)
-    report = msgspec.json.decode(raw)
-    problem = report.get("first_problem") if isinstance(report, dict) else None
-    if problem:
-        where = f" at org_seq {problem['org_seq']}" if problem.get("org_seq") else ""
-        raise CLIError(
-            f"the audit trail diverges{where}: {problem['kind']}: {problem['detail']}",
-            "audit_diverges",
-        )
-    return raw
 
 
 def member_list(s: Session) -> bytes:
@@ -281,13 +262,13 @@ def token_create(s: Session, *, name: str, roles: list[str], expires_in: int | N
 def token_rotate(s: Session, *, token_id: str, overlap: int | None) -> bytes:
     return s.client.send(
         "POST",
-        f"{s.org}/admin-tokens/{_seg(token_id)}/rotate",
+        f"{s.org}/admin-tokens/{seg(token_id)}/rotate",
         body=body(RotateKey, overlap_seconds=overlap),
     )
 
 
 def token_revoke(s: Session, *, token_id: str) -> bytes:
-    return s.client.send("POST", f"{s.org}/admin-tokens/{_seg(token_id)}/revoke")
+    return s.client.send("POST", f"{s.org}/admin-tokens/{seg(token_id)}/revoke")
 
 
 # --- reviewer notifications -------------------------------------------------------------
@@ -338,7 +319,7 @@ def notification_set_teams(s: Session, *, webhook_url: str) -> bytes:
 
 
 def notification_remove(s: Session, *, channel: str) -> bytes:
-    return s.client.send("DELETE", f"{s.org}/notification-channels/{_seg(channel)}")
+    return s.client.send("DELETE", f"{s.org}/notification-channels/{seg(channel)}")
 
 
 def notification_list(s: Session, *, status: str | None) -> bytes:
@@ -349,6 +330,6 @@ def notification_list(s: Session, *, status: str | None) -> bytes:
 def notification_retry(s: Session, *, delivery_id: str, comment: str) -> bytes:
     return s.client.send(
         "POST",
-        f"{s.org}/notifications/{_seg(delivery_id)}/retry",
+        f"{s.org}/notifications/{seg(delivery_id)}/retry",
         body=body(RetryDelivery, comment=comment),
     )

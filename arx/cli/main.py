@@ -27,8 +27,8 @@ from typing import Any, TypeAlias, get_args
 import msgspec
 
 from arx.admin.types import PersonRole, TokenRole
+from arx.cli import audit, policy, policy_replay
 from arx.cli import commands as cmd
-from arx.cli import policy, policy_replay
 from arx.cli.client import AdminClient, CLIError, check_base_url
 from arx.config import ConfigError, load_settings
 from arx.errors import ARXError
@@ -291,32 +291,6 @@ def _add_record_commands(sub: _Sub) -> None:
             base_url=ns.base_url,
         )
     )
-    audit = _group(sub, "audit", "the audit trail")
-    p = _api(audit, "list", "the org's audit events, oldest first")
-    p.add_argument("--after", type=int, default=0, help="only events with seq > AFTER")
-    p.add_argument("--limit", type=int, default=100, help="at most this many (up to 1000)")
-    p.set_defaults(call=lambda s, ns: cmd.audit_list(s, after=ns.after, limit=ns.limit))
-    p = _api(audit, "verify", "recompute the org's hash chain and check its signed checkpoints")
-    p.add_argument(
-        "--from-checkpoint", type=int, metavar="N", help="trust checkpoint N and verify from it"
-    )
-    p.set_defaults(call=lambda s, ns: cmd.audit_verify(s, from_checkpoint=ns.from_checkpoint))
-    p = _api(audit, "checkpoints", "the org's signed checkpoints and public key (keep them)")
-    p.set_defaults(call=lambda s, ns: s.client.send("GET", f"{s.org}/audit/checkpoints"))
-    offline = audit.add_parser(
-        "verify-checkpoints",
-        help="offline: check a checkpoints file (arx audit checkpoints) with a public key",
-    )
-    offline.add_argument("file", type=Path, help="the output of arx audit checkpoints")
-    offline.add_argument(
-        "--public-key", type=Path, required=True, help="the PEM the deployment gave you"
-    )
-    offline.set_defaults(operator=_verify_checkpoints)
-    keygen = audit.add_parser(
-        "keygen", help="create the audit signing key (Ed25519) and its public half"
-    )
-    keygen.add_argument("file", type=Path, help="the private key (its .pub.pem goes beside it)")
-    keygen.set_defaults(operator=_audit_keygen)
 
 
 def _add_people_commands(sub: _Sub) -> None:
@@ -466,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record_commands(sub)
     _add_people_commands(sub)
     _add_notification_commands(sub)
+    audit.add_commands(_group(sub, "audit", "the audit trail"), _api)
     policies = _group(sub, "policy", "the org's policy bundles")
     policy.add_commands(policies, _api)
     policy_replay.add_command(policies, _api)
@@ -524,40 +499,6 @@ def _demo(ns: argparse.Namespace) -> None:
     from arx.devstack.demo import run_demo  # noqa: PLC0415  (dev-only; keeps `arx` lean)
 
     run_demo(port=ns.port, wait=not ns.no_wait, home=ns.home)
-
-
-def _verify_checkpoints(ns: argparse.Namespace) -> bytes:
-    """No API, no database: the file and the public key the auditor holds."""
-    from arx.audit import checkpoints  # noqa: PLC0415
-
-    try:
-        export = msgspec.json.decode(ns.file.read_bytes(), type=checkpoints.CheckpointExport)
-        public = checkpoints.load_public(ns.public_key.read_bytes())
-    except (msgspec.DecodeError, ValueError) as exc:
-        raise CLIError(f"cannot read the checkpoints or the key: {exc}", "bad_input") from None
-    result = checkpoints.verify_export(export, public)
-    if not result.ok:
-        raise CLIError(f"the checkpoints do not verify: {result.detail}", "audit_diverges")
-    return msgspec.json.encode(result)
-
-
-def _audit_keygen(ns: argparse.Namespace) -> bytes:
-    from arx.audit import checkpoints  # noqa: PLC0415
-
-    key: Path = ns.file
-    if key.exists():
-        raise CLIError(f"{key} exists: ARX never overwrites a signing key", "exists")
-    checkpoints.ensure_key(key)
-    public = key.with_name(key.name.removesuffix(".pem") + ".pub.pem")
-    public.write_bytes(checkpoints.load_signer(key).public_pem())
-    return msgspec.json.encode(
-        {
-            "signing_key": str(key),
-            "public_key": str(public),
-            "use": "ARX_AUDIT_SIGNING_KEY_FILE=<signing_key> for the API; give auditors "
-            "<public_key>",
-        }
-    )
 
 
 def _seed_example(ns: argparse.Namespace) -> bytes:

@@ -60,8 +60,12 @@ def _connection_kwargs(settings: Settings) -> dict[str, Any]:
         "connect_timeout": CONNECT_TIMEOUT_SECONDS,
         # The server ends a statement, or a transaction left idle, that
         # outlives these; the role carries the same defaults (migration 0003).
+        # No JIT: every ARX query is an index probe or a short page, and a
+        # plan whose estimate crosses jit_above_cost on a big trail spent
+        # ~90 ms compiling (bench/audit_scale.py) to save microseconds.
         "options": (
             f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={idle_ms}"
+            " -c jit=off"
         ),
         # A server that vanishes without closing the socket is noticed in
         # seconds rather than after the kernel's two hours.

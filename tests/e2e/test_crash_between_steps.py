@@ -123,7 +123,7 @@ def test_a_decision_whose_process_died_reads_outcome_unknown(stack: Stack, fresh
     while time.monotonic() < died_at + OVERDUE_SECONDS + 15:
         resp = httpx.get(url, params={"limit": 1000}, headers=owner, timeout=10)
         assert resp.status_code == 200, resp.text
-        listed = next(e for e in resp.json() if e["id"] == str(decision["id"]))
+        listed = next(e for e in resp.json()["events"] if e["id"] == str(decision["id"]))
         if "outcome" in listed:
             break
         time.sleep(0.25)

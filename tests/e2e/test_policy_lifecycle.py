@@ -303,7 +303,7 @@ def test_activation_reaches_the_sidecar_at_once_and_rollback_restores(
     history = api.get(f"/v1/admin/orgs/{org}/policy").json()["history"]
     assert [h["action"] for h in history[:2]] == ["rollback", "activate"]
     assert history[1]["revision"] == paused
-    events = api.get(f"/v1/admin/orgs/{org}/audit", params={"limit": 1000}).json()
+    events = api.get(f"/v1/admin/orgs/{org}/audit", params={"limit": 1000}).json()["events"]
     actions = [e.get("action") for e in events if e["kind"] == "admin"]
     assert actions.count("policy.activated") >= 4  # the demo's own and three here
     assert actions.count("policy.rolled_back") == 3

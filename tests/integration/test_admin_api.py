@@ -269,7 +269,7 @@ async def test_provision_through_admin_api_then_execute_and_audit(
     # The trail: admin events naming the real actor, then the decision and result.
     audit = await client.get(f"{ORGS}/{org['id']}/audit", headers=owner)
     assert audit.status_code == 200, audit.text
-    events = audit.json()
+    events = audit.json()["events"][::-1]  # newest first
     seqs = [e["seq"] for e in events]
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == len(seqs)
@@ -298,13 +298,17 @@ async def test_provision_through_admin_api_then_execute_and_audit(
     for secret in (key["api_key"], secret_part, FALCON_CLIENT_SECRET, token["token"]):
         assert secret not in audit.text
 
-    # Paging by seq.
-    page = await client.get(
-        f"{ORGS}/{org['id']}/audit", params={"after_seq": seqs[1], "limit": 2}, headers=owner
+    # Paging back with the cursor, newest first.
+    first = (await client.get(f"{ORGS}/{org['id']}/audit?limit=3", headers=owner)).json()
+    assert [e["seq"] for e in first["events"]] == seqs[:-4:-1]
+    second = await client.get(
+        f"{ORGS}/{org['id']}/audit",
+        params={"limit": 3, "cursor": first["next_cursor"]},
+        headers=owner,
     )
-    assert [e["seq"] for e in page.json()] == seqs[2:4]
-    clamped = await client.get(f"{ORGS}/{org['id']}/audit?limit=0&after_seq=-5", headers=owner)
-    assert [e["seq"] for e in clamped.json()] == seqs[:1]
+    assert [e["seq"] for e in second.json()["events"]] == seqs[-4:-7:-1]
+    clamped = await client.get(f"{ORGS}/{org['id']}/audit?limit=0", headers=owner)
+    assert [e["seq"] for e in clamped.json()["events"]] == seqs[-1:]
     bad_limit = await client.get(f"{ORGS}/{org['id']}/audit?limit=many", headers=owner)
     assert bad_limit.status_code == 400, bad_limit.text
     assert bad_limit.headers["content-type"].startswith("application/problem+json")

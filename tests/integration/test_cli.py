@@ -10,7 +10,10 @@ govern a real agent's calls, which reach the Falcon sandbox on its own port.
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import os
+import pty
 import secrets
 import subprocess
 import sys
@@ -295,7 +298,8 @@ async def test_operator_provisions_and_governs_an_agent_through_the_cli(live: Li
         gone = await _execute_status(http, key["api_key"], 401)
         assert gone.json()["code"] == "invalid_api_key"
 
-    events = await cli.ok("audit", "list")
+    listed = await cli.ok("audit", "list", "--limit", "1000")  # JSON: stdout is not a terminal
+    events = listed["events"][::-1]  # newest first
     owner = f"token:{token_id} (owner token)"
     assert [(e["action"], e["actor"]) for e in events if e["kind"] == "admin"] == [
         ("org.created", "bootstrap"),
@@ -309,8 +313,12 @@ async def test_operator_provisions_and_governs_an_agent_through_the_cli(live: Li
         ("api_key.revoked", owner),
     ]
     assert {"decision", "result"} <= {e["kind"] for e in events}
-    page = await cli.ok("audit", "list", "--after", str(events[0]["seq"]), "--limit", "2")
-    assert [e["seq"] for e in page] == [e["seq"] for e in events[1:3]]
+    first = await cli.ok("audit", "list", "--limit", "2", "--kind", "admin")
+    admins = [e for e in events if e["kind"] == "admin"]
+    assert [e["seq"] for e in first["events"]] == [e["seq"] for e in admins[:-3:-1]]
+    page = await cli.ok("audit", "list", "--kind", "admin", "--cursor", first["next_cursor"])
+    assert [e["seq"] for e in page["events"]] == [e["seq"] for e in admins[-3::-1]]
+    assert page["next_cursor"] is None
 
     # Each secret is printed once, by the command that made it, and never otherwise
     # ("arx_<id>_<secret>": the id alone is not a secret, and is printed often).
@@ -430,6 +438,102 @@ async def test_org_people_and_tokens_through_the_cli(api_url: str) -> None:
     for secret in (owner_token, made["token"], made["key"]):
         assert cli.printed(secret.split("_", 2)[2]) == 1
     assert cli.printed(BOOTSTRAP_TOKEN) == 0
+
+
+def _on_a_terminal(args: Sequence[str], env: Mapping[str, str]) -> str:
+    """What ``arx`` prints when its stdout is a terminal (a pseudo-terminal here)."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [str(ARX), *args], stdout=follower, stderr=subprocess.PIPE, env=dict(env),
+            check=False, timeout=60,
+        )  # fmt: skip
+        os.close(follower)
+        follower = -1
+        assert proc.returncode == 0, proc.stderr.decode()
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal is gone once everything is read
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    return out.decode().replace("\r\n", "\n")
+
+
+async def test_reading_exporting_and_tailing_the_trail_through_the_cli(
+    api_url: str, tmp_path: Path
+) -> None:
+    cli = Cli(env=_env(ARX_URL=api_url), outputs=[])
+    founded = await _bootstrap(cli)
+    cli.env["ARX_TOKEN"] = founded["owner_token"]["token"]
+    intent = tmp_path / "intent.json"
+    intent.write_text('{"purpose": "triage", "scope": {"crowdstrike": ["hosts:search"]}}')
+    for name in ("bot-a", "bot-b"):
+        await cli.ok("agent", "create", "--name", name, "--intent-file", str(intent))
+
+    # Scripts get JSON (stdout is not a terminal here); people get a table.
+    page = await cli.ok("audit", "list", "--kind", "admin")
+    actions = [e["action"] for e in page["events"]]
+    assert actions[:2] == ["agent.created", "agent.created"]
+    table = _on_a_terminal(["audit", "list", "--limit", "3"], cli.env)
+    lines = table.splitlines()
+    assert lines[0].split() == ["seq", "time", "(UTC)", "kind", "agent", "/", "actor", "what",
+                                "verdict", "/", "outcome", "policy"]  # fmt: skip
+    assert "agent.created" in lines[1]
+    assert lines[-1].startswith("(more: add --cursor ")
+    assert "{" not in table
+
+    # Tail resumes from its cursor file: everything once, then only what is new.
+    cursor = tmp_path / "cursor"
+
+    async def tail() -> list[dict[str, Any]]:
+        proc = await cli.run("audit", "tail", "--cursor-file", str(cursor))
+        assert proc.returncode == 0, proc.stderr.decode()
+        return [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
+
+    everything = (await cli.ok("audit", "list", "--limit", "1000"))["events"]
+    seen: list[dict[str, Any]] = []
+    for _ in range(100):  # the sealer chains a moment after the commit
+        seen += await tail()
+        if len(seen) == len(everything):
+            break
+        await anyio.sleep(0.1)
+    assert [e["chain"]["org_seq"] for e in seen] == list(range(1, len(everything) + 1))
+    assert {e["id"] for e in seen} == {e["id"] for e in everything}
+    assert cursor.read_text().strip() == str(len(everything))
+    await cli.ok("agent", "create", "--name", "bot-c", "--intent-file", str(intent))
+    new: list[dict[str, Any]] = []
+    for _ in range(100):
+        new += await tail()
+        if new:
+            break
+        await anyio.sleep(0.1)
+    assert [e["action"] for e in new] == ["agent.created"]
+    assert new[0]["chain"]["org_seq"] == len(everything) + 1
+
+    # Exports: to a file (complete or absent), or to stdout.
+    out = tmp_path / "trail.csv"
+    done = await cli.ok("audit", "export", "--format", "csv", "--output", str(out))
+    assert (done["output"], done["format"]) == (str(out), "csv")
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == len(everything) + 1
+    assert rows[-1]["action"] == "agent.created"
+    proc = await cli.run("audit", "export", "--kind", "admin", "--since", "1h")
+    assert proc.returncode == 0, proc.stderr.decode()
+    exported = [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
+    assert [e["seq"] for e in exported] == sorted(e["seq"] for e in exported)
+    assert exported[-1]["action"] == "agent.created"
+
+    shown = await cli.ok("audit", "show", new[0]["id"])
+    assert shown["event"]["chain"] == new[0]["chain"]
+    assert "[not_found]" in await cli.error("audit", "show", "00000000-0000-0000-0000-000000000000")
 
 
 async def test_cli_errors_without_a_server_are_one_line_with_a_code() -> None:

@@ -96,6 +96,7 @@ async def _org_b(runtime: Runtime, test_db: Database) -> OrgB:
             # SCIM's users are people: B's member.
             "id": str(member.user_id),
             "approval_id": str(approval),
+            "event_id": str(decision),
             # SCIM discovery resources exist in every org, B's included.
             "type_id": "User",
             "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",

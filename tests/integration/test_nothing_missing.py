@@ -87,12 +87,12 @@ def _bearer(key: str) -> dict[str, str]:
 
 
 async def _trail(client: httpx.AsyncClient, seeded: Seeded) -> list[dict[str, Any]]:
-    """The org's trail as the admin API reads it."""
+    """The org's trail as the admin API reads it, oldest first."""
     resp = await client.get(
         f"{ORGS}/{seeded.org_id}/audit", params={"limit": 1000}, headers=seeded.owner_headers
     )
     assert resp.status_code == 200, resp.text
-    events: list[dict[str, Any]] = resp.json()
+    events: list[dict[str, Any]] = resp.json()["events"][::-1]
     return events
 
 

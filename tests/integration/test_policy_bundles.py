@@ -144,7 +144,7 @@ async def test_push_activate_rollback_are_recorded_and_signed(
     audit = (await client.get(f"{org}/audit", params={"limit": 1000}, headers=example.owner)).json()
     policy_events = [
         (e["action"], e["details"]["revision"])
-        for e in audit
+        for e in audit["events"][::-1]
         if e.get("action", "").startswith("policy.")
     ]
     assert policy_events == [

@@ -34,7 +34,10 @@ from arx.admin.orgs import bootstrap, create_org
 from arx.admin.people import create_token
 from arx.admin.types import Bootstrap
 from arx.api.app import create_app
-from arx.audit.service import list_events, result_overdue_seconds
+from arx.audit.query import AuditFilter
+from arx.audit.reads import list_events
+from arx.audit.service import result_overdue_seconds
+from arx.audit.types import AuditEvent
 from arx.config import Settings
 from arx.db.pool import org_transaction
 from arx.devstack.ports import free_port
@@ -104,13 +107,20 @@ async def _roles(runtime: Runtime, org_id: UUID, user_id: str) -> list[str]:
     return list(row[0])
 
 
-async def _actions(runtime: Runtime, org: Org) -> list[str]:
-    events = await list_events(
+async def _trail(runtime: Runtime, org: Org) -> list[AuditEvent]:
+    """The org's events, oldest first."""
+    page = await list_events(
         runtime.control_pool,
         org.id,
+        AuditFilter(),
         limit=1000,
         overdue_seconds=result_overdue_seconds(runtime.settings),
     )
+    return page.events[::-1]
+
+
+async def _actions(runtime: Runtime, org: Org) -> list[str]:
+    events = await _trail(runtime, org)
     return [e.action for e in events if e.action and e.action.startswith("scim.")]
 
 
@@ -333,12 +343,7 @@ async def test_put_replaces_and_patch_updates_as_idps_send_them(
     )
     assert same.json() == before.json()
     assert await _actions(runtime, org) == recorded
-    events = await list_events(
-        runtime.control_pool,
-        org.id,
-        limit=1000,
-        overdue_seconds=result_overdue_seconds(runtime.settings),
-    )
+    events = await _trail(runtime, org)
     put_event = next(e for e in events if e.action == "scim.user.updated")
     assert put_event.details == {
         "user_id": user["id"],
@@ -479,12 +484,7 @@ async def test_groups_map_to_roles_and_members_come_and_go(
     assert deleted.status_code == 204
     assert await _roles(runtime, org.id, ben) == []
     _scim_error(await client.get(url, headers=org.scim), 404)
-    events = await list_events(
-        runtime.control_pool,
-        org.id,
-        limit=1000,
-        overdue_seconds=result_overdue_seconds(runtime.settings),
-    )
+    events = await _trail(runtime, org)
     group_events = [e for e in events if e.action and e.action.startswith("scim.group.")]
     assert [e.action for e in group_events] == [
         "scim.group.created",

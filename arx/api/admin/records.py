@@ -1,13 +1,13 @@
-"""Credentials (sealed, never returned) and the audit trail of an org."""
+"""Credentials of an org (sealed, never returned)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, get, put
+from litestar import Request, put
 from litestar.openapi.spec import Reference
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 
 from arx.admin import service as admin
 from arx.api import body
@@ -15,8 +15,6 @@ from arx.api.guards import access
 from arx.api.openapi import ADMIN_TOKEN, RouteDoc
 from arx.api.state import runtime
 from arx.api.types import StoreCredential
-from arx.audit.service import list_events, result_overdue_seconds
-from arx.audit.types import AuditEvent
 from arx.connectors.catalog import connectors
 from arx.identity.roles import AUDIT, MANAGE
 from arx.vault.types import CredentialInfo
@@ -60,34 +58,4 @@ async def put_credential(
     )
 
 
-@get(
-    "/orgs/{org_id:uuid}/audit",
-    opt=_AUDIT_DOC.opt,
-    operation_class=_AUDIT_DOC.operation_class,
-    responses=_AUDIT_DOC.responses,
-    summary="The org's audit trail, oldest first, after a sequence number",
-    description="A PERMIT decision whose result never arrived (the process died between "
-    "the decision and the result, or the result was lost) reads `outcome: "
-    '"outcome_unknown"` once the result is overdue (the execute deadline, plus the time its '
-    "write may take); before that it has no outcome, as a call still running. A result "
-    'event\'s `outcome: "unknown"` is different: the request reached the tool and no answer '
-    "came back. `request_id` is ARX's id of the request that wrote the event, "
-    "`client_request_id` the caller's X-Request-ID.",
-)
-async def get_audit(
-    request: Request[Any, Any, Any],
-    org_id: FromPath[UUID],
-    after_seq: FromQuery[int] = 0,
-    limit: FromQuery[int] = 100,
-) -> list[AuditEvent]:
-    rt = runtime(request)
-    return await list_events(
-        rt.control_pool,
-        org_id,
-        overdue_seconds=result_overdue_seconds(rt.settings),
-        after_seq=min(max(after_seq, 0), _MAX_SEQ),
-        limit=min(max(limit, 1), 1000),
-    )
-
-
-ROUTES = [put_credential, get_audit]
+ROUTES = [put_credential]
