@@ -2,11 +2,14 @@
 
 Canonical event (version 1): the event row's columns that are not null,
 except ``txid`` (where the sealer found it, not what happened), as one JSON
-object: keys sorted, no whitespace, UTF-8, no NaN; uuids as lowercase
-strings, timestamps as RFC 3339 UTC with microseconds and ``Z``
+object: keys sorted, no whitespace, UTF-8; uuids as lowercase strings,
+timestamps as RFC 3339 UTC with microseconds and ``Z``
 (``2026-12-01T05:43:12.123456Z``), JSON columns as the values PostgreSQL
-holds (integers stay integers). Leaving nulls out keeps an old event's hash
-when a later version of ARX adds a column.
+holds, numbers exactly as its jsonb prints them (``1.50``, ``0.0000001``,
+a 40-digit integer: never rounded through a float, so a change in the
+twentieth digit changes the hash; ``exact_loads`` reads them so). Leaving
+nulls out keeps an old event's hash when a later version of ARX adds a
+column.
 
 Link (version 1), with ``prev`` 32 zero bytes for an org's first event::
 
@@ -38,26 +41,50 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return timestamp(value)
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+def exact_loads(data: str | bytes) -> Any:
+    """A json/jsonb column as PostgreSQL holds it: integers as int, other
+    numbers as Decimal (the digits it printed), never a float. Register it
+    on the cursors that read events for hashing (``set_json_loads``)."""
+    return json.loads(data, parse_float=Decimal)
+
+
+def _json(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        items = sorted((str(k), v) for k, v in value.items())
+        return "{" + ",".join(f"{_json(k)}:{_json(v)}" for k, v in items) + "}"
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+        return "[" + ",".join(_json(v) for v in value) + "]"
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("a JSON number is finite")
+        # Positional, as PostgreSQL prints numeric (str() would say 1E-7).
+        text = format(value, "f")
+    elif isinstance(value, float):
+        # Only from a reader that did not use exact_loads; finite, as JSON.
+        text = json.dumps(value, allow_nan=False)
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, UUID):
+        text = json.dumps(str(value))
+    elif isinstance(value, datetime):
+        text = json.dumps(timestamp(value))
+    else:
+        raise TypeError(f"no canonical form for {type(value).__name__}")
+    return text
 
 
 def canonical(row: dict[str, Any]) -> bytes:
     """The canonical encoding of one ``arx.audit_events`` row (as a dict)."""
-    doc = {k: _plain(v) for k, v in row.items() if v is not None and k not in NOT_HASHED}
-    return json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    doc = {k: v for k, v in row.items() if v is not None and k not in NOT_HASHED}
+    return _json(doc).encode()
 
 
 def link(org_id: UUID, org_seq: int, prev: bytes, event: bytes) -> bytes:

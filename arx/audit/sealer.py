@@ -29,7 +29,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from arx.audit import chain
@@ -71,6 +71,7 @@ class Sealer:
         """Chain the next batch of committed events; how many were chained."""
         async with connection(self._pool) as conn:
             cur = conn.cursor(row_factory=dict_row)
+            set_json_loads(chain.exact_loads, cur)
             await cur.execute(CURSOR)
             start = await cur.fetchone()
             await cur.execute(UNSEALED, (BATCH,))

@@ -30,6 +30,7 @@ from uuid import UUID
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from arx.audit import chain
@@ -105,6 +106,7 @@ async def verify_org(
         await conn.execute(SET_ORG, (str(org_id),))
         await require_org(conn, org_id)
         cur = conn.cursor(row_factory=dict_row)
+        set_json_loads(chain.exact_loads, cur)
         await cur.execute(EVENTS)
         events = {row["id"]: row for row in await cur.fetchall()}
         await cur.execute(LINKS)

@@ -16,6 +16,7 @@ import httpx
 import msgspec
 import psycopg
 import pytest
+from psycopg.types.json import set_json_loads
 
 from arx.audit import chain
 from arx.audit.checkpoints import ensure_key, load_signer
@@ -115,6 +116,7 @@ def _rebuild_links(conn: psycopg.Connection[Any], test_db: Database, org: uuid.U
     """What anyone who knows the (public) algorithm can do after a change:
     recompute every link of the org from its events as they are now."""
     cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    set_json_loads(chain.exact_loads, cur)
     events = {
         r["id"]: r for r in cur.execute("SELECT * FROM arx.audit_events WHERE org_id = %s", (org,))
     }
@@ -173,6 +175,8 @@ async def test_the_chain_is_what_anyone_can_recompute(
     await _seal(runtime)
     with psycopg.connect(test_db.admin_url) as conn:
         cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+        # Numbers exactly as PostgreSQL prints them, never through a float.
+        set_json_loads(chain.exact_loads, cur)
         events = {
             r["id"]: r
             for r in cur.execute(
@@ -212,6 +216,36 @@ async def test_a_modified_verdict_is_found(
         str(event_id),
     )
     assert verdict == "DENY"
+
+
+async def test_numbers_are_hashed_as_stored_and_none_stops_the_sealer(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
+) -> None:
+    """A float holds neither of these exactly (one not at all): hashed through
+    one, a change in the last digit would go unseen and 1e400 would stop
+    sealing for every org."""
+    org, event = example.seeded.org_id, uuid.uuid4()
+    with psycopg.connect(test_db.admin_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO arx.audit_events (id, org_id, kind, action, details, actor)"
+            " VALUES (%s, %s, 'admin', 'test.numbers', %s::jsonb, 'test')",
+            (event, org, '{"amount": 123456789012345678901234567890.123456789, "big": 1e400,'
+                         ' "rate": 1.50, "tiny": 0.0000001}'),
+        )  # fmt: skip
+    await _calls(client, example, 1)
+    await _seal(runtime)
+    assert event in {linked for _, linked, _ in _links(test_db, org)}
+    report = await _verify(client, example)
+    assert report["ok"] is True, report
+    assert report["unsealed"] == 0
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "UPDATE arx.audit_events SET details = jsonb_set(details, '{amount}',"
+            " '123456789012345678901234567890.123456788') WHERE id = %s",
+            (event,),
+        )
+    problem = (await _verify(client, example))["first_problem"]
+    assert (problem["kind"], problem["event_id"]) == ("event_modified", str(event))
 
 
 async def test_a_deleted_event_is_found(
