@@ -14,9 +14,10 @@ import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
@@ -90,6 +91,10 @@ class Runtime:
     # Chains and signs the audit trail (None without a control plane).
     sealer: Sealer | None = None
     audit_signer: Signer | None = None
+    # Reads of the trail that may be long or many (exports, follow polls) share
+    # these slots: the control pool has 4 connections, and the sealer and the
+    # admin API need theirs.
+    audit_reads: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
 
     def control_plane(self) -> ControlPlane:
         if self.control is None:

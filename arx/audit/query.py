@@ -6,11 +6,12 @@ Three ways to read, each with the order it can promise:
   the last ``seq`` shown; an event whose transaction commits after a page
   was read, with a ``seq`` below it, is not shown by later pages (it is by a
   new listing, by the export and by the follow cursor).
-- **export** (oldest first): every event that was final when the export
-  began (its transaction older than every one then running:
-  ``pg_snapshot_xmin``), read in pages of short transactions, so a long
-  export holds no transaction open and still sees one fixed set, each event
-  once.
+- **export** (oldest first): every event whose transaction had committed
+  when the export began (visible in that moment's snapshot, kept as text and
+  applied to each page with ``pg_visible_in_snapshot``; an event's ``txid``
+  is its top-level transaction), read in pages of short transactions, so a
+  long export holds no transaction open and still sees one fixed set, each
+  event once.
 - **follow** (``org_seq``, the chain's order): what the sealer has chained,
   gap-free and final, so a consumer that keeps the last ``org_seq`` it saw
   sees every event exactly once, in per-org commit order, across restarts.

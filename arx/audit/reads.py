@@ -8,8 +8,10 @@ was, it reads ``outcome: "outcome_unknown"`` (``arx.audit.repo.OUTCOME_AS_READ``
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID
 
@@ -119,23 +121,33 @@ async def follow(
     limit: int,
     overdue_seconds: float,
     wait_seconds: float = 0.0,
-    poll_seconds: float = 0.25,
+    poll_seconds: float = 0.5,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> FollowPage:
     """The chained events after ``after`` (``FollowPage``), waiting up to
-    ``wait_seconds`` for the first one when there is none yet."""
+    ``wait_seconds`` for the first one when there is none yet. Each read
+    takes a slot of ``limiter`` (shared with the other reads of the trail),
+    so followers cannot take the connections the sealer needs."""
     params = {"org_id": org_id, "after": after, "limit": limit, "overdue_seconds": overdue_seconds}
     give_up = time.monotonic() + wait_seconds
+    first = True
     while True:
-        async with org_transaction(pool, org_id) as conn:
-            await require_org(conn, org_id)
+        async with _slot(limiter), org_transaction(pool, org_id) as conn:
+            if first:
+                await require_org(conn, org_id)
+                first = False
             events = await _events(conn, repo.FOLLOW, params)
         if events or time.monotonic() >= give_up:
             break
-        # The sealer chains every fraction of a second; no transaction is held
+        # The sealer chains every half second; no transaction or slot is held
         # while waiting for it.
         await anyio.sleep(min(poll_seconds, max(give_up - time.monotonic(), 0.0)))
     last = events[-1].chain if events else None
     return FollowPage(events=events, cursor=last.org_seq if last else after)
+
+
+def _slot(limiter: anyio.CapacityLimiter | None) -> AbstractAsyncContextManager[Any]:
+    return limiter if limiter is not None else contextlib.nullcontext()
 
 
 async def export_pages(
@@ -145,24 +157,28 @@ async def export_pages(
     *,
     overdue_seconds: float,
     page_size: int = 500,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> AsyncIterator[list[AuditEvent]]:
     """Every event final when the export began that ``where`` selects, oldest
     first, a page at a time, each page read in its own short transaction
     (``arx.audit.query``): memory and transactions stay small however long
-    the trail. Raises before the first page for a bad filter or unknown org."""
+    the trail. Raises before the first page for a bad filter or unknown org.
+    Each page takes a slot of ``limiter``, never held while the client reads."""
     where.check()
-    async with org_transaction(pool, org_id) as conn:
+    async with _slot(limiter), org_transaction(pool, org_id) as conn:
         await require_org(conn, org_id)
         cur = await conn.execute(repo.EXPORT_HORIZON)
         row = await cur.fetchone()
-    horizon = row[0] if row else "0"
+    if row is None:
+        raise RuntimeError("PostgreSQL returned no snapshot")
+    horizon = row[0]
 
     statement = repo.EXPORT_HEAD + where.where() + repo.EXPORT_TAIL
 
     async def pages() -> AsyncIterator[list[AuditEvent]]:
         after = 0
         while True:
-            async with org_transaction(pool, org_id) as conn:
+            async with _slot(limiter), org_transaction(pool, org_id) as conn:
                 page = await _events(
                     conn,
                     statement,

@@ -88,10 +88,13 @@ _READ = (
 LIST_HEAD = _READ + " WHERE e.org_id = %(org_id)s AND e.seq < %(before)s"
 LIST_TAIL = " ORDER BY e.seq DESC LIMIT %(limit)s"
 
-# The export's fixed set: events final when it began (``xmin``, see above).
-EXPORT_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+# The export's fixed set: events whose transaction had ended when it began,
+# by that moment's snapshot (xmin alone is the oldest transaction running in
+# the whole cluster, and would leave out events committed long before).
+EXPORT_HORIZON = "SELECT pg_current_snapshot()::text"
 EXPORT_HEAD = (
-    _READ + " WHERE e.org_id = %(org_id)s AND e.seq > %(after)s AND e.txid < %(horizon)s::xid8"
+    _READ + " WHERE e.org_id = %(org_id)s AND e.seq > %(after)s"
+    " AND pg_visible_in_snapshot(e.txid, %(horizon)s::pg_snapshot)"
 )
 EXPORT_TAIL = " ORDER BY e.seq LIMIT %(limit)s"
 

@@ -46,8 +46,11 @@ def _when(value: str, now: datetime | None = None) -> str:
     found = _DURATION.match(value.strip())
     if not found:
         return value
-    delta = timedelta(**{_UNITS[found[2]]: int(found[1])})
-    return ((now or datetime.now(UTC)) - delta).isoformat().replace("+00:00", "Z")
+    try:
+        when = (now or datetime.now(UTC)) - timedelta(**{_UNITS[found[2]]: int(found[1])})
+    except OverflowError:
+        raise CLIError(f"{value} reaches before the year 1", "bad_input") from None
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def _filters(s: Session, ns: argparse.Namespace) -> dict[str, int | str]:
@@ -154,13 +157,15 @@ def export(s: Session, ns: argparse.Namespace) -> bytes | None:
     # Written beside the target and renamed once complete: a file at --output
     # is always a whole export.
     target: Path = ns.output
-    fd, scratch = tempfile.mkstemp(dir=target.parent or Path(), prefix=f".{target.name}.")
+    scratch = _scratch_beside(target)
     try:
-        with os.fdopen(fd, "wb") as sink:
+        with scratch.open("wb") as sink:
             written = s.client.download(path, sink, params=params)
-        Path(scratch).replace(target)
+            sink.flush()
+            os.fsync(sink.fileno())
+        scratch.replace(target)
     except BaseException:
-        Path(scratch).unlink(missing_ok=True)
+        scratch.unlink(missing_ok=True)
         raise
     return msgspec.json.encode({"output": str(target), "bytes": written, "format": ns.format})
 
@@ -169,15 +174,31 @@ def _read_cursor(path: Path | None, start: int) -> int:
     if path is None or not path.exists():
         return start
     text = path.read_text().strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise CLIError(f"{path} does not hold a cursor (an org_seq)", "bad_input")
     return int(text)
 
 
 def _write_cursor(path: Path, cursor: int) -> None:
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_text(f"{cursor}\n")
-    scratch.replace(path)
+    scratch = _scratch_beside(path)
+    try:
+        with scratch.open("wb") as out:
+            out.write(f"{cursor}\n".encode())
+            out.flush()
+            os.fsync(out.fileno())
+        scratch.replace(path)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+
+
+def _scratch_beside(target: Path) -> Path:
+    """A new, uniquely named file beside ``target``, to be renamed over it once
+    complete and on disk: the target is always a whole file, whatever a crash
+    or a second writer does."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(fd)
+    return Path(name)
 
 
 def tail(s: Session, ns: argparse.Namespace, out: BinaryIO | None = None) -> bytes | None:

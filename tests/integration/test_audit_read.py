@@ -16,8 +16,10 @@ from typing import Any
 import anyio
 import httpx
 import msgspec
+import psycopg
 import pytest
 
+from arx.admin.people import create_token
 from arx.audit import export
 from arx.audit.checkpoints import ensure_key
 from arx.audit.query import AuditFilter
@@ -26,8 +28,10 @@ from arx.audit.service import record_admin_event
 from arx.config import Settings
 from arx.db.pool import org_transaction
 from arx.errors import NotFoundError
+from arx.identity.principal import Access
 from arx.runtime import Runtime
-from tests.fixtures.arx import Example, make_org
+from tests.fixtures.arx import SEED_ACTOR, Example, make_org
+from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
 
@@ -150,16 +154,27 @@ async def test_bad_queries_are_problems_naming_the_parameter(
         ({"cursor": "czEuLTU"}, "cursor"),  # "s1.-5": well formed, never given out
         ({"since": "2026-12-01T00:00:00"}, "since"),  # no zone
         ({"since": "2026-12-01T00:00:00Z", "until": "2026-11-30T00:00:00Z"}, "until"),
-        ({"connector": "crowd\x00strike"}, "connector"),
-        ({"operation": "x" * 201}, "operation"),
+        ({"after_seq": 5}, "after_seq"),  # removed: a client relying on it learns at once
     ):
         resp = await client.get(url, params=params, headers=example.owner)
         assert resp.status_code == 400, (params, resp.text)
         assert resp.headers["content-type"].startswith("application/problem+json")
         assert (resp.json()["code"], resp.json()["parameter"]) == ("invalid_query", parameter)
-    for params in ({"verdict": "MAYBE"}, {"agent_id": "bot"}, {"kind": "x"}, {"since": "soon"}):
+    for params in (
+        {"verdict": "MAYBE"},
+        {"agent_id": "bot"},
+        {"kind": "x"},
+        {"since": "soon"},
+        {"connector": "crowd\x00strike"},
+        {"operation": "x" * 201},
+        {"cursor": "a/b"},
+    ):
         resp = await client.get(url, params=params, headers=example.owner)
         assert resp.status_code == 400, (params, resp.text)
+        assert resp.headers["content-type"].startswith("application/problem+json")
+    for wait in ("26", "-1", "1.5"):
+        resp = await client.get(f"{url}/follow", params={"wait": wait}, headers=example.owner)
+        assert resp.status_code == 400, (wait, resp.text)
         assert resp.headers["content-type"].startswith("application/problem+json")
     export_bad = await client.get(f"{url}/export", params={"format": "xml"}, headers=example.owner)
     assert export_bad.status_code == 400
@@ -254,24 +269,52 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
 
 
 async def test_an_export_is_the_set_of_events_final_when_it_began(
-    example: Example, runtime: Runtime, client: httpx.AsyncClient
+    example: Example, runtime: Runtime, client: httpx.AsyncClient, test_db: Database
 ) -> None:
-    """Pages are short transactions, yet the export is one fixed set: events
-    written while it runs are not in it, and none is read twice."""
+    """Pages are short transactions, yet the export is one fixed set: every
+    event committed before it began (even while some unrelated transaction
+    of the cluster stays open), none written while it runs (even one whose
+    transaction had begun before), none read twice."""
     org = example.seeded.org_id
-    await _traffic(client, example)
-    before = {e["id"] for e in await _all(client, example, limit=1000)}
-    pages = await export_pages(
-        runtime.control_pool, org, AuditFilter(), overdue_seconds=60, page_size=2
-    )
-    seen: list[str] = []
-    async for page in pages:
-        seen += [str(e.id) for e in page]
-        # Someone acts while the export runs.
-        resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
-        assert resp.status_code == 200
+    with psycopg.connect(test_db.admin_url) as idle:
+        # Some session elsewhere in the cluster, open all along.
+        idle.execute("SELECT pg_current_xact_id()")
+        await _traffic(client, example)
+        before = {e["id"] for e in await _all(client, example, limit=1000)}
+        async with org_transaction(runtime.control_pool, org) as late:
+            straddling = await record_admin_event(
+                late, org, action="test.straddling", actor="test", details={}
+            )
+            pages = await export_pages(
+                runtime.control_pool, org, AuditFilter(), overdue_seconds=60, page_size=2
+            )
+        # The straddling event commits now, after the export began.
+        seen: list[str] = []
+        async for page in pages:
+            seen += [str(e.id) for e in page]
+            # Someone acts while the export runs.
+            resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
+            assert resp.status_code == 200
     assert len(seen) == len(set(seen))
     assert set(seen) == before
+    assert str(straddling) not in seen
+
+
+async def test_reviewers_and_strangers_cannot_read_the_trail(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime
+) -> None:
+    org = example.seeded.org_id
+    access = Access(principal=SEED_ACTOR, org_id=org, roles=frozenset({"owner"}))
+    reviewer = await create_token(runtime.control_pool, access, name="r", roles=["reviewer"],
+                                  lifetime=None)  # fmt: skip
+    headers = {"authorization": f"Bearer {reviewer.token}"}
+    event = (await _page(client, example, limit=1))["events"][0]["id"]
+    for path in ("audit", f"audit/events/{event}", "audit/export", "audit/follow"):
+        resp = await client.get(f"/v1/admin/orgs/{org}/{path}", headers=headers)
+        assert resp.status_code == 403, (path, resp.text)
+        assert resp.json()["code"] == "role_required"
+        resp = await client.get(f"/v1/admin/orgs/{org}/{path}")
+        assert resp.status_code == 401, (path, resp.text)
 
 
 async def test_follow_sees_every_event_once_in_chain_order_across_restarts(
@@ -289,12 +332,19 @@ async def test_follow_sees_every_event_once_in_chain_order_across_restarts(
     rng = random.Random(7)  # noqa: S311 -- commit-order jitter, not a secret
 
     async def writer(n: int) -> None:
-        for i in range(6):
+        # Several events a transaction, with time between them: seq order
+        # (taken at insert) and commit order differ.
+        for i in range(3):
             async with org_transaction(runtime.control_pool, org) as conn:
-                await record_admin_event(
-                    conn, org, action="test.write", actor=f"writer-{n}", details={"i": i}
-                )
-                await anyio.sleep(rng.uniform(0, 0.05))
+                for j in range(2):
+                    await record_admin_event(
+                        conn,
+                        org,
+                        action="test.write",
+                        actor=f"writer-{n}",
+                        details={"i": i, "j": j},
+                    )
+                    await anyio.sleep(rng.uniform(0, 0.05))
 
     async def seal() -> None:
         while not done.is_set():
@@ -335,6 +385,8 @@ async def test_follow_sees_every_event_once_in_chain_order_across_restarts(
         done.set()
 
     positions = [e["chain"]["org_seq"] for e in seen]
+    seqs = [e["seq"] for e in seen]
+    assert seqs != sorted(seqs), "the writers' commits should have overtaken each other"
     assert positions == list(range(1, len(seen) + 1))
     ids = [e["id"] for e in seen]
     assert len(ids) == len(set(ids))

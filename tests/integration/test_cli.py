@@ -441,29 +441,28 @@ async def test_org_people_and_tokens_through_the_cli(api_url: str) -> None:
 
 
 def _on_a_terminal(args: Sequence[str], env: Mapping[str, str]) -> str:
-    """What ``arx`` prints when its stdout is a terminal (a pseudo-terminal here)."""
+    """What ``arx`` prints when its stdout is a terminal (a pseudo-terminal here),
+    read as it comes so that a long output cannot fill the terminal and stall it."""
     leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(ARX), *args], stdout=follower, stderr=subprocess.PIPE, env=dict(env)
+    )
+    os.close(follower)
+    out = b""
     try:
-        proc = subprocess.run(
-            [str(ARX), *args], stdout=follower, stderr=subprocess.PIPE, env=dict(env),
-            check=False, timeout=60,
-        )  # fmt: skip
-        os.close(follower)
-        follower = -1
-        assert proc.returncode == 0, proc.stderr.decode()
-        out = b""
         while True:
             try:
                 chunk = os.read(leader, 65536)
-            except OSError:  # the terminal is gone once everything is read
+            except OSError:  # EIO: the process closed its end of the terminal
                 break
             if not chunk:
                 break
             out += chunk
     finally:
         os.close(leader)
-        if follower >= 0:
-            os.close(follower)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode() if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
     return out.decode().replace("\r\n", "\n")
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Request, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Stream
 
 from arx.api.admin import docs
@@ -23,10 +23,39 @@ from arx.audit.query import MAX_PAGE, AuditFilter, Kind, Outcome, Verdict
 from arx.audit.reads import export_pages, follow, get_event, list_events
 from arx.audit.service import result_overdue_seconds
 from arx.audit.types import AuditEventDetail, AuditPage, FollowPage
+from arx.errors import InvalidQueryError
 from arx.identity.roles import AUDIT
 
 # The longest a follow request waits for the sealer (a client asks again).
 MAX_FOLLOW_WAIT_SECONDS = 25
+
+# A connector or operation name as ARX records it (anything else matches nothing).
+Name = Annotated[
+    str | None, Parameter(max_length=200, pattern=r"^[^\x00]*$", description="exact match")
+]
+Wait = Annotated[
+    int,
+    Parameter(
+        ge=0,
+        le=MAX_FOLLOW_WAIT_SECONDS,
+        description="seconds to wait for the first event when there is none yet",
+    ),
+]
+Cursor = Annotated[
+    str | None,
+    Parameter(
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="next_cursor of the previous page (opaque; one not given out is a 400)",
+    ),
+]
+Removed = Annotated[
+    int | None,
+    Parameter(
+        description="Removed: listing is newest first with `cursor`; to read the trail in "
+        "order from a position use `/audit/follow`. Any value is a 400.",
+    ),
+]
 _OUTCOMES = (
     "A PERMIT decision whose result never arrived (the process died between the decision "
     'and the result, or the result was lost) reads `outcome: "outcome_unknown"` once the '
@@ -88,15 +117,22 @@ async def list_audit(
     *,
     kind: FromQuery[Kind | None] = None,
     agent_id: FromQuery[UUID | None] = None,
-    connector: FromQuery[str | None] = None,
-    operation: FromQuery[str | None] = None,
+    connector: Name = None,
+    operation: Name = None,
     verdict: FromQuery[Verdict | None] = None,
     outcome: FromQuery[Outcome | None] = None,
     since: FromQuery[datetime | None] = None,
     until: FromQuery[datetime | None] = None,
-    cursor: FromQuery[str | None] = None,
+    cursor: Cursor = None,
     limit: FromQuery[int] = 100,
+    after_seq: Removed = None,
 ) -> AuditPage:
+    if after_seq is not None:
+        raise InvalidQueryError(
+            "after_seq was removed: pages go newest first with cursor; "
+            "read the trail in order with /audit/follow",
+            parameter="after_seq",
+        )
     rt = runtime(request)
     return await list_events(
         rt.control_pool,
@@ -152,8 +188,8 @@ async def export_audit(
     format: FromQuery[Literal["jsonl", "csv"]] = "jsonl",
     kind: FromQuery[Kind | None] = None,
     agent_id: FromQuery[UUID | None] = None,
-    connector: FromQuery[str | None] = None,
-    operation: FromQuery[str | None] = None,
+    connector: Name = None,
+    operation: Name = None,
     verdict: FromQuery[Verdict | None] = None,
     outcome: FromQuery[Outcome | None] = None,
     since: FromQuery[datetime | None] = None,
@@ -175,6 +211,7 @@ async def export_audit(
             until=until,
         ),
         overdue_seconds=result_overdue_seconds(rt.settings),
+        limiter=rt.audit_reads,
     )
 
     async def body() -> AsyncIterator[bytes]:
@@ -215,7 +252,7 @@ async def follow_audit(
     org_id: FromPath[UUID],
     after: FromQuery[int] = 0,
     limit: FromQuery[int] = 100,
-    wait: FromQuery[int] = 0,
+    wait: Wait = 0,
 ) -> FollowPage:
     rt = runtime(request)
     return await follow(
@@ -224,7 +261,8 @@ async def follow_audit(
         after=min(max(after, 0), 2**63 - 1),
         limit=min(max(limit, 1), MAX_PAGE),
         overdue_seconds=result_overdue_seconds(rt.settings),
-        wait_seconds=min(max(wait, 0), MAX_FOLLOW_WAIT_SECONDS),
+        wait_seconds=wait,
+        limiter=rt.audit_reads,
     )
 
 
