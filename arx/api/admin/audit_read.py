@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Request, get
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Stream
 
@@ -78,17 +79,18 @@ _EXPORT = docs.read(
 )
 
 
-def _filter(
+def _where(
     *,
-    kind: Kind | None,
-    agent_id: UUID | None,
-    connector: str | None,
-    operation: str | None,
-    verdict: Verdict | None,
-    outcome: Outcome | None,
-    since: datetime | None,
-    until: datetime | None,
+    kind: FromQuery[Kind | None] = None,
+    agent_id: FromQuery[UUID | None] = None,
+    connector: Name = None,
+    operation: Name = None,
+    verdict: FromQuery[Verdict | None] = None,
+    outcome: FromQuery[Outcome | None] = None,
+    since: FromQuery[datetime | None] = None,
+    until: FromQuery[datetime | None] = None,
 ) -> AuditFilter:
+    """The filters of a list or an export, from the query (a dependency)."""
     return AuditFilter(
         kind=kind,
         agent_id=agent_id,
@@ -101,8 +103,12 @@ def _filter(
     )
 
 
+_FILTERS = {"where": Provide(_where, sync_to_thread=False)}
+
+
 @get(
     "/orgs/{org_id:uuid}/audit",
+    dependencies=_FILTERS,
     opt=_LIST.opt,
     operation_class=_LIST.operation_class,
     responses=_LIST.responses,
@@ -115,14 +121,7 @@ async def list_audit(
     request: Request[Any, Any, Any],
     org_id: FromPath[UUID],
     *,
-    kind: FromQuery[Kind | None] = None,
-    agent_id: FromQuery[UUID | None] = None,
-    connector: Name = None,
-    operation: Name = None,
-    verdict: FromQuery[Verdict | None] = None,
-    outcome: FromQuery[Outcome | None] = None,
-    since: FromQuery[datetime | None] = None,
-    until: FromQuery[datetime | None] = None,
+    where: NamedDependency[AuditFilter],
     cursor: Cursor = None,
     limit: FromQuery[int] = 100,
     after_seq: Removed = None,
@@ -137,16 +136,7 @@ async def list_audit(
     return await list_events(
         rt.control_pool,
         org_id,
-        _filter(
-            kind=kind,
-            agent_id=agent_id,
-            connector=connector,
-            operation=operation,
-            verdict=verdict,
-            outcome=outcome,
-            since=since,
-            until=until,
-        ),
+        where,
         overdue_seconds=result_overdue_seconds(rt.settings),
         cursor=cursor,
         limit=min(max(limit, 1), MAX_PAGE),
@@ -172,6 +162,7 @@ async def get_audit_event(
 
 @get(
     "/orgs/{org_id:uuid}/audit/export",
+    dependencies=_FILTERS,
     opt=_EXPORT.opt,
     operation_class=_EXPORT.operation_class,
     responses=_EXPORT.responses,
@@ -186,30 +177,14 @@ async def export_audit(
     org_id: FromPath[UUID],
     *,
     format: FromQuery[Literal["jsonl", "csv"]] = "jsonl",
-    kind: FromQuery[Kind | None] = None,
-    agent_id: FromQuery[UUID | None] = None,
-    connector: Name = None,
-    operation: Name = None,
-    verdict: FromQuery[Verdict | None] = None,
-    outcome: FromQuery[Outcome | None] = None,
-    since: FromQuery[datetime | None] = None,
-    until: FromQuery[datetime | None] = None,
+    where: NamedDependency[AuditFilter],
 ) -> Stream:
     rt = runtime(request)
     # Raises (a problem answer) before anything is streamed.
     pages = await export_pages(
         rt.control_pool,
         org_id,
-        _filter(
-            kind=kind,
-            agent_id=agent_id,
-            connector=connector,
-            operation=operation,
-            verdict=verdict,
-            outcome=outcome,
-            since=since,
-            until=until,
-        ),
+        where,
         overdue_seconds=result_overdue_seconds(rt.settings),
         limiter=rt.audit_reads,
     )
