@@ -138,13 +138,17 @@ def stack(
     mounts = _mounts(keys, volumes)
     _run(keys, mounts, {}, {})
     home = tmp_path_factory.mktemp("compose-stack")
-    (home / "bundle-signing.pem").write_bytes(
-        (mounts["/var/lib/arx/signing"] / "bundle-signing.pem").read_bytes()
-    )
-    # Run again: a key that exists is kept, not replaced.
-    before = (mounts["/var/lib/arx/signing"] / "bundle-signing.pem").read_bytes()
+    made = {
+        "bundle-signing.pem": mounts["/var/lib/arx/signing"] / "bundle-signing.pem",
+        "audit-signing.pem": mounts["/var/lib/arx/audit"] / "audit-signing.pem",
+    }
+    for name, path in made.items():
+        (home / name).write_bytes(path.read_bytes())
+    assert (mounts["/var/lib/arx/audit"] / "audit-signing.pub.pem").is_file()
+    # Run again: keys that exist are kept, not replaced.
+    before = {name: path.read_bytes() for name, path in made.items()}
     _run(keys, mounts, {}, {})
-    assert (mounts["/var/lib/arx/signing"] / "bundle-signing.pem").read_bytes() == before
+    assert {name: path.read_bytes() for name, path in made.items()} == before
     with local_stack(
         home=home, port=free_port(), admin_url=pg_admin_url, db_name="arx_e2e_compose", seed=False
     ) as running:
@@ -219,3 +223,28 @@ def test_the_seed_and_the_compose_sidecar_give_a_governed_call(
     assert resp.status_code == 200, resp.text
     assert resp.json()["verdict"] == "PERMIT"
     assert out["policy_revision"] in resp.json()["bundle_revision"]
+
+    # The trail's checkpoints are signed with the audit key `keys` made, and
+    # its public half, as an auditor would get it, verifies them offline.
+    public = (volumes / "audit-key" / "audit-signing.pub.pem").read_bytes()
+    owner = {"authorization": f"Bearer {out['owner_token']}"}
+    me = httpx.get(f"{stack.base_url}/v1/admin/me", headers=owner, timeout=10).json()
+    (org_id,) = [m["org_id"] for m in me["orgs"] if m["slug"] == out["org"]]
+    url = f"{stack.base_url}/v1/admin/orgs/{org_id}/audit/checkpoints"
+    deadline = time.monotonic() + 30
+    while True:
+        exported = httpx.get(url, headers=owner, timeout=10).json()
+        if exported["checkpoints"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert exported["checkpoints"], exported
+    assert [k["pem"].encode().strip() for k in exported["public_keys"]] == [public.strip()]
+    (tmp_path / "checkpoints.json").write_text(json.dumps(exported))
+    (tmp_path / "auditor.pub.pem").write_bytes(public)
+    check = subprocess.run(
+        [str(VENV_BIN / "arx"), "audit", "verify-checkpoints", str(tmp_path / "checkpoints.json"),
+         "--public-key", str(tmp_path / "auditor.pub.pem")],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout)["ok"] is True
