@@ -97,6 +97,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # the chain is sealed but not signed. Its directory also holds the
     # witness of the last signed heads.
     audit_signing_key_file: str = ""
+    # Public keys (PEM files) of retired signing keys: checkpoints they signed
+    # still verify after a rotation, and exports name them.
+    audit_trusted_key_files: tuple[str, ...] = ()
     # How often the sealer chains newly committed events (0: not in this
     # process), and how long an org's moved head waits for its next checkpoint.
     audit_seal_interval_seconds: SealSeconds = 0.5
@@ -252,6 +255,17 @@ def _load_kek(env: Mapping[str, str]) -> bytes:
     return key
 
 
+def _lists(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """The comma-separated settings that are set."""
+    lists = {}
+    if env.get("ARX_AUDIT_TRUSTED_KEY_FILES"):
+        files = env["ARX_AUDIT_TRUSTED_KEY_FILES"].split(",")
+        lists["audit_trusted_key_files"] = tuple(f.strip() for f in files if f.strip())
+    if env.get("ARX_TRUSTED_PROXIES"):
+        lists["trusted_proxies"] = _trusted_proxies(env["ARX_TRUSTED_PROXIES"])
+    return lists
+
+
 def _trusted_proxies(value: str) -> tuple[str, ...]:
     """``ARX_TRUSTED_PROXIES``: comma-separated addresses or CIDR networks."""
     networks = []
@@ -294,8 +308,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     raw["allow_insecure_connector_urls"] = _bool(env.get("ARX_ALLOW_INSECURE_CONNECTOR_URLS", ""))
     if env.get("ARX_COOKIE_SECURE"):
         raw["cookie_secure"] = _bool(env["ARX_COOKIE_SECURE"])
-    if env.get("ARX_TRUSTED_PROXIES"):
-        raw["trusted_proxies"] = _trusted_proxies(env["ARX_TRUSTED_PROXIES"])
+    raw.update(_lists(env))
     if "public_url" in raw:
         raw["public_url"] = raw["public_url"].rstrip("/")
     try:

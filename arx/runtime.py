@@ -19,12 +19,13 @@ from pathlib import Path
 
 import anyio
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from psycopg_pool import AsyncConnectionPool
 
 from arx.approvals import expiry
 from arx.approvals.notify.worker import NOTIFY_CHANNEL, NotificationWorker
 from arx.approvals.waiters import ApprovalWaiters
-from arx.audit.checkpoints import Signer, load_signer
+from arx.audit.checkpoints import Signer, load_public, load_signer
 from arx.audit.refusals import Refusals
 from arx.audit.sealer import Sealer
 from arx.audit.spool import ResultSpool
@@ -91,6 +92,8 @@ class Runtime:
     # Chains and signs the audit trail (None without a control plane).
     sealer: Sealer | None = None
     audit_signer: Signer | None = None
+    # Retired signing keys' public halves (ARX_AUDIT_TRUSTED_KEY_FILES).
+    audit_retired_keys: tuple[Ed25519PublicKey, ...] = ()
     # Reads of the trail that may be long or many (exports, follow polls) share
     # these slots: the control pool has 4 connections, and the sealer and the
     # admin API need theirs.
@@ -139,6 +142,20 @@ def witness_path(settings: Settings) -> Path | None:
     if not settings.audit_signing_key_file:
         return None
     return Path(settings.audit_signing_key_file).with_name("audit-witness.json")
+
+
+def retired_audit_keys(settings: Settings) -> tuple[Ed25519PublicKey, ...]:
+    """The public keys of retired audit signing keys; a file that is not one
+    stops the start (verify would otherwise call their checkpoints forged)."""
+    keys = []
+    for name in settings.audit_trusted_key_files:
+        try:
+            keys.append(load_public(Path(name).read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"ARX_AUDIT_TRUSTED_KEY_FILES: {name} is not an Ed25519 public key ({exc})"
+            ) from None
+    return tuple(keys)
 
 
 def policy_toolchain(settings: Settings) -> Toolchain:
@@ -218,6 +235,7 @@ async def open_runtime(
         if settings.audit_signing_key_file
         else None
     )
+    retired = retired_audit_keys(settings)
     sealer = (
         Sealer(
             control_pool,
@@ -263,6 +281,7 @@ async def open_runtime(
         distribution=distribution,
         sealer=sealer,
         audit_signer=audit_signer,
+        audit_retired_keys=retired,
     )
     notifications = Notifications(settings.database_url)
     notifications.subscribe(AUTH_CHANNEL, runtime.auth.forget, runtime.auth.forget_all)

@@ -70,9 +70,13 @@ class Signer:
         return self.private.sign(message)
 
     def public_pem(self) -> bytes:
-        return self.public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return public_pem(self.public)
+
+
+def public_pem(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def ensure_key(path: Path) -> Path:

@@ -38,8 +38,8 @@ from arx.audit.checkpoints import (
     CheckpointExport,
     ExportedCheckpoint,
     PublicKeyInfo,
-    Signer,
     key_id,
+    public_pem,
     statement,
     valid,
 )
@@ -140,13 +140,14 @@ async def verify_org(
 
 
 async def export_checkpoints_of(
-    pool: AsyncConnectionPool[Conn], org_id: UUID, signer: Signer | None
+    pool: AsyncConnectionPool[Conn], org_id: UUID, public_keys: list[Ed25519PublicKey]
 ) -> CheckpointExport:
-    """The org's signed checkpoints and the public key: what an auditor keeps."""
+    """The org's signed checkpoints and the public keys that signed them:
+    what an auditor keeps."""
     async with org_transaction(pool, org_id) as conn:
         await require_org(conn, org_id)
         rows = await fetch_all(conn, EXPORTED_CHECKPOINTS, None, ExportedCheckpoint)
-    keys = [PublicKeyInfo(key_id=signer.kid, pem=signer.public_pem().decode())] if signer else []
+    keys = [PublicKeyInfo(key_id=key_id(k), pem=public_pem(k).decode()) for k in public_keys]
     return CheckpointExport(org_id=org_id, public_keys=keys, checkpoints=rows)
 
 

@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ from psycopg.types.json import set_json_loads
 
 from arx.audit import chain
 from arx.audit.checkpoints import ensure_key, load_signer
+from arx.audit.verify import export_checkpoints_of, verify_org
 from arx.cli.main import main as cli_main
-from arx.config import Settings
-from arx.runtime import Runtime
+from arx.config import ConfigError, Settings
+from arx.runtime import Runtime, retired_audit_keys
 from tests.fixtures.arx import Example, make_org
 from tests.fixtures.database import Database
 
@@ -246,6 +248,43 @@ async def test_numbers_are_hashed_as_stored_and_none_stops_the_sealer(
         )
     problem = (await _verify(client, example))["first_problem"]
     assert (problem["kind"], problem["event_id"]) == ("event_modified", str(event))
+
+
+async def test_after_a_key_rotation_old_checkpoints_verify_with_the_retired_public_key(
+    client: httpx.AsyncClient, example: Example, runtime: Runtime, tmp_path: Path
+) -> None:
+    await _tampered(client, example, runtime)  # checkpoints signed by the current key
+    assert runtime.audit_signer is not None
+    old_public = tmp_path / "retired.pub.pem"
+    old_public.write_bytes(runtime.audit_signer.public_pem())
+    new = load_signer(ensure_key(tmp_path / "new" / "audit-signing.pem"))
+    retired = retired_audit_keys(
+        msgspec.structs.replace(runtime.settings, audit_trusted_key_files=(str(old_public),))
+    )
+    org = example.seeded.org_id
+
+    async def verify(keys: list[Any]) -> dict[str, Any]:
+        report = await verify_org(
+            runtime.control_pool, org, public_keys=keys, witness=None, now=datetime.now(UTC)
+        )
+        return msgspec.to_builtins(report)  # type: ignore[no-any-return]
+
+    # With only the new key, the old checkpoints look forged.
+    problem = (await verify([new.public]))["first_problem"]
+    assert problem["kind"] == "checkpoint_forged", problem
+    # Trusting the retired key's public half, everything verifies, and the
+    # export names both keys.
+    assert (await verify([new.public, *retired]))["ok"] is True
+    exported = await export_checkpoints_of(runtime.control_pool, org, [new.public, *retired])
+    assert [k.key_id for k in exported.public_keys] == [new.kid, runtime.audit_signer.kid]
+    # A file that is not an Ed25519 public key stops the start.
+    (tmp_path / "junk.pem").write_text("not a key")
+    with pytest.raises(ConfigError, match="ARX_AUDIT_TRUSTED_KEY_FILES"):
+        retired_audit_keys(
+            msgspec.structs.replace(
+                runtime.settings, audit_trusted_key_files=(str(tmp_path / "junk.pem"),)
+            )
+        )
 
 
 async def test_a_deleted_event_is_found(

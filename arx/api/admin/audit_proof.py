@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from litestar import Request, get
 from litestar.params import FromPath, QueryParameter
 
@@ -20,7 +21,7 @@ from arx.api.state import runtime
 from arx.audit.checkpoints import CheckpointExport
 from arx.audit.verify import VerifyReport, export_checkpoints_of, verify_org
 from arx.identity.roles import AUDIT
-from arx.runtime import witness_path
+from arx.runtime import Runtime, witness_path
 
 _VERIFY = docs.read(AUDIT, errors_extra=(400,))
 
@@ -47,11 +48,10 @@ async def verify_trail(
     from_checkpoint: FromCheckpoint = None,
 ) -> VerifyReport:
     rt = runtime(request)
-    keys = [rt.audit_signer.public] if rt.audit_signer is not None else []
     return await verify_org(
         rt.control_pool,
         org_id,
-        public_keys=keys,
+        public_keys=trusted_keys(rt),
         witness=witness_path(rt.settings),
         from_checkpoint=from_checkpoint,
         now=datetime.now(UTC),
@@ -66,14 +66,21 @@ _CHECKPOINTS = docs.read(AUDIT)
     opt=_CHECKPOINTS.opt,
     operation_class=_CHECKPOINTS.operation_class,
     responses=_CHECKPOINTS.responses,
-    summary="The org's signed checkpoints and the deployment's public key: what an auditor "
+    summary="The org's signed checkpoints and the deployment's public keys (the signing "
+    "key's, then retired ones'): what an auditor "
     "keeps and verifies offline (arx audit verify-checkpoints)",
 )
 async def export_checkpoints(
     request: Request[Any, Any, Any], org_id: FromPath[UUID]
 ) -> CheckpointExport:
     rt = runtime(request)
-    return await export_checkpoints_of(rt.control_pool, org_id, rt.audit_signer)
+    return await export_checkpoints_of(rt.control_pool, org_id, trusted_keys(rt))
+
+
+def trusted_keys(rt: Runtime) -> list[Ed25519PublicKey]:
+    """The signing key's public half first, then the retired keys'."""
+    current = [rt.audit_signer.public] if rt.audit_signer is not None else []
+    return [*current, *rt.audit_retired_keys]
 
 
 ROUTES = [verify_trail, export_checkpoints]
