@@ -48,12 +48,16 @@ COLUMNS = (
 # decision with no result, older than any result of it could be, reads
 # ``outcome_unknown``; every other row reads as stored. Computed at read time:
 # the trail is append-only and the decision row is never changed. One probe
-# of audit_events_result_of (migration 0015) per such decision listed.
+# of audit_events_result_of (migration 0015) per such decision listed. The
+# OFFSET 0 keeps it a probe: without it, under row-level security, PostgreSQL
+# chose a hashed subplan that read every result of the org (47 000 of them,
+# 12 ms a page, at a million events; bench/audit_scale.py), growing with the
+# org's history.
 OUTCOME_AS_READ = (
     "CASE WHEN e.kind = 'decision' AND e.verdict = 'PERMIT'"
     " AND e.created_at < now() - make_interval(secs => %(overdue_seconds)s)"
     " AND NOT EXISTS (SELECT FROM arx.audit_events r"
-    " WHERE r.org_id = e.org_id AND r.kind = 'result' AND r.decision_id = e.id)"
+    " WHERE r.org_id = e.org_id AND r.kind = 'result' AND r.decision_id = e.id OFFSET 0)"
     " THEN 'outcome_unknown' ELSE e.outcome END"
 )
 
