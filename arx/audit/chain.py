@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,50 +42,52 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# A number as PostgreSQL printed it travels as a string between two NULs
+# through the (fast, C) JSON encoder and is written back bare. PostgreSQL
+# text and jsonb never hold a NUL, so no stored string can pose as one.
+_MARK = "\x00"
+_MARKED = re.compile(r'"\\u0000(-?[0-9][0-9.eE+-]*)\\u0000"')
+
+
+def _marked(text: str) -> str:
+    return f"{_MARK}{text}{_MARK}"
+
+
 def exact_loads(data: str | bytes) -> Any:
-    """A json/jsonb column as PostgreSQL holds it: integers as int, other
-    numbers as Decimal (the digits it printed), never a float. Register it
-    on the cursors that read events for hashing (``set_json_loads``)."""
-    return json.loads(data, parse_float=Decimal)
+    """A json/jsonb column as PostgreSQL holds it: integers as int, every
+    other number as the digits it printed (never a float), for ``canonical``
+    only. Register it on the cursors that read events for hashing
+    (``set_json_loads``)."""
+    return json.loads(data, parse_float=_marked)
 
 
-def _json(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return "null" if value is None else ("true" if value else "false")
-    if isinstance(value, dict):
-        items = sorted((str(k), v) for k, v in value.items())
-        return "{" + ",".join(f"{_json(k)}:{_json(v)}" for k, v in items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_json(v) for v in value) + "]"
-    return _scalar(value)
+def _other(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return _marked(format(value, "f"))  # positional, as PostgreSQL prints
+    raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("a JSON number is finite")
-        # Positional, as PostgreSQL prints numeric (str() would say 1E-7).
-        text = format(value, "f")
-    elif isinstance(value, float):
-        # Only from a reader that did not use exact_loads; finite, as JSON.
-        text = json.dumps(value, allow_nan=False)
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, UUID):
-        text = json.dumps(str(value))
-    elif isinstance(value, datetime):
-        text = json.dumps(timestamp(value))
-    else:
-        raise TypeError(f"no canonical form for {type(value).__name__}")
-    return text
+def _top(value: Any) -> Any:
+    # Columns of these types are only ever at the top; JSON columns hold none.
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return timestamp(value)
+    return value
 
 
 def canonical(row: dict[str, Any]) -> bytes:
     """The canonical encoding of one ``arx.audit_events`` row (as a dict)."""
-    doc = {k: v for k, v in row.items() if v is not None and k not in NOT_HASHED}
-    return _json(doc).encode()
+    doc = {k: _top(v) for k, v in row.items() if v is not None and k not in NOT_HASHED}
+    text = json.dumps(
+        doc,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_other,
+    )
+    return _MARKED.sub(r"\1", text).encode()
 
 
 def link(org_id: UUID, org_seq: int, prev: bytes, event: bytes) -> bytes:

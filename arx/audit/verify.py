@@ -29,6 +29,7 @@ from uuid import UUID
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from psycopg import AsyncServerCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
@@ -50,8 +51,30 @@ from arx.identity.orgs import require_org
 # How far apart two swapped events are looked for.
 SWAP_WINDOW = 64
 
-EVENTS = "SELECT * FROM arx.audit_events"
-LINKS = "SELECT org_seq, event_id, hash FROM arx.audit_chain ORDER BY org_seq"
+# The chain in order, each link with its event (all nulls when it is gone),
+# read through a server-side cursor a batch at a time: memory stays a batch
+# (and the swap window) however long the org's history.
+WALK = (
+    "SELECT c.org_seq AS link_org_seq, c.event_id AS link_event_id, c.hash AS link_hash, e.*"
+    " FROM arx.audit_chain c"
+    " LEFT JOIN arx.audit_events e ON e.org_id = c.org_id AND e.id = c.event_id"
+    " ORDER BY c.org_seq"
+)
+COUNTS = (
+    "SELECT (SELECT count(*) FROM arx.audit_events) AS events,"
+    " (SELECT count(*) FROM arx.audit_chain) AS links"
+)
+# Events no link names, by where they stand against the seal cursor: after
+# it they are not sealed yet; at or before it they slipped into the past.
+STRAYS = (
+    "SELECT count(*) FILTER (WHERE %(txid)s::xid8 IS NULL"
+    " OR (e.txid, e.seq) > (%(txid)s::xid8, %(seq)s)) AS unsealed,"
+    " (array_agg(e.id ORDER BY e.txid, e.seq) FILTER (WHERE %(txid)s::xid8 IS NOT NULL"
+    " AND (e.txid, e.seq) <= (%(txid)s::xid8, %(seq)s)))[1] AS inserted"
+    " FROM arx.audit_events e WHERE NOT EXISTS (SELECT FROM arx.audit_chain c"
+    " WHERE c.org_id = e.org_id AND c.event_id = e.id)"
+)
+WALK_BATCH = 500
 CHECKPOINTS = (
     "SELECT checkpoint_no, org_seq, hash, signed_at, key_id, signature"
     " FROM arx.audit_checkpoints ORDER BY checkpoint_no"
@@ -83,10 +106,6 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     verified_at: datetime
 
 
-def _txid(value: Any) -> int:
-    return int(str(value))
-
-
 async def verify_org(
     pool: AsyncConnectionPool[Conn],
     org_id: UUID,
@@ -106,28 +125,36 @@ async def verify_org(
         await conn.execute(SET_ORG, (str(org_id),))
         await require_org(conn, org_id)
         cur = conn.cursor(row_factory=dict_row)
-        set_json_loads(chain.exact_loads, cur)
-        await cur.execute(EVENTS)
-        events = {row["id"]: row for row in await cur.fetchall()}
-        await cur.execute(LINKS)
-        links = await cur.fetchall()
         await cur.execute(CHECKPOINTS)
         checkpoints = await cur.fetchall()
         await cur.execute(CURSOR)
         cursor = await cur.fetchone()
-    total = len(events)
-    check = _Check(org_id, events, links)
-    signed = check.checkpoints(checkpoints, {key_id(k): k for k in public_keys})
-    start = check.anchor(checkpoints, signed, from_checkpoint)
-    computed = check.chain(start)
+        await cur.execute(COUNTS)
+        counts = await cur.fetchone()
+        assert counts is not None
+        check = _Check(org_id, counts["links"])
+        signed = check.checkpoints(checkpoints, {key_id(k): k for k in public_keys})
+        start = check.anchor(checkpoints, signed, from_checkpoint)
+        wanted = {*signed, *([witnessed[0]] if witnessed else [])}
+        walk = conn.cursor("arx_verify_walk", row_factory=dict_row)
+        set_json_loads(chain.exact_loads, walk)
+        await walk.execute(WALK)
+        computed = await check.walk(walk, start, wanted)
+        await walk.close()
+        await cur.execute(
+            STRAYS,
+            {"txid": cursor["txid"] if cursor else None, "seq": cursor["seq"] if cursor else 0},
+        )
+        strays = await cur.fetchone()
+    assert strays is not None
     check.heads(signed, computed, witnessed)
-    unsealed = check.strays(cursor)
+    unsealed = check.strays(strays)
     problems = check.problems
     return VerifyReport(
         ok=not problems,
         org_id=org_id,
-        events=total,
-        chained=len(links),
+        events=counts["events"],
+        chained=counts["links"],
         unsealed=unsealed,
         checkpoints=len(checkpoints),
         last_checkpoint_org_seq=checkpoints[-1]["org_seq"] if checkpoints else None,
@@ -154,11 +181,8 @@ async def export_checkpoints_of(
 class _Check:
     """One verification's state: what is left to judge, and what was found."""
 
-    def __init__(
-        self, org_id: UUID, events: dict[UUID, dict[str, Any]], links: list[dict[str, Any]]
-    ) -> None:
+    def __init__(self, org_id: UUID, links: int) -> None:
         self.org_id = org_id
-        self.events = events  # popped as links name them: the rest are strays
         self.links = links
         self.problems: list[Divergence] = []
 
@@ -215,32 +239,40 @@ class _Check:
             return 0, chain.GENESIS
         return found["org_seq"], signed[found["org_seq"]]
 
-    def chain(self, start: tuple[int, bytes]) -> dict[int, bytes]:
-        """Recompute every link after ``start``; stop at the first that fails."""
+    async def walk(
+        self,
+        rows: AsyncServerCursor[dict[str, Any]],
+        start: tuple[int, bytes],
+        wanted: set[int],
+    ) -> dict[int, bytes]:
+        """Recompute every link after ``start``; stop at the first that fails.
+        Returns the recomputed hashes at the ``wanted`` positions."""
         start_seq, prev = start
         computed: dict[int, bytes] = {}
-        for position, entry in enumerate(self.links, start=1):
-            seq = entry["org_seq"]
-            event = self.events.pop(entry["event_id"], None)
-            if seq != position:
-                self._found("link_missing", position, None, f"the chain skips org_seq {position}")
-                break
-            if seq <= start_seq:
-                continue
-            if event is None:
-                self._found(
-                    "event_deleted", seq, entry["event_id"], f"the event at org_seq {seq} is gone"
-                )
-                break
-            digest = chain.link(self.org_id, seq, prev, chain.canonical(event))
-            if digest != bytes(entry["hash"]):
-                self.problems.append(self._modified_or_swapped(seq, entry, prev))
-                break
-            computed[seq] = digest
-            prev = digest
-        # Past where the walk stopped, linked events are not strays.
-        for entry in self.links:
-            self.events.pop(entry["event_id"], None)
+        position = 0
+        while batch := await rows.fetchmany(WALK_BATCH):
+            for row in batch:
+                position += 1
+                seq, linked = row["link_org_seq"], row["link_event_id"]
+                if seq != position:
+                    self._found(
+                        "link_missing", position, None, f"the chain skips org_seq {position}"
+                    )
+                    return computed
+                if seq <= start_seq:
+                    continue
+                if row["id"] is None:
+                    self._found("event_deleted", seq, linked, f"the event at org_seq {seq} is gone")
+                    return computed
+                digest = chain.link(self.org_id, seq, prev, chain.canonical(_event(row)))
+                if digest != bytes(row["link_hash"]):
+                    ahead = await rows.fetchmany(SWAP_WINDOW)
+                    later = batch[batch.index(row) + 1 :] + ahead
+                    self.problems.append(self._modified_or_swapped(row, later[:SWAP_WINDOW], prev))
+                    return computed
+                if seq in wanted:
+                    computed[seq] = digest
+                prev = digest
         return computed
 
     def heads(
@@ -250,7 +282,7 @@ class _Check:
         witnessed: tuple[int, str] | None,
     ) -> None:
         """Signed heads (checkpoints, the witness) the chain must still reach and match."""
-        head = len(self.links)
+        head = self.links
         for seq, digest in sorted(signed.items()):
             if seq > head:
                 self._found(
@@ -285,44 +317,43 @@ class _Check:
                 f"the chain at org_seq {witnessed[0]} is not what this host sealed",
             )
 
-    def strays(self, cursor: dict[str, Any] | None) -> int:
+    def strays(self, found: dict[str, Any]) -> int:
         """Events no link names: slipped in below the cursor, or not sealed yet."""
-        if cursor is None:
-            return len(self.events)
-        bound = (_txid(cursor["txid"]), cursor["seq"])
-        unsealed = 0
-        for event in sorted(self.events.values(), key=lambda e: (_txid(e["txid"]), e["seq"])):
-            if (_txid(event["txid"]), event["seq"]) <= bound:
-                self._found(
-                    "event_inserted",
-                    None,
-                    event["id"],
-                    "an event the sealer has passed is in no link",
-                )
-                break
-            unsealed += 1
-        return unsealed
+        if found["inserted"] is not None:
+            self._found(
+                "event_inserted",
+                None,
+                found["inserted"],
+                "an event the sealer has passed is in no link",
+            )
+        return int(found["unsealed"])
 
     def _found(self, kind: str, seq: int | None, event_id: UUID | None, detail: str) -> None:
         self.problems.append(Divergence(kind=kind, org_seq=seq, event_id=event_id, detail=detail))
 
-    def _modified_or_swapped(self, seq: int, entry: dict[str, Any], prev: bytes) -> Divergence:
-        """An event that does not hash to its link: is it another link's event?"""
-        stored = bytes(entry["hash"])
-        for other in range(seq + 1, min(seq + SWAP_WINDOW, len(self.links)) + 1):
-            other_event = self.events.get(self.links[other - 1]["event_id"])
-            if other_event is None:
+    def _modified_or_swapped(
+        self, row: dict[str, Any], later: list[dict[str, Any]], prev: bytes
+    ) -> Divergence:
+        """An event that does not hash to its link: is it a later link's event?"""
+        seq, stored = row["link_org_seq"], bytes(row["link_hash"])
+        for other in later:
+            if other["id"] is None:
                 continue
-            if chain.link(self.org_id, seq, prev, chain.canonical(other_event)) == stored:
+            if chain.link(self.org_id, seq, prev, chain.canonical(_event(other))) == stored:
                 return Divergence(
                     kind="events_swapped",
                     org_seq=seq,
-                    event_id=entry["event_id"],
-                    detail=f"the events at org_seq {seq} and {other} were swapped",
+                    event_id=row["link_event_id"],
+                    detail=f"the events at org_seq {seq} and {other['link_org_seq']} were swapped",
                 )
         return Divergence(
             kind="event_modified",
             org_seq=seq,
-            event_id=entry["event_id"],
+            event_id=row["link_event_id"],
             detail=f"the event at org_seq {seq} is not what was sealed",
         )
+
+
+def _event(row: dict[str, Any]) -> dict[str, Any]:
+    """The event's own columns of a walk row."""
+    return {k: v for k, v in row.items() if not k.startswith("link_")}
