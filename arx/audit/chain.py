@@ -5,11 +5,12 @@ except ``txid`` (where the sealer found it, not what happened), as one JSON
 object: keys sorted, no whitespace, UTF-8; uuids as lowercase strings,
 timestamps as RFC 3339 UTC with microseconds and ``Z``
 (``2026-12-01T05:43:12.123456Z``), JSON columns as the values PostgreSQL
-holds, numbers exactly as its jsonb prints them (``1.50``, ``0.0000001``,
-a 40-digit integer: never rounded through a float, so a change in the
-twentieth digit changes the hash; ``exact_loads`` reads them so). Leaving
-nulls out keeps an old event's hash when a later version of ARX adds a
-column.
+holds, numbers exactly as it prints them (``1.50``, ``0.0000001``, a
+40-digit integer: never rounded through a float, so a change in the
+twentieth digit changes the hash; ``exact_loads`` reads them so): for jsonb
+columns its normal form, for the ``json`` column (``policy_input``) the
+text as written (``6.6599e-05``). Leaving nulls out keeps an old event's
+hash when a later version of ARX adds a column.
 
 Link (version 1), with ``prev`` 32 zero bytes for an org's first event::
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -42,23 +44,25 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-# A number as PostgreSQL printed it travels as a string between two NULs
-# through the (fast, C) JSON encoder and is written back bare. PostgreSQL
-# text and jsonb never hold a NUL, so no stored string can pose as one.
-_MARK = "\x00"
-_MARKED = re.compile(r'"\\u0000(-?[0-9][0-9.eE+-]*)\\u0000"')
+# A number travels through the (fast, C) JSON encoder as a string between two
+# copies of a random token of this process, and is written back bare. No
+# stored string can pose as one: nobody knows the token (`policy_input` is
+# `json`, which may hold any string, even one with NULs).
+_TOKEN = secrets.token_hex(16)
+_MARKED = re.compile(f'"{_TOKEN}(-?[0-9][0-9.eE+-]*){_TOKEN}"')
 
 
 def _marked(text: str) -> str:
-    return f"{_MARK}{text}{_MARK}"
+    return f"{_TOKEN}{text}{_TOKEN}"
 
 
 def exact_loads(data: str | bytes) -> Any:
-    """A json/jsonb column as PostgreSQL holds it: integers as int, every
-    other number as the digits it printed (never a float), for ``canonical``
-    only. Register it on the cursors that read events for hashing
-    (``set_json_loads``)."""
-    return json.loads(data, parse_float=_marked)
+    """A json/jsonb column as PostgreSQL holds it, numbers as the digits it
+    printed (never a float, never a Python int: one of more than 4 300
+    digits, which jsonb prints for 1e5000, would be refused), for
+    ``canonical`` only. Register it on the cursors that read events for
+    hashing (``set_json_loads``)."""
+    return json.loads(data, parse_float=_marked, parse_int=_marked)
 
 
 def _other(value: Any) -> Any:

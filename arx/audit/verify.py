@@ -58,8 +58,11 @@ WALK = (
     "SELECT c.org_seq AS link_org_seq, c.event_id AS link_event_id, c.hash AS link_hash, e.*"
     " FROM arx.audit_chain c"
     " LEFT JOIN arx.audit_events e ON e.org_id = c.org_id AND e.id = c.event_id"
-    " ORDER BY c.org_seq"
+    " WHERE c.org_seq > %(after)s ORDER BY c.org_seq"
 )
+# Before a trusted checkpoint only the positions matter (gap-free), not the
+# events: verify --from-checkpoint reads no event it will not judge.
+PREFIX = "SELECT org_seq FROM arx.audit_chain WHERE org_seq <= %(upto)s ORDER BY org_seq"
 COUNTS = (
     "SELECT (SELECT count(*) FROM arx.audit_events) AS events,"
     " (SELECT count(*) FROM arx.audit_chain) AS links"
@@ -74,7 +77,8 @@ STRAYS = (
     " FROM arx.audit_events e WHERE NOT EXISTS (SELECT FROM arx.audit_chain c"
     " WHERE c.org_id = e.org_id AND c.event_id = e.id)"
 )
-WALK_BATCH = 500
+# A result event may hold a tool's answer of up to ARX_MAX_TOOL_RESPONSE_BYTES.
+WALK_BATCH = 100
 CHECKPOINTS = (
     "SELECT checkpoint_no, org_seq, hash, signed_at, key_id, signature"
     " FROM arx.audit_checkpoints ORDER BY checkpoint_no"
@@ -136,11 +140,16 @@ async def verify_org(
         signed = check.checkpoints(checkpoints, {key_id(k): k for k in public_keys})
         start = check.anchor(checkpoints, signed, from_checkpoint)
         wanted = {*signed, *([witnessed[0]] if witnessed else [])}
-        walk = conn.cursor("arx_verify_walk", row_factory=dict_row)
-        set_json_loads(chain.exact_loads, walk)
-        await walk.execute(WALK)
-        computed = await check.walk(walk, start, wanted)
-        await walk.close()
+        computed: dict[int, bytes] = {}
+        prefix = conn.cursor("arx_verify_prefix")
+        await prefix.execute(PREFIX, {"upto": start[0]})
+        if await check.gap_free(prefix):
+            walk = conn.cursor("arx_verify_walk", row_factory=dict_row)
+            set_json_loads(chain.exact_loads, walk)
+            await walk.execute(WALK, {"after": start[0]})
+            computed = await check.walk(walk, start, wanted)
+            await walk.close()
+        await prefix.close()
         await cur.execute(
             STRAYS,
             {"txid": cursor["txid"] if cursor else None, "seq": cursor["seq"] if cursor else 0},
@@ -239,6 +248,19 @@ class _Check:
             return 0, chain.GENESIS
         return found["org_seq"], signed[found["org_seq"]]
 
+    async def gap_free(self, positions: AsyncServerCursor[Any]) -> bool:
+        """The chain up to the start holds 1, 2, 3, … with no gap."""
+        position = 0
+        while batch := await positions.fetchmany(10_000):
+            for (seq,) in batch:
+                position += 1
+                if seq != position:
+                    self._found(
+                        "link_missing", position, None, f"the chain skips org_seq {position}"
+                    )
+                    return False
+        return True
+
     async def walk(
         self,
         rows: AsyncServerCursor[dict[str, Any]],
@@ -249,7 +271,7 @@ class _Check:
         Returns the recomputed hashes at the ``wanted`` positions."""
         start_seq, prev = start
         computed: dict[int, bytes] = {}
-        position = 0
+        position = start_seq
         while batch := await rows.fetchmany(WALK_BATCH):
             for row in batch:
                 position += 1
@@ -259,8 +281,6 @@ class _Check:
                         "link_missing", position, None, f"the chain skips org_seq {position}"
                     )
                     return computed
-                if seq <= start_seq:
-                    continue
                 if row["id"] is None:
                     self._found("event_deleted", seq, linked, f"the event at org_seq {seq} is gone")
                     return computed

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg.types.json import set_json_loads
 
-from arx.audit import chain
+from arx.audit import chain, verify
 from arx.audit.checkpoints import ensure_key, load_signer
 from arx.audit.verify import export_checkpoints_of, verify_org
 from arx.cli.main import main as cli_main
@@ -223,16 +223,17 @@ async def test_a_modified_verdict_is_found(
 async def test_numbers_are_hashed_as_stored_and_none_stops_the_sealer(
     client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
 ) -> None:
-    """A float holds neither of these exactly (one not at all): hashed through
-    one, a change in the last digit would go unseen and 1e400 would stop
-    sealing for every org."""
+    """A float holds neither of these exactly (one not at all), nor a Python
+    int 1e5000's 5001 digits: hashed through either, a change in the last
+    digit would go unseen, and 1e400 or 1e5000 would stop sealing for every
+    org."""
     org, event = example.seeded.org_id, uuid.uuid4()
     with psycopg.connect(test_db.admin_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO arx.audit_events (id, org_id, kind, action, details, actor)"
             " VALUES (%s, %s, 'admin', 'test.numbers', %s::jsonb, 'test')",
             (event, org, '{"amount": 123456789012345678901234567890.123456789, "big": 1e400,'
-                         ' "rate": 1.50, "tiny": 0.0000001}'),
+                         ' "huge": 1e5000, "rate": 1.50, "tiny": 0.0000001}'),
         )  # fmt: skip
     await _calls(client, example, 1)
     await _seal(runtime)
@@ -332,6 +333,15 @@ async def test_an_event_slipped_into_the_past_is_found(
     assert problem["kind"] == "event_inserted"
 
 
+@pytest.fixture(params=[100, 1], ids=["one-fetch", "partner-in-a-later-fetch"])
+def walk_batch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """verify's fetch size: with 1, a swapped event's partner is read ahead."""
+    batch: int = request.param
+    monkeypatch.setattr(verify, "WALK_BATCH", batch)
+    return batch
+
+
+@pytest.mark.usefixtures("walk_batch")
 async def test_two_swapped_events_are_found(
     client: httpx.AsyncClient, example: Example, runtime: Runtime, test_db: Database
 ) -> None:

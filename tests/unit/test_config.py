@@ -102,3 +102,9 @@ def test_a_test_fault_is_armed_only_with_its_acknowledgement() -> None:
         {**BASE, "ARX_TEST_FAULT": KILL_AFTER_DECISION, "ARX_TEST_FAULTS_ALLOWED": TEST_FAULTS_ACK}
     )
     assert armed.test_fault == KILL_AFTER_DECISION
+
+
+def test_retired_audit_keys_are_a_comma_separated_list() -> None:
+    loaded = load_settings({**BASE, "ARX_AUDIT_TRUSTED_KEY_FILES": " /k/a.pub.pem, ,/k/b.pub.pem "})
+    assert loaded.audit_trusted_key_files == ("/k/a.pub.pem", "/k/b.pub.pem")
+    assert load_settings(BASE).audit_trusted_key_files == ()
