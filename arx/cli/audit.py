@@ -36,6 +36,8 @@ Api = Callable[..., argparse.ArgumentParser]
 
 _DURATION = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# How long `arx audit verify` waits for the answer (a million events of one org).
+VERIFY_TIMEOUT_SECONDS = 900.0
 # How long one follow request waits for new events before asking again.
 _FOLLOW_WAIT = 20
 
@@ -293,7 +295,10 @@ def add_commands(group: Any, api: Api) -> None:
 def verify(s: Session, *, from_checkpoint: int | None) -> bytes:
     """The verification report; a one-line error (exit 1) when the trail diverges."""
     params = {"from_checkpoint": from_checkpoint} if from_checkpoint else None
-    raw = s.client.send("GET", f"{s.org}/audit/verify", params=params)
+    # Every event of the org is hashed again: about 10 s per 100 000 events.
+    raw = s.client.send(
+        "GET", f"{s.org}/audit/verify", params=params, read_timeout=VERIFY_TIMEOUT_SECONDS
+    )
     report = msgspec.json.decode(raw)
     problem = report.get("first_problem") if isinstance(report, dict) else None
     if problem:

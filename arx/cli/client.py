@@ -95,16 +95,26 @@ class AdminClient:
         body: msgspec.Struct | None = None,
         params: Mapping[str, int | str] | None = None,
         upload: tuple[bytes, str] | None = None,
+        read_timeout: float | None = None,
     ) -> bytes:
         """The answer's JSON bytes, or ``CLIError``. ``upload``: raw content and
-        its media type (a bundle archive) instead of a JSON ``body``."""
+        its media type (a bundle archive) instead of a JSON ``body``;
+        ``read_timeout`` for an answer known to take long (a verify)."""
         content = msgspec.json.encode(body) if body is not None else None
         headers = {"content-type": "application/json"} if content is not None else None
         if upload is not None:
             content, headers = upload[0], {"content-type": upload[1]}
         try:
+            timeout = (
+                httpx.Timeout(read_timeout, connect=TIMEOUT.connect) if read_timeout else TIMEOUT
+            )
             resp = self._http.request(
-                method, path, content=content, headers=headers, params=dict(params or {})
+                method,
+                path,
+                content=content,
+                headers=headers,
+                params=dict(params or {}),
+                timeout=timeout,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             raise CLIError(
