@@ -530,6 +530,8 @@ async def test_reading_exporting_and_tailing_the_trail_through_the_cli(
     assert [e["seq"] for e in exported] == sorted(e["seq"] for e in exported)
     assert exported[-1]["action"] == "agent.created"
 
+    report = await cli.ok("audit", "verify")
+    assert (report["ok"], report["chained"]) == (True, len(everything) + 1)
     shown = await cli.ok("audit", "show", new[0]["id"])
     assert shown["event"]["chain"] == new[0]["chain"]
     assert "[not_found]" in await cli.error("audit", "show", "00000000-0000-0000-0000-000000000000")
