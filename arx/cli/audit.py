@@ -17,11 +17,12 @@ middle of; each carries its ``chain.org_seq``, which a consumer can keep).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -159,16 +160,8 @@ def export(s: Session, ns: argparse.Namespace) -> bytes | None:
     # Written beside the target and renamed once complete: a file at --output
     # is always a whole export.
     target: Path = ns.output
-    scratch = _scratch_beside(target)
-    try:
-        with scratch.open("wb") as sink:
-            written = s.client.download(path, sink, params=params)
-            sink.flush()
-            os.fsync(sink.fileno())
-        scratch.replace(target)
-    except BaseException:
-        scratch.unlink(missing_ok=True)
-        raise
+    with _whole_file(target) as sink:
+        written = s.client.download(path, sink, params=params)
     return msgspec.json.encode({"output": str(target), "bytes": written, "format": ns.format})
 
 
@@ -182,25 +175,26 @@ def _read_cursor(path: Path | None, start: int) -> int:
 
 
 def _write_cursor(path: Path, cursor: int) -> None:
-    scratch = _scratch_beside(path)
+    with _whole_file(path) as out:
+        out.write(f"{cursor}\n".encode())
+
+
+@contextlib.contextmanager
+def _whole_file(target: Path) -> Iterator[BinaryIO]:
+    """Write to a new, uniquely named file beside ``target``, renamed over it
+    once complete and on disk (and removed on failure): the target is always
+    a whole file, whatever a crash or a second writer does."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    scratch = Path(name)
     try:
-        with scratch.open("wb") as out:
-            out.write(f"{cursor}\n".encode())
+        with os.fdopen(fd, "wb") as out:
+            yield out
             out.flush()
             os.fsync(out.fileno())
-        scratch.replace(path)
+        scratch.replace(target)
     except BaseException:
         scratch.unlink(missing_ok=True)
         raise
-
-
-def _scratch_beside(target: Path) -> Path:
-    """A new, uniquely named file beside ``target``, to be renamed over it once
-    complete and on disk: the target is always a whole file, whatever a crash
-    or a second writer does."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    return Path(name)
 
 
 def tail(s: Session, ns: argparse.Namespace, out: BinaryIO | None = None) -> bytes | None:
