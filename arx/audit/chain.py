@@ -2,15 +2,17 @@
 
 Canonical event (version 1): the event row's columns that are not null,
 except ``txid`` (where the sealer found it, not what happened), as one JSON
-object: keys sorted, no whitespace, UTF-8; uuids as lowercase strings,
-timestamps as RFC 3339 UTC with microseconds and ``Z``
-(``2026-12-01T05:43:12.123456Z``), JSON columns as the values PostgreSQL
-holds, numbers exactly as it prints them (``1.50``, ``0.0000001``, a
-40-digit integer: never rounded through a float, so a change in the
-twentieth digit changes the hash; ``exact_loads`` reads them so): for jsonb
-columns its normal form, for the ``json`` column (``policy_input``) the
-text as written (``6.6599e-05``). Leaving nulls out keeps an old event's
-hash when a later version of ARX adds a column.
+object with its keys sorted and no whitespace between them, UTF-8. Uuids
+are lowercase strings, timestamps RFC 3339 UTC with microseconds and ``Z``
+(``2026-12-01T05:43:12.123456Z``), text and text arrays JSON strings
+(non-ASCII as is). A json or jsonb column is its text exactly as PostgreSQL
+prints it (``SELECT col::text``): jsonb's normal form (``{"a": 1.50, "b":
+[1, 2]}``), the ``json`` column (``policy_input``) as written. Nothing is
+parsed and re-encoded, so no number is ever rounded (a change in the
+twentieth digit of a 40-digit number changes the hash) and no stored value,
+however large or deeply nested, can stop the sealer. ``raw_json`` is the
+loader that keeps the text. Leaving nulls out keeps an old event's hash
+when a later version of ARX adds a column.
 
 Link (version 1), with ``prev`` 32 zero bytes for an org's first event::
 
@@ -26,10 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import secrets
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -44,54 +43,32 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-# A number travels through the (fast, C) JSON encoder as a string between two
-# copies of a random token of this process, and is written back bare. No
-# stored string can pose as one: nobody knows the token (`policy_input` is
-# `json`, which may hold any string, even one with NULs).
-_TOKEN = secrets.token_hex(16)
-_MARKED = re.compile(f'"{_TOKEN}(-?[0-9][0-9.eE+-]*){_TOKEN}"')
+class RawJSON(str):
+    """A json/jsonb value as PostgreSQL printed it: hashed verbatim."""
+
+    __slots__ = ()
 
 
-def _marked(text: str) -> str:
-    return f"{_TOKEN}{text}{_TOKEN}"
+def raw_json(data: Any) -> RawJSON:
+    """The loader for the cursors that read events for hashing
+    (``set_json_loads(raw_json, cursor)``): the column's text, unparsed."""
+    return RawJSON(bytes(data).decode() if not isinstance(data, str) else data)
 
 
-def exact_loads(data: str | bytes) -> Any:
-    """A json/jsonb column as PostgreSQL holds it, numbers as the digits it
-    printed (never a float, never a Python int: one of more than 4 300
-    digits, which jsonb prints for 1e5000, would be refused), for
-    ``canonical`` only. Register it on the cursors that read events for
-    hashing (``set_json_loads``)."""
-    return json.loads(data, parse_float=_marked, parse_int=_marked)
-
-
-def _other(value: Any) -> Any:
-    if isinstance(value, Decimal) and value.is_finite():
-        return _marked(format(value, "f"))  # positional, as PostgreSQL prints
-    raise TypeError(f"no canonical form for {type(value).__name__}")
-
-
-def _top(value: Any) -> Any:
-    # Columns of these types are only ever at the top; JSON columns hold none.
+def _value(value: Any) -> str:
+    if isinstance(value, RawJSON):
+        return value
     if isinstance(value, UUID):
-        return str(value)
+        return f'"{value}"'
     if isinstance(value, datetime):
-        return timestamp(value)
-    return value
+        return f'"{timestamp(value)}"'
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def canonical(row: dict[str, Any]) -> bytes:
     """The canonical encoding of one ``arx.audit_events`` row (as a dict)."""
-    doc = {k: _top(v) for k, v in row.items() if v is not None and k not in NOT_HASHED}
-    text = json.dumps(
-        doc,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_other,
-    )
-    return _MARKED.sub(r"\1", text).encode()
+    fields = sorted((k, v) for k, v in row.items() if v is not None and k not in NOT_HASHED)
+    return ("{" + ",".join(f'"{k}":{_value(v)}' for k, v in fields) + "}").encode()
 
 
 def link(org_id: UUID, org_seq: int, prev: bytes, event: bytes) -> bytes:

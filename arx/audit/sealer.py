@@ -71,7 +71,7 @@ class Sealer:
         """Chain the next batch of committed events; how many were chained."""
         async with connection(self._pool) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            set_json_loads(chain.exact_loads, cur)
+            set_json_loads(chain.raw_json, cur)
             await cur.execute(CURSOR)
             start = await cur.fetchone()
             await cur.execute(UNSEALED, (BATCH,))

@@ -145,7 +145,7 @@ async def verify_org(
         await prefix.execute(PREFIX, {"upto": start[0]})
         if await check.gap_free(prefix):
             walk = conn.cursor("arx_verify_walk", row_factory=dict_row)
-            set_json_loads(chain.exact_loads, walk)
+            set_json_loads(chain.raw_json, walk)
             await walk.execute(WALK, {"after": start[0]})
             computed = await check.walk(walk, start, wanted)
             await walk.close()
