@@ -143,7 +143,11 @@ async def follow(
         # while waiting for it.
         await anyio.sleep(min(poll_seconds, max(give_up - time.monotonic(), 0.0)))
     last = events[-1].chain if events else None
-    return FollowPage(events=events, cursor=last.org_seq if last else after)
+    return FollowPage(
+        events=events,
+        cursor=last.org_seq if last else after,
+        result_overdue_seconds=overdue_seconds,
+    )
 
 
 def _slot(limiter: anyio.CapacityLimiter | None) -> AbstractAsyncContextManager[Any]:

@@ -143,10 +143,16 @@ class FollowPage(msgspec.Struct, frozen=True, kw_only=True):
 
     ``cursor`` is the ``org_seq`` of the last event here (the one asked
     after when there is none): ask after it next, and keep it to resume.
+    A PERMIT decision is delivered when it is chained, before its result
+    (its own event, later in the chain); one with no result event
+    ``result_overdue_seconds`` after its ``created_at`` has an unknown
+    outcome (list and export say ``outcome_unknown`` then; a follower that
+    has passed it is not told again).
     """
 
     events: list[AuditEvent]
     cursor: int
+    result_overdue_seconds: float
 
 
 class CoveringCheckpoint(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,7 +24,7 @@ from arx.audit import export
 from arx.audit.checkpoints import ensure_key
 from arx.audit.query import AuditFilter
 from arx.audit.reads import export_pages, get_event, list_events
-from arx.audit.service import record_admin_event
+from arx.audit.service import record_admin_event, result_overdue_seconds
 from arx.config import Settings
 from arx.db.pool import org_transaction
 from arx.errors import NotFoundError
@@ -395,4 +395,8 @@ async def test_follow_sees_every_event_once_in_chain_order_across_restarts(
     assert sum(e.get("action") == "test.write" for e in seen) == 36
     # Nothing after the end: an empty page keeps the cursor.
     resp = await client.get(url, params={"after": kept}, headers=example.owner)
-    assert resp.json() == {"events": [], "cursor": kept}
+    assert resp.json() == {
+        "events": [],
+        "cursor": kept,
+        "result_overdue_seconds": result_overdue_seconds(runtime.settings),
+    }
