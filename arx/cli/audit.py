@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from arx.audit.types import AuditEvent, AuditPage, FollowPage
-from arx.cli.client import CLIError
+from arx.cli.client import CLIError, decode_as
 from arx.cli.commands import Session, seg
 
 Api = Callable[..., argparse.ArgumentParser]
@@ -67,17 +67,6 @@ def _filters(s: Session, ns: argparse.Namespace) -> dict[str, int | str]:
         if getattr(ns, name):
             params[name] = _when(getattr(ns, name))
     return params
-
-
-def _decode(raw: bytes, type_: type[Any], what: str) -> Any:
-    try:
-        return msgspec.json.decode(raw, type=type_)
-    except msgspec.ValidationError as exc:
-        raise CLIError(
-            f"the {what} does not have the expected shape ({exc}); "
-            "is the server a different ARX version?",
-            "bad_response",
-        ) from None
 
 
 # --- list ---------------------------------------------------------------------------------
@@ -137,7 +126,7 @@ def list_events(s: Session, ns: argparse.Namespace) -> bytes | None:
     raw = s.client.send("GET", f"{s.org}/audit", params=params)
     if ns.json or not sys.stdout.isatty():
         return raw
-    page: AuditPage = _decode(raw, AuditPage, "audit page")
+    page = decode_as(raw, AuditPage, "the audit page")
     agents = {
         str(a["id"]): str(a["name"])
         for a in msgspec.json.decode(s.client.send("GET", f"{s.org}/agents"))
@@ -206,7 +195,7 @@ def tail(s: Session, ns: argparse.Namespace, out: BinaryIO | None = None) -> byt
         if ns.follow:
             params["wait"] = _FOLLOW_WAIT
         raw = s.client.send("GET", f"{s.org}/audit/follow", params=params)
-        page: FollowPage = _decode(raw, FollowPage, "follow page")
+        page = decode_as(raw, FollowPage, "the follow page")
         for event in page.events:
             sink.write(encoder.encode(event) + b"\n")
         sink.flush()

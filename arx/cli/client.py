@@ -36,6 +36,8 @@ T = TypeVar("T")
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # An export may be long, but never silent: the server sends a page at a time.
 EXPORT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+# Transport failures before anything was sent: nothing can have taken effect.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
 
 
 class CLIError(Exception):
@@ -116,10 +118,8 @@ class AdminClient:
                 params=dict(params or {}),
                 timeout=timeout,
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
-            raise CLIError(
-                f"cannot reach the ARX API at {self.base_url}: {_reason(exc)}", "api_unreachable"
-            ) from None
+        except _NOT_SENT as exc:
+            raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
             raise CLIError(
                 f"{method} {path}: the request was sent but no answer came ({_reason(exc)}); "
@@ -138,6 +138,11 @@ class AdminClient:
             ) from None
         return resp.content
 
+    def _unreachable(self, exc: httpx.TransportError) -> CLIError:
+        return CLIError(
+            f"cannot reach the ARX API at {self.base_url}: {_reason(exc)}", "api_unreachable"
+        )
+
     def download(
         self, path: str, sink: BinaryIO, *, params: Mapping[str, int | str] | None = None
     ) -> int:
@@ -155,10 +160,8 @@ class AdminClient:
                 for chunk in resp.iter_bytes():
                     sink.write(chunk)
                     written += len(chunk)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
-            raise CLIError(
-                f"cannot reach the ARX API at {self.base_url}: {_reason(exc)}", "api_unreachable"
-            ) from None
+        except _NOT_SENT as exc:
+            raise self._unreachable(exc) from None
         except httpx.TransportError as exc:
             raise CLIError(
                 f"GET {path}: the transfer was cut short after {written} bytes "
@@ -169,15 +172,7 @@ class AdminClient:
 
     def get_as(self, path: str, type_: type[T]) -> T:
         """``GET path`` decoded into one of the API's wire types."""
-        raw = self.send("GET", path)
-        try:
-            return msgspec.json.decode(raw, type=type_)
-        except msgspec.ValidationError as exc:
-            raise CLIError(
-                f"GET {path}: the answer does not have the expected shape ({exc}); "
-                "is the server a different ARX version?",
-                "bad_response",
-            ) from None
+        return decode_as(self.send("GET", path), type_, f"GET {path}: the answer")
 
     def close(self) -> None:
         self._http.close()
@@ -192,6 +187,18 @@ class AdminClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def decode_as(raw: bytes, type_: type[T], what: str) -> T:
+    """An answer of the API decoded into its wire type; ``what`` names it."""
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.ValidationError as exc:
+        raise CLIError(
+            f"{what} does not have the expected shape ({exc}); "
+            "is the server a different ARX version?",
+            "bad_response",
+        ) from None
 
 
 def _reason(exc: httpx.TransportError) -> str:

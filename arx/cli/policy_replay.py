@@ -19,10 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from arx.cli import policy as policy_cli
-from arx.cli.client import CLIError
+from arx.cli.client import decode_as
 from arx.cli.commands import Session
 from arx.policy.lifecycle.replay_types import ReplayChange, ReplayReport
 
@@ -50,15 +48,7 @@ def replay(
     )
     if as_json or not sys.stdout.isatty():
         return raw
-    try:
-        report = msgspec.json.decode(raw, type=ReplayReport)
-    except msgspec.ValidationError as exc:
-        raise CLIError(
-            f"the replay answer does not have the expected shape ({exc}); "
-            "is the server a different ARX version?",
-            "bad_response",
-        ) from None
-    sys.stdout.write(render(report))
+    sys.stdout.write(render(decode_as(raw, ReplayReport, "the replay answer")))
     return None
 
 

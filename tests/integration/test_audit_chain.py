@@ -25,7 +25,7 @@ from arx.audit.verify import export_checkpoints_of, verify_org
 from arx.cli.main import main as cli_main
 from arx.config import ConfigError, Settings
 from arx.runtime import Runtime, retired_audit_keys
-from tests.fixtures.arx import Example, make_org
+from tests.fixtures.arx import Example, make_org, sealed_by_hand
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -34,13 +34,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     """Signed checkpoints; the tests seal by hand (no background sealer)."""
-    key = ensure_key(tmp_path / "audit" / "audit-signing.pem")
-    return msgspec.structs.replace(
-        settings,
-        audit_signing_key_file=str(key),
-        audit_seal_interval_seconds=0,
-        audit_checkpoint_seconds=0.001,
-    )
+    return sealed_by_hand(settings, tmp_path)
 
 
 async def _calls(client: httpx.AsyncClient, example: Example, n: int = 3) -> None:

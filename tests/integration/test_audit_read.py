@@ -21,7 +21,6 @@ import pytest
 
 from arx.admin.people import create_token
 from arx.audit import export
-from arx.audit.checkpoints import ensure_key
 from arx.audit.query import AuditFilter
 from arx.audit.reads import export_pages, get_event, list_events
 from arx.audit.service import record_admin_event, result_overdue_seconds
@@ -30,7 +29,7 @@ from arx.db.pool import org_transaction
 from arx.errors import NotFoundError
 from arx.identity.principal import Access
 from arx.runtime import Runtime
-from tests.fixtures.arx import SEED_ACTOR, Example, make_org
+from tests.fixtures.arx import SEED_ACTOR, Example, make_org, sealed_by_hand
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -47,13 +46,7 @@ CONTAIN = {
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     """Signed checkpoints; the tests seal by hand unless they run a sealer."""
-    key = ensure_key(tmp_path / "audit" / "audit-signing.pem")
-    return msgspec.structs.replace(
-        settings,
-        audit_signing_key_file=str(key),
-        audit_seal_interval_seconds=0,
-        audit_checkpoint_seconds=0.001,
-    )
+    return sealed_by_hand(settings, tmp_path)
 
 
 async def _seal(rt: Runtime) -> None:
