@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from arx.approvals import expiry
 from arx.approvals.notify.worker import NOTIFY_CHANNEL, NotificationWorker
 from arx.approvals.waiters import ApprovalWaiters
+from arx.audit import partitions
 from arx.audit.checkpoints import Signer, load_public, load_signer
 from arx.audit.refusals import Refusals
 from arx.audit.sealer import Sealer
@@ -302,6 +303,7 @@ async def open_runtime(
         asyncio.create_task(notifications.run()),
         asyncio.create_task(runtime.auth.touch_forever()),
         *([asyncio.create_task(expiry.sweep_forever(control_pool))] if control_pool else []),
+        *([asyncio.create_task(partitions.ensure_forever(control_pool))] if control_pool else []),
         *([asyncio.create_task(worker.run())] if worker is not None else []),
         *([asyncio.create_task(distribution.follow_forever())] if distribution else []),
         *(

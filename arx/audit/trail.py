@@ -59,6 +59,10 @@ class RecordedDecision(NamedTuple):
 
     agent_seq: int | None
     approval_expires_at: datetime | None
+    # Where the decision stands (its created_at and seq): its result carries
+    # them, so that arx.record_result finds it in one probe (migration 0019).
+    decided_at: datetime | None
+    decision_seq: int | None
 
 
 class _ContextRow(NamedTuple):

@@ -56,6 +56,11 @@ class ResultEvent(msgspec.Struct, frozen=True, kw_only=True):
     error: dict[str, Any] | None = None
     request_id: str | None = None
     client_request_id: str | None = None
+    # Where the decision stands (what arx.record_decision answered), so that
+    # arx.record_result finds it in one probe and looks for this result in
+    # the months from its decision's on. Not columns.
+    decided_at: datetime | None = None
+    decision_seq: int | None = None
 
 
 class ExecuteContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,7 +4,10 @@ database holds, and say where the trail stops being what was sealed.
 What each kind of tampering looks like here:
 - ``event_modified``: an event's canonical bytes no longer give its link's hash;
 - ``events_swapped``: two events each hash correctly at the other's place;
-- ``event_deleted``: a link names an event the table no longer has;
+- ``event_deleted``: a link names an event the table no longer has, at a
+  position no retention event names (``arx db retention`` drops whole
+  months and records, per org, an ``audit.retention`` event naming the
+  positions it removed: there the walk goes on from the link's stored hash);
 - ``link_missing``: the chain skips an org_seq (links removed);
 - ``event_inserted``: an event the sealer has passed (it is below the seal
   cursor) that no link names: slipped into the past;
@@ -13,6 +16,8 @@ What each kind of tampering looks like here:
 - ``checkpoint_forged``: a checkpoint whose signature does not verify with
   any known public key (or names an unknown key);
 - ``checkpoint_deleted``: the checkpoints of the org are not numbered 1..n;
+- ``retention_invalid``: a retention event names positions at or after its
+  own, past the last signed checkpoint, or not as [first, last] ranges;
 - ``tail_truncated``: the chain ends before a signed checkpoint, or before
   the head this host's sealer recorded in its witness file outside the
   database (links and events removed after the last checkpoint).
@@ -22,6 +27,7 @@ counted, not judged.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -77,6 +83,15 @@ STRAYS = (
     " FROM arx.audit_events e WHERE NOT EXISTS (SELECT FROM arx.audit_chain c"
     " WHERE c.org_id = e.org_id AND c.event_id = e.id)"
 )
+# The positions retention removed, as the chained audit.retention events
+# name them ([first, last] ranges), each with its own position. Only the
+# owner's retention function writes these (row-level security refuses the
+# API's roles); the walk judges each like any event.
+RETAINED = (
+    "SELECT c.org_seq AS at, e.details -> 'org_seq' AS ranges FROM arx.audit_events e"
+    " JOIN arx.audit_chain c ON c.org_id = e.org_id AND c.event_id = e.id"
+    " WHERE e.kind = 'admin' AND e.action = 'audit.retention' ORDER BY c.org_seq"
+)
 # A result event may hold a tool's answer of up to ARX_MAX_TOOL_RESPONSE_BYTES.
 WALK_BATCH = 100
 CHECKPOINTS = (
@@ -104,6 +119,8 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     events: int
     chained: int
     unsealed: int
+    # Links whose events retention removed: their stored hashes were taken.
+    retained: int = 0
     checkpoints: int
     last_checkpoint_org_seq: int | None
     first_problem: Divergence | None
@@ -138,6 +155,8 @@ async def verify_org(
         assert counts is not None
         check = _Check(org_id, counts["links"])
         signed = check.checkpoints(checkpoints, {key_id(k): k for k in public_keys})
+        await cur.execute(RETAINED)
+        check.retention(await cur.fetchall(), signed)
         start = check.anchor(checkpoints, signed, from_checkpoint)
         wanted = {*signed, *([witnessed[0]] if witnessed else [])}
         computed: dict[int, bytes] = {}
@@ -165,6 +184,7 @@ async def verify_org(
         events=counts["events"],
         chained=counts["links"],
         unsealed=unsealed,
+        retained=check.retained,
         checkpoints=len(checkpoints),
         last_checkpoint_org_seq=checkpoints[-1]["org_seq"] if checkpoints else None,
         # In chain order; problems of no position (a stray event) after those.
@@ -193,7 +213,44 @@ class _Check:
     def __init__(self, org_id: UUID, links: int) -> None:
         self.org_id = org_id
         self.links = links
+        self.removed: list[tuple[int, int]] = []
+        self._starts: list[int] = []
+        self.retained = 0
         self.problems: list[Divergence] = []
+
+    def retention(self, events: list[dict[str, Any]], signed: dict[int, bytes]) -> None:
+        """The positions retention may have removed: ranges a chained
+        retention event names, before its own position, and already under a
+        signed checkpoint (retention refuses anything else)."""
+        last_signed = max(signed, default=0)
+        for event in events:
+            at, ranges = event["at"], event["ranges"]
+            valid = isinstance(ranges, list) and all(
+                isinstance(r, list)
+                and len(r) == 2
+                and all(type(n) is int for n in r)
+                and 1 <= r[0] <= r[1] < at
+                and r[1] <= last_signed
+                for r in ranges
+            )
+            if not valid:
+                self._found(
+                    "retention_invalid",
+                    at,
+                    None,
+                    f"the retention event at org_seq {at} names positions retention "
+                    "could not have removed",
+                )
+                continue
+            self.removed.extend((r[0], r[1]) for r in ranges)
+        self.removed = _merged(self.removed)
+        self._starts = [first for first, _ in self.removed]
+
+    def _retained(self, seq: int) -> bool:
+        """Whether retention removed the event at ``seq`` (a search, not a scan:
+        a walk may cross millions of removed events)."""
+        at = bisect_right(self._starts, seq) - 1
+        return at >= 0 and seq <= self.removed[at][1]
 
     def checkpoints(
         self, checkpoints: list[dict[str, Any]], keys: dict[str, Ed25519PublicKey]
@@ -282,8 +339,18 @@ class _Check:
                     )
                     return computed
                 if row["id"] is None:
-                    self._found("event_deleted", seq, linked, f"the event at org_seq {seq} is gone")
-                    return computed
+                    if not self._retained(seq):
+                        self._found(
+                            "event_deleted", seq, linked, f"the event at org_seq {seq} is gone"
+                        )
+                        return computed
+                    # Dropped by retention: its hash is what was sealed then
+                    # (a checkpoint after it still signs what follows).
+                    self.retained += 1
+                    prev = bytes(row["link_hash"])
+                    if seq in wanted:
+                        computed[seq] = prev
+                    continue
                 digest = chain.link(self.org_id, seq, prev, chain.canonical(_event(row)))
                 if digest != bytes(row["link_hash"]):
                     ahead = await rows.fetchmany(SWAP_WINDOW)
@@ -372,6 +439,17 @@ class _Check:
             event_id=row["link_event_id"],
             detail=f"the event at org_seq {seq} is not what was sealed",
         )
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, with overlapping or touching ranges made one."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:

@@ -404,6 +404,24 @@ def _add_operator_commands(sub: _Sub) -> None:
         "migrate",
         help="apply pending schema migrations (ARX_ADMIN_DATABASE_URL, else ARX_DATABASE_URL)",
     ).set_defaults(operator=_db_migrate)
+    retention = db.add_parser(
+        "retention",
+        help="drop whole months of the audit trail (as the superuser of `arx db migrate`: "
+        "ARX_ADMIN_DATABASE_URL, else ARX_DATABASE_URL)",
+    )
+    retention.add_argument(
+        "--drop-before",
+        required=True,
+        metavar="YYYY-MM",
+        help="drop every month before this one (each must be sealed and signed for)",
+    )
+    retention.add_argument(
+        "--actor", help="who is recorded as having dropped them (default: os user)"
+    )
+    retention.add_argument(
+        "--yes", action="store_true", help="really remove the events (there is no undo)"
+    )
+    retention.set_defaults(operator=_db_retention)
     demo = sub.add_parser("demo", help="start the whole system locally and run the demo agent")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument(
@@ -493,6 +511,46 @@ def _db_migrate(_: argparse.Namespace) -> bytes:
             "database_error",
         ) from None
     return msgspec.json.encode({"applied": applied})
+
+
+def _db_retention(ns: argparse.Namespace) -> bytes:
+    import getpass  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+
+    from arx.audit.partitions import drop_months, first_of  # noqa: PLC0415
+
+    before = first_of(ns.drop_before)
+    if not ns.yes:
+        raise CLIError(
+            f"this removes every audit event before {ns.drop_before} for good; add --yes",
+            "confirmation_required",
+        )
+    actor = ns.actor or f"operator:{getpass.getuser()}"
+    settings = load_settings()
+    try:
+        dropped = drop_months(settings.admin_database_url or settings.database_url, before, actor)
+    except psycopg.Error as exc:
+        # The refusals of arx.drop_audit_months are written for the operator
+        # (a month not sealed yet, not signed for yet); they name no secret.
+        diag = exc.diag
+        said = diag.message_primary if exc.sqlstate and exc.sqlstate[:2] in ("22", "55") else None
+        hint = f" ({diag.message_hint})" if said and diag.message_hint else ""
+        raise CLIError(
+            said + hint
+            if said
+            else f"the database refused or could not be reached ({type(exc).__name__}; "
+            f"SQLSTATE {exc.sqlstate or 'n/a'})",
+            "database_error",
+        ) from None
+    return msgspec.json.encode(
+        {
+            "dropped": [
+                {"partition": partition, "org_id": org, "events": events}
+                for partition, org, events in dropped
+            ]
+        }
+    )
 
 
 def _demo(ns: argparse.Namespace) -> None:

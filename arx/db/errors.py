@@ -41,6 +41,13 @@ def translate(exc: BaseException) -> ARXError | None:
     """The ARX error for a driver or pool error; ``None`` for anything else."""
     if isinstance(exc, psycopg.Error) and exc.sqlstate in _ARX_SQLSTATES:
         return _ARX_SQLSTATES[exc.sqlstate]()
+    if isinstance(exc, pg.CheckViolation) and _no_partition(exc):
+        # The audit trail has no month for now (migration 0019): nothing can
+        # be recorded, so nothing runs. Not the client's fault.
+        return DatabaseUnavailableError(
+            "the audit trail cannot record events now (no partition for this month); "
+            "an operator must run `arx db migrate`"
+        )
     return _driver_error(exc)
 
 
@@ -59,3 +66,14 @@ def _driver_error(exc: BaseException) -> ARXError | None:
         # fix it, and its text stays in the server log, not in the answer.
         return ARXError(f"a database operation failed ({type(exc).__name__})")
     return None
+
+
+def _no_partition(exc: pg.CheckViolation) -> bool:
+    # The routing error names the partitioned table and no constraint (a
+    # CHECK of the trail's names its constraint); its text may be translated.
+    diag = exc.diag
+    return (diag.constraint_name, diag.schema_name, diag.table_name) == (
+        None,
+        "arx",
+        "audit_events",
+    )

@@ -13,6 +13,8 @@ import psycopg
 from psycopg import sql
 
 _LOCK_KEY = 0x41525800  # "ARX\0": any constant shared by all migrators
+# The audit trail's months created ahead of this one (arx.audit.partitions).
+AUDIT_MONTHS_AHEAD = 3
 
 
 def _migrations() -> list[tuple[str, str]]:
@@ -21,8 +23,9 @@ def _migrations() -> list[tuple[str, str]]:
     return [(name.removesuffix(".sql"), folder.joinpath(name).read_text()) for name in files]
 
 
-def migrate(admin_url: str) -> list[str]:
-    """Apply pending migrations; return the versions applied now."""
+def migrate(admin_url: str, *, upto: str | None = None) -> list[str]:
+    """Apply pending migrations (those up to ``upto`` only, when given: the
+    upgrade tests stop at an older schema); return the versions applied now."""
     applied_now: list[str] = []
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -33,7 +36,7 @@ def migrate(admin_url: str) -> list[str]:
             )
             done = {r[0] for r in conn.execute("SELECT version FROM public.arx_migrations")}
             for version, text in _migrations():
-                if version in done:
+                if version in done or (upto is not None and version > upto):
                     continue
                 with conn.transaction():
                     # Migration files are trusted text shipped inside the package.
@@ -42,6 +45,12 @@ def migrate(admin_url: str) -> list[str]:
                         "INSERT INTO public.arx_migrations (version) VALUES (%s)", (version,)
                     )
                 applied_now.append(version)
+            # Every run, pending migrations or not, creates the audit trail's
+            # months ahead (migration 0019; the API does it daily too).
+            if conn.execute(
+                "SELECT to_regprocedure('arx.ensure_audit_partitions(integer)')"
+            ).fetchone() != (None,):
+                conn.execute("SELECT arx.ensure_audit_partitions(%s)", (AUDIT_MONTHS_AHEAD,))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now

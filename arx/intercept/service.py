@@ -179,6 +179,7 @@ class Intercept:
             await self._record_result(
                 who,
                 event,
+                recorded,
                 deadline,
                 outcome="unknown" if unknown else "error",
                 error=_error_record(exc, event.id),
@@ -186,7 +187,7 @@ class Intercept:
             raise
 
         # 6. Append the result event referencing the decision.
-        await self._record_result(who, event, deadline, outcome="success", result=result)
+        await self._record_result(who, event, recorded, deadline, outcome="success", result=result)
         return Executed(
             event_id=event.id,
             verdict=decision.verdict.value,
@@ -201,6 +202,7 @@ class Intercept:
         self,
         who: AgentIdentity,
         decision: DecisionEvent,
+        recorded: RecordedDecision,
         deadline: Deadline,
         *,
         outcome: str,
@@ -220,6 +222,8 @@ class Intercept:
                 error=error,
                 request_id=request_id_var.get(),
                 client_request_id=client_request_id_var.get(),
+                decided_at=recorded.decided_at,
+                decision_seq=recorded.decision_seq,
             ),
             deadline,
         )

@@ -318,7 +318,7 @@ async def test_an_event_slipped_into_the_past_is_found(
             "INSERT INTO arx.audit_events OVERRIDING SYSTEM VALUE SELECT (jsonb_populate_record("
             "NULL::arx.audit_events,"
             " to_jsonb(e) || jsonb_build_object('id', gen_random_uuid(), 'agent_seq', NULL, 'seq',"
-            " nextval('arx.audit_events_seq_seq'),"
+            " nextval('arx.audit_events_seq'),"
             " 'verdict', 'PERMIT'))).* FROM arx.audit_events e"
             " WHERE e.org_id = %s AND e.kind = 'decision' ORDER BY e.seq LIMIT 1",
             (org,),

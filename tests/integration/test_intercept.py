@@ -25,7 +25,7 @@ from arx.errors import DeadlineExceededError
 from arx.runtime import Runtime, open_runtime
 from arx.sandbox.falcon import FalconState
 from arx.sandbox.falcon import create_app as create_falcon_app
-from tests.fixtures.arx import Example
+from tests.fixtures.arx import Example, agent_session
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -55,18 +55,10 @@ def _decisions(test_db: Database, agent_id: uuid.UUID) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-async def _session(runtime: Runtime, example: Example, agent: str) -> dict[str, Any]:
-    deadline = Deadline(5)
-    who = await runtime.auth.authenticate(f"Bearer {example.seeded.api_keys[agent]}", deadline)
-    ctx = await runtime.trail.read_context(who, "crowdstrike", deadline)
-    session: dict[str, Any] = msgspec.json.decode(ctx.session)
-    return session
-
-
 async def test_session_counts_every_kind_denial_and_target_over_time(
     client: httpx.AsyncClient, example: Example, runtime: Runtime
 ) -> None:
-    empty = await _session(runtime, example, "responder-bot")
+    empty = await agent_session(runtime, example, "responder-bot")
     assert empty["recent"] == []
     assert empty["windows"]["5m"]["actions"] == 0
 
@@ -79,7 +71,7 @@ async def test_session_counts_every_kind_denial_and_target_over_time(
         )
         assert pending.status_code == 202, pending.text
 
-    session = await _session(runtime, example, "responder-bot")
+    session = await agent_session(runtime, example, "responder-bot")
     recent = session["recent"]
     assert [(e["operation"], e["verdict"]) for e in recent] == [
         ("hosts:contain", "ESCALATE"),
@@ -101,7 +93,7 @@ async def test_session_counts_every_kind_denial_and_target_over_time(
             "kinds": {"read": 3, "write": 0, "containment": 3, "destructive": 0},
         }
     # Another agent's history is its own.
-    other = await _session(runtime, example, "triage-bot")
+    other = await agent_session(runtime, example, "triage-bot")
     assert other["windows"]["60m"]["actions"] == 0
 
 
@@ -118,7 +110,7 @@ async def test_reads_cannot_push_writes_out_of_the_window(
         ok = await client.post(EXECUTE, json=SEARCH, headers=example.auth("responder-bot"))
         assert ok.status_code == 200, ok.text
 
-    session = await _session(runtime, example, "responder-bot")
+    session = await agent_session(runtime, example, "responder-bot")
     assert len(session["recent"]) == runtime.settings.session_recent
     assert all(e["kind"] == "read" for e in session["recent"])
     assert session["windows"]["5m"]["kinds"]["containment"] == 2
@@ -134,19 +126,23 @@ async def test_old_decisions_leave_the_short_windows(
         )
         assert pending.status_code == 202, pending.text
     # Age the two decisions by ten minutes, as the superuser (the app cannot).
-    with psycopg.connect(test_db.admin_url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE arx.audit_events DISABLE TRIGGER audit_events_no_update_delete")
+    # Ten minutes back may be last month: a row moved to another partition is
+    # inserted there, so the stamp (the writer's time refused) is off too.
+    # One transaction: no other writer ever sees the guards off.
+    with psycopg.connect(test_db.admin_url) as conn, conn.transaction():
+        conn.execute("SELECT arx.create_audit_partition((now() - interval '1 hour')::date)")
+        for trigger in ("audit_events_no_update_delete", "audit_events_stamp"):
+            conn.execute(f"ALTER TABLE arx.audit_events DISABLE TRIGGER {trigger}")
         conn.execute(
             "UPDATE arx.audit_events SET created_at = created_at - interval '10 minutes'"
             " WHERE kind = 'decision'"
         )
-        conn.execute(
-            "ALTER TABLE arx.audit_events ENABLE ALWAYS TRIGGER audit_events_no_update_delete"
-        )
+        for trigger in ("audit_events_no_update_delete", "audit_events_stamp"):
+            conn.execute(f"ALTER TABLE arx.audit_events ENABLE ALWAYS TRIGGER {trigger}")
     pending = await client.post(EXECUTE, json=_contain(9), headers=example.auth("responder-bot"))
     assert pending.status_code == 202, pending.text
 
-    windows = (await _session(runtime, example, "responder-bot"))["windows"]
+    windows = (await agent_session(runtime, example, "responder-bot"))["windows"]
     assert windows["1m"]["kinds"]["containment"] == 1
     assert windows["5m"]["kinds"]["containment"] == 1
     assert windows["60m"]["kinds"]["containment"] == 3
@@ -284,7 +280,12 @@ def test_reading_and_recording_a_decision_cost_the_same_however_long_the_history
         # BRIN summary) landing in a measured window added hundreds of rows
         # per decision in CI. What its ANALYZE does to plans, the explicit
         # ANALYZE below does at a known moment.
-        for table in ("arx.audit_events", "arx.approval_requests"):
+        # Settings of a partitioned table are its partitions'.
+        months = admin.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits"
+            " WHERE inhparent = 'arx.audit_events'::regclass"
+        ).fetchall()
+        for table in (*(m for (m,) in months), "arx.approval_requests", "arx.agent_heads"):
             admin.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         admin.execute("INSERT INTO arx.orgs (id, slug, name) VALUES (%s, 'flat', 'Flat')", (org,))
         admin.execute(
@@ -317,7 +318,8 @@ def test_reading_and_recording_a_decision_cost_the_same_however_long_the_history
             if kind != "read":
                 approval = {"id": str(uuid.uuid4()), "request_hash": "00" * 32, "ttl_seconds": 60}
             recorded = conn.execute(
-                "SELECT agent_seq FROM arx.record_decision(%s::jsonb, %s, %s, %s::jsonb)",
+                "SELECT agent_seq, decided_at, decision_seq"
+                " FROM arx.record_decision(%s::jsonb, %s, %s, %s::jsonb)",
                 (_json(doc), row[0], row[1], _json(approval) if approval else None),
             ).fetchone()
             assert recorded is not None
@@ -332,6 +334,8 @@ def test_reading_and_recording_a_decision_cost_the_same_however_long_the_history
                     "operation": kind,
                     "outcome": "success",
                     "result": {"resources": []},
+                    "decided_at": recorded[1].isoformat(),
+                    "decision_seq": recorded[2],
                 }
                 conn.execute("SELECT arx.record_result(%s::jsonb)", (_json(result),))
 
