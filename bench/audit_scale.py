@@ -23,15 +23,21 @@ written, and created_at runs at a constant rate over the past 60 days,
 ending at least an hour ago (the 10k phase is the oldest part of that history). The
 measured agents are never given seeded rows: their sessions stay theirs.
 
-Every trigger of arx.audit_events stays enabled: the stamp trigger still
-gives each row its seq and txid, and append-only still refuses changes. The
-stamp also sets created_at to the insertion time, though, so each seeding
-transaction adds one more BEFORE INSERT trigger, named to fire after the
-stamp, that backdates created_at (the batch's rows evenly over its span),
-and drops it again before it commits: no other session ever sees it. While
-the filling runs, one open transaction holds the sealer back (it seals only
-transactions older than every one still running), so filling and sealing
-are timed apart: the sealing rate printed is the sealer's alone.
+The trail is partitioned by month (migration 0019), and a row's month is
+chosen from created_at before any trigger runs; the stamp trigger refuses a
+created_at that is not the clock's. So each seeding transaction switches the
+stamp off and writes what it would have written itself: seq from the trail's
+sequence (a block reserved for the batch), txid the transaction's own,
+created_at the row's place in the history (the batch's rows evenly over its
+span), and each event's id in arx.audit_event_ids. It switches the stamp
+back on before it commits: no other session ever sees it off (a writer
+waits for the batch instead). The months of the history are created
+first, and after each batch the seeded agents' heads (arx.agent_heads) are
+set to their newest decisions, as record_decision would have left them.
+Append-only stays enforced throughout. While the filling runs, one open
+transaction holds the sealer back (it seals only transactions older than
+every one still running), so filling and sealing are timed apart: the
+sealing rate printed is the sealer's alone.
 
 Measured in each phase:
 
@@ -116,36 +122,33 @@ PROGRESS_SECONDS = 10.0
 
 # --- the seeded history ------------------------------------------------------------
 
-# Fires after audit_events_stamp (triggers of a kind fire in name order): seq
-# and txid stay the stamp's; created_at goes back to the row's place in the
-# history, the batch's rows spaced evenly from its start. It counts rows
-# rather than reading seq: the identity default and the stamp each draw a
-# number, so seq does not step by one.
-BACKDATE_FUNCTION = """
-CREATE FUNCTION public.arx_bench_backdate() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    n bigint := current_setting('arx_bench.rows')::bigint;
-BEGIN
-    PERFORM set_config('arx_bench.rows', (n + 1)::text, true);
-    NEW.created_at := current_setting('arx_bench.start')::timestamptz
-        + n * current_setting('arx_bench.step')::interval;
-    RETURN NEW;
-END
-$$
+# The stamp is off while a batch is written (see above); the batch writes its
+# columns: seq from a reserved block, created_at spaced evenly over its span.
+STAMP_OFF = "ALTER TABLE arx.audit_events DISABLE TRIGGER audit_events_stamp"
+STAMP_ON = "ALTER TABLE arx.audit_events ENABLE ALWAYS TRIGGER audit_events_stamp"
+RESERVE_SEQ = (
+    "SELECT s, setval('arx.audit_events_seq', s + %(rows)s - 1)"
+    " FROM nextval('arx.audit_events_seq') AS s"
+)
+MONTHS = (
+    "SELECT arx.create_audit_partition(m::date) FROM generate_series("
+    " date_trunc('month', %s::timestamptz AT TIME ZONE 'UTC'),"
+    " date_trunc('month', now() AT TIME ZONE 'UTC'), interval '1 month') AS m"
+)
+HEADS = """
+INSERT INTO arx.agent_heads AS h (org_id, agent_id, head_seq, tally_read, tally_write,
+    tally_containment, tally_destructive, tally_denied)
+SELECT DISTINCT ON (org_id, agent_id) org_id, agent_id, agent_seq, tally_read, tally_write,
+       tally_containment, tally_destructive, tally_denied
+  FROM arx.audit_events
+ WHERE kind = 'decision' AND agent_id = ANY(%s) AND agent_seq IS NOT NULL
+   AND created_at >= %s
+ ORDER BY org_id, agent_id, agent_seq DESC
+ON CONFLICT (org_id, agent_id) DO UPDATE SET head_seq = excluded.head_seq,
+    tally_read = excluded.tally_read, tally_write = excluded.tally_write,
+    tally_containment = excluded.tally_containment,
+    tally_destructive = excluded.tally_destructive, tally_denied = excluded.tally_denied
 """
-BACKDATE_ON = (
-    "CREATE TRIGGER audit_events_stamp_zz_bench BEFORE INSERT ON arx.audit_events"
-    " FOR EACH ROW EXECUTE FUNCTION public.arx_bench_backdate()"
-)
-BACKDATE_OFF = (
-    "DROP TRIGGER audit_events_stamp_zz_bench ON arx.audit_events",
-    "DROP FUNCTION public.arx_bench_backdate()",
-)
-BACKDATE_SETTINGS = (
-    "SELECT set_config('arx_bench.start', %(start)s, true),"
-    " set_config('arx_bench.step', %(step)s, true), set_config('arx_bench.rows', '0', true)"
-)
 
 # Call c (0, 1, 2 …) is made by seeded agent j of org o, as that agent's k-th
 # call: agents take turns, so each agent's calls keep the history's order.
@@ -181,11 +184,12 @@ WITH tpl AS MATERIALIZED (
                + (mod(c.k + 1, 20) > 17)::int AS escalated,
            (c.k + 1) / 20 + (mod(c.k + 1, 20) > 13)::int AS denied
       FROM calls c
-)
+), ins AS (
 INSERT INTO arx.audit_events (id, org_id, kind, agent_id, decision_id, connector, operation,
     operation_kind, params, targets, verdict, risk_score, policy_id, reasons, bundle_revisions,
     policy_input, agent_seq, tally_read, tally_write, tally_containment, tally_destructive,
-    tally_denied, outcome, result, error, action, details, actor, request_id)
+    tally_denied, outcome, result, error, action, details, actor, request_id,
+    seq, created_at, txid)
 SELECT CASE WHEN p.part = 0 THEN s.decision_id ELSE gen_random_uuid() END,
        s.org_id,
        (ARRAY['decision', 'result', 'admin'])[p.part + 1],
@@ -214,7 +218,10 @@ SELECT CASE WHEN p.part = 0 THEN s.decision_id ELSE gen_random_uuid() END,
        CASE WHEN p.part = 2 THEN a.action END,
        CASE WHEN p.part = 2 THEN a.details END,
        CASE WHEN p.part = 2 THEN a.actor END,
-       CASE WHEN p.part = 2 THEN replace(gen_random_uuid()::text, '-', '') ELSE s.request_id END
+       CASE WHEN p.part = 2 THEN replace(gen_random_uuid()::text, '-', '') ELSE s.request_id END,
+       %(seq0)s::bigint + row_number() OVER w - 1,
+       %(start)s::timestamptz + (row_number() OVER w - 1) * %(step)s::interval,
+       pg_current_xact_id()
   FROM shaped s
   CROSS JOIN (VALUES (0), (1), (2)) AS p (part)
   JOIN tpl t ON t.verdict = s.verdict
@@ -222,7 +229,11 @@ SELECT CASE WHEN p.part = 0 THEN s.decision_id ELSE gen_random_uuid() END,
   CROSS JOIN adm a
  WHERE p.part = 0 OR (p.part = 1 AND s.verdict = 'PERMIT')
     OR (p.part = 2 AND mod(s.c, %(admin_every)s) = 0)
+WINDOW w AS (ORDER BY s.c, p.part)
  ORDER BY s.c, p.part
+RETURNING org_id, id
+)
+INSERT INTO arx.audit_event_ids (org_id, id) SELECT org_id, id FROM ins
 """
 
 # One template per verdict: the newest decision of each in the example org.
@@ -282,21 +293,18 @@ def batch_rows(history: History, lo: int, hi: int) -> int:
 
 
 def seed_batch(conn: psycopg.Connection[Any], history: History, calls: int) -> None:
-    """One transaction: ``calls`` calls of the history, backdated to their place."""
+    """One transaction: ``calls`` calls of the history, each event at its place."""
     lo = history.next_call
+    rows = batch_rows(history, lo, lo + calls)
     # The batch's events fill its span of the history exactly: the next batch
     # starts after its last event, so created_at never goes back as seq grows.
     span = history.at(lo + calls) - history.at(lo)
     with conn.transaction():
-        conn.execute(
-            BACKDATE_SETTINGS,
-            {
-                "start": history.at(lo).isoformat(),
-                "step": f"{span.total_seconds() / batch_rows(history, lo, lo + calls):.6f} seconds",
-            },
-        )
-        conn.execute(BACKDATE_FUNCTION)
-        conn.execute(BACKDATE_ON)
+        # First: the lock it takes waits for any insert under way and holds
+        # off new ones, so no other writer draws from the sequence meanwhile.
+        conn.execute(STAMP_OFF)
+        reserved = conn.execute(RESERVE_SEQ, {"rows": rows}).fetchone()
+        assert reserved is not None
         conn.execute(
             SEED_BATCH,
             {
@@ -311,10 +319,13 @@ def seed_batch(conn: psycopg.Connection[Any], history: History, calls: int) -> N
                 "c_lo": lo,
                 "c_hi": lo + calls,
                 "admin_every": ADMIN_EVERY,
+                "seq0": reserved[0],
+                "start": history.at(lo).isoformat(),
+                "step": f"{span.total_seconds() / rows:.6f} seconds",
             },
         )
-        for statement in BACKDATE_OFF:
-            conn.execute(statement)
+        conn.execute(STAMP_ON)
+        conn.execute(HEADS, (history.agents, history.at(lo)))
     history.next_call = lo + calls
 
 
@@ -322,6 +333,7 @@ def fill(admin_db_url: str, history: History, target: int) -> Filled:
     """Seed until the trail holds about ``target`` events, then time the sealer."""
     with psycopg.connect(admin_db_url, autocommit=True) as conn:
         before = _count(conn)
+        conn.execute(MONTHS, (history.start,))
         # Holds the sealer back: it seals only transactions older than every
         # one still running, and this one has an id older than every batch's.
         hold = psycopg.connect(admin_db_url)
