@@ -382,7 +382,8 @@ CREATE FUNCTION arx.record_decision(p_event jsonb, p_expected_seq bigint,
     p_prior bigint[], p_approval jsonb, p_query json DEFAULT NULL,
     OUT agent_seq bigint, OUT approval_expires_at timestamptz, OUT decided_at timestamptz,
     OUT decision_seq bigint)
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_bitmapscan = off AS $$
 #variable_conflict use_column
 DECLARE
     e arx.audit_events := jsonb_populate_record(NULL::arx.audit_events, p_event);
@@ -454,9 +455,14 @@ GRANT EXECUTE ON FUNCTION arx.record_decision(jsonb, bigint, bigint[], jsonb, js
 -- the plan cache compares a generic plan (every month in it, pruned when it
 -- runs) with custom ones (pruned when planned, so they look cheaper) and
 -- kept planning these probes on every call, 0.11 ms a result (measured,
--- 2000 calls).
+-- 2000 calls). A generic plan is made once a connection (again after an
+-- ANALYZE), maybe while the tables are small: every statement here is an
+-- exact index probe, so sequential and bitmap scans are off. A plan made
+-- on a small arx.audit_event_ids read all of it, on every call, once it
+-- had grown (the flat-cost test caught it: 1038 rows a result at 500).
 CREATE OR REPLACE FUNCTION arx.record_result(p_event jsonb) RETURNS void
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_bitmapscan = off AS $$
 DECLARE
     e arx.audit_events := jsonb_populate_record(NULL::arx.audit_events, p_event);
     decided timestamptz := (p_event ->> 'decided_at')::timestamptz;
