@@ -254,6 +254,18 @@ def _age(
     return moved
 
 
+def _reuse_is_refused(test_db: Database, org: uuid.UUID, event_id: uuid.UUID) -> None:
+    """An event written (by the control plane's role) under a taken id fails."""
+    with psycopg.connect(test_db.control_url, autocommit=True) as control:
+        control.execute("SELECT set_config('arx.org_id', %s, false)", (str(org),))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            control.execute(
+                "INSERT INTO arx.audit_events (id, org_id, kind, action)"
+                " VALUES (%s, %s, 'admin', 'x')",
+                (event_id, org),
+            )
+
+
 @pytest.fixture
 def owner_cli(
     settings: Settings,
@@ -351,14 +363,7 @@ async def test_retention_drops_whole_signed_months_and_verify_walks_across(
     assert positions == list(range(positions[0], positions[0] + 5))
 
     # A dropped event's id stays taken.
-    with psycopg.connect(test_db.control_url, autocommit=True) as control:
-        control.execute("SELECT set_config('arx.org_id', %s, false)", (str(org),))
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            control.execute(
-                "INSERT INTO arx.audit_events (id, org_id, kind, action)"
-                " VALUES (%s, %s, 'admin', 'x')",
-                (aged[0], org),
-            )
+    _reuse_is_refused(test_db, org, aged[0])
 
     # Until the sealer has chained the retention event, verify trusts it no
     # more than any unsealed event: the first removed event reads as deleted.
@@ -602,14 +607,7 @@ async def test_an_event_id_is_never_used_twice(
     resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
     assert resp.status_code == 200, resp.text
     decision = uuid.UUID(resp.json()["event_id"])
-    with psycopg.connect(test_db.control_url, autocommit=True) as control:
-        control.execute("SELECT set_config('arx.org_id', %s, false)", (str(org),))
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            control.execute(
-                "INSERT INTO arx.audit_events (id, org_id, kind, action)"
-                " VALUES (%s, %s, 'admin', 'x')",
-                (decision, org),
-            )
+    _reuse_is_refused(test_db, org, decision)
     # The sealer goes on: every event is chained, the trail verifies.
     await _seal(runtime)
     report = await _verify(client, example)
