@@ -68,17 +68,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, LiteralString
 
 import aiohttp
@@ -88,12 +85,11 @@ import uvloop
 
 # bench/execute.py, beside this file: Python puts a script's own directory on
 # sys.path, so its load generator is imported rather than copied.
-from execute import Call, Result, run_path
+from execute import Call, Result, bench_stack, run_path
 
 from arx.admin.service import create_agent
 from arx.config import load_settings
-from arx.devstack.demo import DEMO_DB, SANDBOX_CLIENT_ID, Stack, local_stack
-from arx.devstack.ports import free_port
+from arx.devstack.demo import DEMO_DB, SANDBOX_CLIENT_ID, Stack
 from arx.devstack.postgres import psql_url_with
 from arx.devstack.seed import SEED, seed_example_org
 from arx.identity.types import IntentManifest
@@ -793,16 +789,8 @@ def main() -> None:
     if not 0 < ns.small < ns.events or ns.orgs < 1 or ns.agents_per_org < 1:
         parser.error("expected 0 < --small < --events, --orgs >= 1, --agents-per-org >= 1")
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="arx-bench-") as home:
-        Path(home).chmod(0o755)
-        with local_stack(
-            home=Path(home),
-            port=free_port(),
-            api_workers=ns.api_workers,
-            sandbox_rate_limit=10**9,
-        ) as st:
-            print(f"durable cluster, {ns.api_workers} API worker(s), {os.cpu_count()} cores")
-            uvloop.run(bench(st, ns, started))
+    with bench_stack(ns.api_workers) as st:
+        uvloop.run(bench(st, ns, started))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,16 +404,23 @@ def main() -> None:
         help="all clients share one agent (measures the cost of serialising its decisions)",
     )
     ns = parser.parse_args()
+    with bench_stack(ns.api_workers) as st:
+        uvloop.run(bench(st, ns))
+
+
+@contextmanager
+def bench_stack(api_workers: int) -> Iterator[Stack]:
+    """The whole local stack in a scratch directory (the sandbox unthrottled)."""
     with tempfile.TemporaryDirectory(prefix="arx-bench-") as home:
         Path(home).chmod(0o755)
         with local_stack(
             home=Path(home),
             port=free_port(),
-            api_workers=ns.api_workers,
+            api_workers=api_workers,
             sandbox_rate_limit=10**9,
         ) as st:
-            print(f"durable cluster, {ns.api_workers} API worker(s), {os.cpu_count()} cores")
-            uvloop.run(bench(st, ns))
+            print(f"durable cluster, {api_workers} API worker(s), {os.cpu_count()} cores")
+            yield st
 
 
 if __name__ == "__main__":

@@ -108,6 +108,16 @@ def _links(test_db: Database, org_id: uuid.UUID) -> list[tuple[int, uuid.UUID, b
     return [(r[0], r[1], bytes(r[2])) for r in rows]
 
 
+def _permit_and_relink(test_db: Database, org: uuid.UUID, event_id: uuid.UUID) -> None:
+    """Turn a decision into a PERMIT and recompute the org's links to hide it."""
+    with _superuser(test_db) as conn:
+        conn.execute(
+            "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
+            (org, event_id),
+        )
+        _rebuild_links(conn, test_db, org)
+
+
 def _rebuild_links(conn: psycopg.Connection[Any], test_db: Database, org: uuid.UUID) -> None:
     """What anyone who knows the (public) algorithm can do after a change:
     recompute every link of the org from its events as they are now."""
@@ -413,12 +423,7 @@ async def test_a_rewritten_chain_does_not_match_the_signed_checkpoint(
     await _tampered(client, example, runtime)
     org = example.seeded.org_id
     _, event_id, _ = next(d for d in _decision_links(test_db, org) if d[2] == "DENY")
-    with _superuser(test_db) as conn:
-        conn.execute(
-            "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
-            (org, event_id),
-        )
-        _rebuild_links(conn, test_db, org)
+    _permit_and_relink(test_db, org, event_id)
     problem = (await _verify(client, example))["first_problem"]
     assert problem["kind"] == "chain_rewritten"
 
@@ -490,12 +495,7 @@ async def test_a_chain_rewritten_after_the_last_checkpoint_is_found_and_never_si
     await _calls(client, example, 1)  # a DENY, sealed but not yet checkpointed
     await _seal(runtime, checkpoint=False)
     _, event_id, _ = _decision_links(test_db, org)[-1]
-    with _superuser(test_db) as conn:
-        conn.execute(
-            "UPDATE arx.audit_events SET verdict = 'PERMIT' WHERE org_id = %s AND id = %s",
-            (org, event_id),
-        )
-        _rebuild_links(conn, test_db, org)
+    _permit_and_relink(test_db, org, event_id)
     problem = (await _verify(client, example))["first_problem"]
     assert problem["kind"] == "chain_rewritten"
     assert runtime.sealer is not None
