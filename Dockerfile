@@ -15,7 +15,7 @@ COPY arx ./arx
 # The base policy library ARX serves its sidecars.
 COPY rego ./rego
 RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 arx \
-    && install -d -o arx -g arx -m 0700 /var/lib/arx/spool /var/lib/arx/signing \
+    && install -d -o arx -g arx -m 0700 /var/lib/arx/spool /var/lib/arx/signing /var/lib/arx/audit \
     && install -d -o arx -g arx -m 0755 /var/lib/arx/verification
 # Result events wait here while PostgreSQL is away (compose mounts a volume).
 ENV ARX_SPOOL_DIR=/var/lib/arx/spool \

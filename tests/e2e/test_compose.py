@@ -125,6 +125,27 @@ def test_images_are_the_pinned_versions(compose: dict[str, Any], pg_admin_url: s
             pytest.fail(f"{name}: {image} is pinned by nothing this test knows")
 
 
+def test_the_image_owns_every_volume_its_services_write(compose: dict[str, Any]) -> None:
+    """A named volume starts as a copy of the image's directory at its mount
+    point: where the image has none, Docker makes it root's, and ARX, which
+    runs as `arx`, cannot write its keys or its spool there."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    install = r"install -d -o arx -g arx -m \d+ ((?:/[\w/.-]+\s*\\?\s*)+)"
+    made = {
+        path
+        for match in re.finditer(install, dockerfile)
+        for path in match.group(1).replace("\\", " ").split()
+    }
+    for name, service in compose["services"].items():
+        if "build" not in service:
+            continue
+        for volume in service.get("volumes") or []:
+            source, target, *mode = volume.split(":")
+            if source.startswith((".", "/")) or mode == ["ro"]:
+                continue  # a file of the repository, or read only
+            assert target in made, f"{name} writes {target}, which the image does not make for arx"
+
+
 @pytest.fixture(scope="module")
 def stack(
     compose: dict[str, Any],
@@ -172,15 +193,19 @@ def test_the_seed_and_the_compose_sidecar_give_a_governed_call(
     assert set(out["api_keys"]) == {"triage-bot", "responder-bot"}
     assert out["policy_revision"].startswith("example-")
 
-    # The sidecar as compose runs it, on a loopback port instead of 0.0.0.0:8181.
+    # The sidecar as compose runs it: in the API's network namespace, on its
+    # loopback (here a free loopback port instead of 8181, which may be taken).
     opa = services["opa"]
+    assert opa["network_mode"] == "service:api"
+    assert "--addr=127.0.0.1:8181" in opa["command"], "the sidecar must listen on loopback"
+    assert compose["x-arx-env"]["ARX_OPA_URL"] == "http://127.0.0.1:8181"
     mounts = _mounts(opa, volumes)
     port = free_port()
+    hosts = {**hosts, "127.0.0.1:8080": stack.base_url}
     args = [
         f"--addr={LOOPBACK}:{port}" if a.startswith("--addr=") else _mapped(a, mounts, hosts)
         for a in opa["command"]
     ]
-    assert f"--addr={LOOPBACK}:{port}" in args, "the sidecar's --addr= was not found"
     env = {**os.environ, **_environment(opa, values, hosts)}
     assert env["ARX_BUNDLE_SERVICE_URL"] == f"{stack.base_url}/v1/opa"
     opa_bin = stack.api_env["ARX_OPA_BINARY"]

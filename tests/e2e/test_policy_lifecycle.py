@@ -14,9 +14,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import yaml
 from psycopg_pool import AsyncConnectionPool
 
 from arx.admin.orgs import found_org
@@ -234,6 +237,32 @@ def test_a_push_is_refused_with_opas_own_words_and_nothing_is_stored(
     assert resp.status_code == 422
     assert "priority must be a number" in resp.json()["detail"]
 
+    # A condition on a param no operation of the connector declares.
+    def unknown_param(policy: dict[str, Any]) -> None:
+        policy["rules"].append(
+            {
+                "id": "EX-998",
+                "priority": 5,
+                "verdict": "DENY",
+                "match": {
+                    "connectors": ["crowdstrike"],
+                    "operations": ["hosts:contain"],
+                    "params": {"hostz": {"count_gt": 1}},
+                },
+            }
+        )
+
+    resp = push(api, org, variant(tmp_path, "unknown-param", unknown_param))
+    assert resp.status_code == 422
+    assert "hostz" in resp.json()["detail"]
+
+    # A signature of its own: ARX signs what it activates, nobody else.
+    signed = variant(tmp_path, "signed")
+    (signed / ".signatures.json").write_text('{"signatures": []}')
+    resp = push(api, org, signed)
+    assert resp.status_code == 422
+    assert "holds .signatures.json" in resp.json()["detail"]
+
     # Not an archive at all, and not sent as gzip.
     assert push(api, org, b"not a tarball").status_code == 422
     assert push(api, org, EXAMPLE, content_type="application/json").status_code == 415
@@ -297,8 +326,8 @@ def test_activation_reaches_the_sidecar_at_once_and_rollback_restores(
         f"\nactivation -> sidecar decides with it: {[round(x * 1000) for x in latencies]} ms "
         f"(median {statistics.median(latencies) * 1000:.0f} ms)"
     )
-    # Long polling, not OPA's 60-120 s default polling.
-    assert max(latencies) < 5.0
+    # Long polling, not OPA's 60-120 s default polling: within the issue's 1 s.
+    assert max(latencies) < 1.0
 
     history = api.get(f"/v1/admin/orgs/{org}/policy").json()["history"]
     assert [h["action"] for h in history[:2]] == ["rollback", "activate"]
@@ -335,7 +364,7 @@ def test_a_new_org_is_served_without_touching_the_sidecar(stack: Stack, tmp_path
         assert activate(owner, org_id, revision).status_code == 200
         took = time.monotonic() - started + wait_for(stack, "northwind", revision)
     print(f"\nfirst activation of a new org -> sidecar decides with it: {took * 1000:.0f} ms")
-    assert took < 5.0
+    assert took < 1.0
     # The example org is untouched.
     assert decision_of(execute(stack, "triage-bot", "hosts:search", {}))[0] == "PERMIT"
 
@@ -408,10 +437,31 @@ def test_a_tampered_bundle_is_never_loaded_and_the_last_good_one_keeps_deciding(
         if '"name":"example"' in line
     ]
     assert any("data.json: digest mismatch" in msg for msg in refusals), refusals
-    assert decision_of(execute(stack, "triage-bot", "hosts:search", {}))[:2] == (
-        "PERMIT",
-        "default:read",
-    )
+    verdict, policy_id, revision = decision_of(execute(stack, "triage-bot", "hosts:search", {}))
+    assert (verdict, policy_id) == ("PERMIT", "default:read")
+    assert revision is not None
+    assert good in revision  # the decision names the revision that made it
+
+    # The same bundle with its signature removed: OPA refuses it unsigned.
+    unsigned = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(signed), mode="r:gz") as tar,
+        gzip.GzipFile(fileobj=unsigned, mode="wb") as gz,
+        tarfile.open(fileobj=gz, mode="w") as out,
+    ):
+        for member in tar:
+            if not member.name.endswith(".signatures.json"):
+                out.addfile(member, tar.extractfile(member) if member.isfile() else None)
+    _superuser_swap_active_bundle(stack, "example", unsigned.getvalue())
+    deadline = time.monotonic() + 10
+    while b".signatures.json" in gzip.decompress(_served(stack, "example")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.5)
+    assert sidecar_revisions(stack)["example"] == good
+    log = (stack.logs / "opa.log").read_text()
+    assert "bundle missing .signatures.json file" in log, log[-2000:]
+    assert decision_of(execute(stack, "triage-bot", "hosts:search", {}))[0] == "PERMIT"
 
 
 def test_a_bundle_claiming_another_orgs_roots_is_refused_and_both_orgs_keep_deciding(
@@ -471,6 +521,110 @@ def test_the_sidecar_refuses_writes_and_reads_of_other_paths(stack: Stack) -> No
         401,
         403,
     )
+
+
+def _arx(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``arx`` console script, as the example org's owner."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "arx"), *args],
+        env={**os.environ, "ARX_URL": stack.base_url, "ARX_TOKEN": stack.owner_token},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_the_policy_engineers_cli_from_test_to_rollback(stack: Stack, tmp_path: Path) -> None:
+    """docs/policy-workflow.md's commands: test, eval (with the doc's own
+    input and answer), push, activate, status and rollback."""
+    tested = _arx(stack, "policy", "test", str(EXAMPLE), "--threshold", "50")
+    assert tested.returncode == 0, tested.stderr
+    report = json.loads(tested.stdout)
+    assert report["org"] == "example"
+    assert report["tests_passed"] > 0
+    assert report["coverage_percent"] >= 50
+    failing = _arx(stack, "policy", "test", str(variant(tmp_path, "failing", deny_searches)))
+    assert failing.returncode == 1
+    assert "opa test failed" in failing.stderr
+    assert "[bundle_rejected]" in failing.stderr
+
+    # The doc's eval input, and the answer the doc gives for bundles/example.
+    doc = (REPO / "docs" / "policy-workflow.md").read_text()
+    section = doc.split("## 3. One decision: `arx policy eval`", 1)[1]
+    call = section.split("```json\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "call.json").write_text(call)
+    evaluated = _arx(
+        stack, "policy", "eval", "--input", str(tmp_path / "call.json"), "--bundle", str(EXAMPLE)
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    decision = json.loads(evaluated.stdout)
+    assert (decision["verdict"], decision["policy_id"], decision["risk_score"]) == (
+        "ESCALATE",
+        "EX-010",
+        69,
+    )
+    assert "gives\n`ESCALATE` `EX-010`, risk 69" in section
+
+    original = json.loads(_arx(stack, "policy", "status").stdout)["active"]["revision"]
+    paused = variant(tmp_path, "paused", deny_searches, tests=False)
+    pushed = _arx(stack, "policy", "push", str(paused))
+    assert pushed.returncode == 0, pushed.stderr
+    revision = json.loads(pushed.stdout)["bundle"]["revision"]
+    activated = _arx(stack, "policy", "activate", revision)
+    assert activated.returncode == 0, activated.stderr
+    wait_for(stack, "example", revision)
+    assert decision_of(execute(stack, "triage-bot", "hosts:search", {}))[:2] == ("DENY", "EX-900")
+    status = json.loads(_arx(stack, "policy", "status").stdout)
+    assert status["active"]["revision"] == revision
+    rolled = _arx(stack, "policy", "rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert json.loads(rolled.stdout)["revision"] == original
+    wait_for(stack, "example", original)
+    assert decision_of(execute(stack, "triage-bot", "hosts:search", {}))[0] == "PERMIT"
+
+
+def test_the_example_bundles_blast_radius_rules_decide_real_calls(stack: Stack) -> None:
+    """Through execute (ARX counts the call's targets), not only in Rego: a
+    critical host among many needs two reviewers (EX-013), and six hosts in
+    one call escalate by EX-014 with the blast radius in the risk. (Two
+    calls only: a third containment within five minutes is EX-012's.)"""
+    hosts = [f"{i:032x}" for i in range(1, 7)]
+    critical = "9e8f7a6b5c4d4e3f9a1b2c3d4e5f6a7b"
+    many = execute(stack, "responder-bot", "hosts:contain", {"ids": [*hosts, critical]}).json()
+    assert (many["verdict"], many["policy_id"], many["approvals_required"]) == (
+        "ESCALATE",
+        "EX-013",
+        2,
+    )
+    six = execute(stack, "responder-bot", "hosts:contain", {"ids": hosts}).json()
+    assert (six["verdict"], six["policy_id"]) == ("ESCALATE", "EX-014")
+    assert six["approvals_required"] == 1
+    assert "blast radius: 6 targets in one call" in six["reasons"]
+    assert six["risk_score"] >= 60 + 15  # the base risk, +3 per host beyond the first
+
+
+def test_the_sidecar_logs_no_decisions(stack: Stack) -> None:
+    """Decision logs would carry every call's input (params, agent) to OPA's
+    stdout: ARX records decisions itself, so the configuration the sidecar
+    boots from and the one ARX serves it enable none."""
+    boot = yaml.safe_load((REPO / "opa" / "config.yaml").read_text())
+    assert "decision_logs" not in boot
+    resp = httpx.get(
+        f"{stack.base_url}/v1/opa/discovery",
+        headers={"authorization": f"Bearer {stack.opa_token}"},
+    )
+    assert resp.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(resp.content), mode="r:gz") as tar:
+        documents = [
+            json.load(tar.extractfile(m))  # type: ignore[arg-type]
+            for m in tar
+            if m.name.endswith("data.json")
+        ]
+    assert documents, "the discovery bundle holds no configuration"
+    assert "decision_logs" not in json.dumps(documents)
+    assert decision_of(execute(stack, "triage-bot", "hosts:search", {}))[0] == "PERMIT"
+    assert '"msg":"Decision Log"' not in (stack.logs / "opa.log").read_text()
 
 
 def test_the_bundle_service_answers_only_the_sidecar_and_long_polls(
