@@ -24,6 +24,7 @@ from arx.identity import repo
 from arx.identity.orgs import require_member, require_org
 from arx.identity.types import Agent, IntentManifest
 from arx.vault import repo as vault_repo
+from arx.vault.secret import secret_dec_hook
 from arx.vault.service import Vault
 from arx.vault.types import CredentialInfo
 
@@ -94,21 +95,20 @@ async def store_credential(
     """Seal ``secret`` as the connector's next credential version."""
     cls = connector_class(connector)
     try:
-        typed = msgspec.convert(secret, cls.secret_type)
+        typed = msgspec.convert(secret, cls.secret_type, dec_hook=secret_dec_hook)
     except msgspec.ValidationError as exc:
         # msgspec names the path but never echoes the offending value.
         raise InvalidFieldError.from_validation(
             exc, prefix="secret", what=f"invalid secret for {connector}: "
         ) from None
     url = _check_base_url(base_url or cls.default_base_url, allow_insecure=allow_insecure_urls)
-    plaintext = msgspec.json.encode(typed)
     try:
         async with org_transaction(pool, org_id) as conn:
             await require_org(conn, org_id)
             cur = await conn.execute(vault_repo.NEXT_VERSION, (org_id, connector))
             row = await cur.fetchone()
             version = int(row[0]) if row else 1
-            sealed = vault.seal(org_id, connector, version, plaintext)
+            sealed = vault.seal(org_id, connector, version, typed)
             info = CredentialInfo(
                 id=uuid.uuid4(),
                 connector=connector,

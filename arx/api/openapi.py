@@ -35,6 +35,7 @@ from arx.api.problems import HTTP_CODES, MEDIA_TYPE
 from arx.api.types import Problem
 from arx.connectors.catalog import connectors
 from arx.errors import ARXError
+from arx.vault.secret import secret_schema_hook
 
 # Names of the security schemes (not secrets).
 AGENT_KEY = "AgentKey"
@@ -163,7 +164,7 @@ def json_schema(type_: Any) -> dict[str, Any]:
 
     msgspec decodes the body, so its schema is exactly what the route accepts.
     """
-    schema = msgspec.json.schema(type_)
+    schema = msgspec.json.schema(type_, schema_hook=secret_schema_hook)
     defs = schema.pop("$defs", {})
 
     def inline(node: Any) -> Any:

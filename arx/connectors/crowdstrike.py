@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Final, TypeVar
 
 import httpx
@@ -41,6 +41,7 @@ from arx.errors import (
     ConnectorUnreachableError,
     UnknownOperationError,
 )
+from arx.vault.secret import REDACTED, Secret, secret_dec_hook
 
 __all__ = [
     "CrowdStrikeConnector",
@@ -64,15 +65,8 @@ class FalconSecret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The decrypted credential: a Falcon API client (optionally for an MSSP child CID)."""
 
     client_id: str
-    client_secret: str
+    client_secret: Secret
     member_cid: str | None = None
-
-    def __repr__(self) -> str:
-        # Keep the secret out of tracebacks, debuggers and accidental f-strings.
-        return (
-            f"FalconSecret(client_id={self.client_id!r}, client_secret='***', "
-            f"member_cid={self.member_cid!r})"
-        )
 
 
 # --- parameters --------------------------------------------------------------
@@ -207,7 +201,7 @@ _OPERATIONS: Final = (
 
 
 class _TokenReply(msgspec.Struct):
-    access_token: str
+    access_token: Secret
     expires_in: int
 
 
@@ -227,18 +221,18 @@ class _ErrorEnvelope(msgspec.Struct):
 
 @dataclass(slots=True)
 class _CachedToken:
-    value: str = field(repr=False)
+    value: Secret
     refresh_at: float  # monotonic seconds
 
 
-def _scrub(text: str, hidden: tuple[str, ...]) -> str:
+def _scrub(text: str, hidden: tuple[Secret, ...]) -> str:
     for value in hidden:
         if value:
-            text = text.replace(value, "***")
+            text = text.replace(value.reveal(), REDACTED)
     return text[:_MAX_MESSAGE_CHARS]
 
 
-def _failure_extra(response: httpx.Response, hidden: tuple[str, ...]) -> dict[str, Any]:
+def _failure_extra(response: httpx.Response, hidden: tuple[Secret, ...]) -> dict[str, Any]:
     """``errors`` (Falcon's messages), ``trace_id`` and, on 429, the retry time."""
     extra: dict[str, Any] = {}
     try:
@@ -357,13 +351,16 @@ class CrowdStrikeConnector(BaseConnector):
             )
         return body
 
-    async def _send(self, call: _ApiCall, base: str, token: str, op: str) -> httpx.Response:
+    async def _send(self, call: _ApiCall, base: str, token: Secret, op: str) -> httpx.Response:
         try:
             return await self._http.request(
                 call.method,
                 tool_url(base, call.path, call.query),
                 json=call.json,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                headers={
+                    "Authorization": f"Bearer {token.reveal()}",
+                    "Accept": "application/json",
+                },
             )
         except httpx.TransportError as exc:
             # ``from None``: the cause holds the request, and with it the bearer token.
@@ -375,8 +372,8 @@ class CrowdStrikeConnector(BaseConnector):
         base: str,
         secret: FalconSecret,
         *,
-        stale: str | None = None,
-    ) -> str:
+        stale: Secret | None = None,
+    ) -> Secret:
         """A usable bearer token for ``key``; ``stale`` is one the API just rejected."""
         cached = self._fresh(key, stale)
         if cached is not None:
@@ -395,7 +392,7 @@ class CrowdStrikeConnector(BaseConnector):
                 self._tokens[key] = _CachedToken(value, now + expires_in - TOKEN_REFRESH_MARGIN)
             return value
 
-    def _fresh(self, key: tuple[str, str], stale: str | None) -> str | None:
+    def _fresh(self, key: tuple[str, str], stale: Secret | None) -> Secret | None:
         cached = self._tokens.get(key)
         if cached is None or cached.value == stale or self._clock() >= cached.refresh_at:
             return None
@@ -410,8 +407,8 @@ class CrowdStrikeConnector(BaseConnector):
         for key in [k for k, t in self._tokens.items() if now >= t.refresh_at]:
             del self._tokens[key]
 
-    async def _exchange(self, base: str, secret: FalconSecret) -> tuple[str, float]:
-        form = {"client_id": secret.client_id, "client_secret": secret.client_secret}
+    async def _exchange(self, base: str, secret: FalconSecret) -> tuple[Secret, float]:
+        form = {"client_id": secret.client_id, "client_secret": secret.client_secret.reveal()}
         if secret.member_cid:
             form["member_cid"] = secret.member_cid
         try:
@@ -443,7 +440,9 @@ class CrowdStrikeConnector(BaseConnector):
                 extra,
             )
         try:
-            reply = msgspec.json.decode(response.content, type=_TokenReply)
+            reply = msgspec.json.decode(
+                response.content, type=_TokenReply, dec_hook=secret_dec_hook
+            )
         except msgspec.DecodeError:
             raise ConnectorRequestError(
                 "CrowdStrike Falcon answered the token exchange without a usable token",

@@ -16,6 +16,7 @@ import msgspec
 from arx.errors import VaultError
 from arx.vault import crypto
 from arx.vault.keys import KeyProvider
+from arx.vault.secret import reveal_hook, secret_dec_hook
 from arx.vault.types import Sealed, StoredCredential
 
 S = TypeVar("S")
@@ -28,7 +29,9 @@ class Vault:
     def __repr__(self) -> str:
         return f"Vault({self._keys!r})"
 
-    def seal(self, org_id: UUID, connector: str, version: int, plaintext: bytes) -> Sealed:
+    def seal(self, org_id: UUID, connector: str, version: int, secret: msgspec.Struct) -> Sealed:
+        """Seal ``secret`` (its ``Secret`` fields revealed into the ciphertext only)."""
+        plaintext = msgspec.json.encode(secret, enc_hook=reveal_hook)
         return crypto.seal(self._keys, org_id, connector, version, plaintext)
 
     def open(self, credential: StoredCredential, secret_type: type[S]) -> S:
@@ -41,7 +44,7 @@ class Vault:
             credential.sealed,
         )
         try:
-            return msgspec.json.decode(plaintext, type=secret_type)
+            return msgspec.json.decode(plaintext, type=secret_type, dec_hook=secret_dec_hook)
         except msgspec.ValidationError:
             # The message names a field of the secret, never its value.
             raise VaultError("the stored credential does not fit the connector's secret") from None

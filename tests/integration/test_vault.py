@@ -161,7 +161,8 @@ async def test_stored_row_holds_no_secret_and_opens_for_its_org(
     assert runtime.settings.kek not in stored
 
     secret = await _open(runtime, example.seeded.org_id)
-    assert (secret.client_id, secret.client_secret) == (FALCON_CLIENT_ID, FALCON_CLIENT_SECRET)
+    assert secret.client_id == FALCON_CLIENT_ID
+    assert secret.client_secret.reveal() == FALCON_CLIENT_SECRET
     assert FALCON_CLIENT_SECRET not in repr(secret)
     with pytest.raises(VaultError):
         await _open(runtime, example.seeded.org_id, kek=os.urandom(32))
@@ -217,7 +218,7 @@ async def test_rotation_creates_a_new_version_that_the_connector_uses(
     rows = _credential_rows(test_db, example.seeded.org_id)
     assert [r["version"] for r in rows] == [1, 2], "version 1 is kept, never rewritten"
     assert rows[0]["ciphertext"] != rows[1]["ciphertext"]
-    assert (await _open(runtime, example.seeded.org_id)).client_secret == ROTATED_SECRET
+    assert (await _open(runtime, example.seeded.org_id)).client_secret.reveal() == ROTATED_SECRET
 
     second = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
     assert second.status_code == 200, second.text

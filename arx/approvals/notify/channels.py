@@ -148,7 +148,7 @@ async def _store(
     """Seal ``secrets`` as the channel's next version and record the change."""
     current = await fetch_dict(conn, repo.CHANNEL_VERSION, {"channel": channel})
     version = (current["version"] if current else 0) + 1
-    sealed = vault.seal(access.org_id, connector(channel), version, msgspec.json.encode(secrets))
+    sealed = vault.seal(access.org_id, connector(channel), version, secrets)
     row = await fetch_dict(
         conn,
         repo.UPSERT_CHANNEL,

@@ -31,6 +31,7 @@ from arx.errors import (
     ToolResponseTooLargeError,
 )
 from arx.sandbox.falcon import FalconState, create_app
+from arx.vault.secret import Secret, secret_dec_hook
 
 CLIENT_ID = "0123456789abcdef0123456789abcdef"
 CLIENT_SECRET = "s3cr3t-Falcon-client-Secret-value"
@@ -45,7 +46,7 @@ SRV_DC = "9e8f7a6b5c4d4e3f9a1b2c3d4e5f6a7b"
 LAPTOP_HR = "5f4e3d2c1b0a49f8e7d6c5b4a3928170"  # seeded as contained
 UNKNOWN = "ffffffffffffffffffffffffffffffff"
 
-SECRET = FalconSecret(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+SECRET = FalconSecret(client_id=CLIENT_ID, client_secret=Secret(CLIENT_SECRET))
 CONTEXT = CallContext(
     base_url=BASE, credential_key="org-1/crowdstrike/v1", max_response_bytes=1024 * 1024
 )
@@ -159,15 +160,23 @@ def test_secret_struct_is_strict_and_hides_the_secret_in_repr() -> None:
     secret = msgspec.convert(
         {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "member_cid": "c" * 32},
         FalconSecret,
+        dec_hook=secret_dec_hook,
     )
 
     assert secret.member_cid == "c" * 32
+    assert secret.client_secret.reveal() == CLIENT_SECRET
     assert CLIENT_SECRET not in repr(secret)
     assert CLIENT_SECRET not in f"{secret}"
+    # rich's display walks msgspec's __rich_repr__ field by field.
+    assert CLIENT_SECRET not in repr(list(secret.__rich_repr__()))
     with pytest.raises(msgspec.ValidationError, match="unknown field"):
-        msgspec.convert({"client_id": "a", "client_secret": "b", "scope": "x"}, FalconSecret)
+        msgspec.convert(
+            {"client_id": "a", "client_secret": "b", "scope": "x"},
+            FalconSecret,
+            dec_hook=secret_dec_hook,
+        )
     with pytest.raises(msgspec.ValidationError, match="client_secret"):
-        msgspec.convert({"client_id": "a"}, FalconSecret)
+        msgspec.convert({"client_id": "a"}, FalconSecret, dec_hook=secret_dec_hook)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +224,9 @@ def test_params_structs_accept_valid_input_with_defaults() -> None:
 async def test_token_exchange_posts_the_client_credentials_as_a_form(
     run: Run, state: FalconState, sent: list[httpx.Request]
 ) -> None:
-    secret = FalconSecret(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, member_cid="c" * 32)
+    secret = FalconSecret(
+        client_id=CLIENT_ID, client_secret=Secret(CLIENT_SECRET), member_cid="c" * 32
+    )
 
     await run("hosts:search", secret=secret)
 
@@ -442,14 +453,14 @@ async def test_containing_a_contained_host_is_a_409_request_error(
 async def test_a_wrong_secret_is_an_auth_error_that_reveals_nothing(
     run: Run, state: FalconState
 ) -> None:
-    wrong = FalconSecret(client_id=CLIENT_ID, client_secret="the-wrong-Secret-9f8e7d")
+    wrong = FalconSecret(client_id=CLIENT_ID, client_secret=Secret("the-wrong-Secret-9f8e7d"))
 
     with pytest.raises(ConnectorAuthError) as caught:
         await run("hosts:contain", {"ids": [WS_FIN]}, secret=wrong)
 
     assert caught.value.upstream_status == 403
     assert caught.value.extra["errors"][0].startswith("Failed to issue access token")
-    _assert_nothing_secret(caught.value, wrong.client_secret)
+    _assert_nothing_secret(caught.value, wrong.client_secret.reveal())
     # The API itself was never called, and nothing was contained.
     assert [r.path for r in state.requests] == [TOKEN]
     assert state.devices[WS_FIN].status == "normal"
