@@ -156,8 +156,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # replayed into the audit trail when it is back.
     spool_dir: str = ".arx/spool"
     log_level: str = "INFO"
-    # Connector base URLs must be https unless this is set (the local sandbox).
+    # Notification webhooks may be plain http on loopback (tests, the demo).
     allow_insecure_connector_urls: bool = False
+    # The orgs (slugs; "*": every org, for development) whose connectors may
+    # call a sandbox on this host's loopback, over http too. The operator's
+    # decision, never an org admin's: loopback is this host's own services.
+    sandbox_orgs: tuple[str, ...] = ()
     # Reviewer notifications (arx.approvals.notify): Slack's Web API (tests
     # point it at a local receiver), each delivery's timeout, how many
     # attempts a message gets (with exponential backoff and jitter from
@@ -255,12 +259,20 @@ def _load_kek(env: Mapping[str, str]) -> bytes:
     return key
 
 
+def sandbox_enabled(settings: Settings, org_slug: str) -> bool:
+    """May ``org_slug``'s connectors call a sandbox on loopback (ARX_SANDBOX_ORGS)?"""
+    return "*" in settings.sandbox_orgs or org_slug in settings.sandbox_orgs
+
+
 def _lists(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     """The comma-separated settings that are set."""
     lists = {}
     if env.get("ARX_AUDIT_TRUSTED_KEY_FILES"):
         files = env["ARX_AUDIT_TRUSTED_KEY_FILES"].split(",")
         lists["audit_trusted_key_files"] = tuple(f.strip() for f in files if f.strip())
+    if env.get("ARX_SANDBOX_ORGS"):
+        slugs = (s.strip() for s in env["ARX_SANDBOX_ORGS"].split(","))
+        lists["sandbox_orgs"] = tuple(s for s in slugs if s)
     if env.get("ARX_TRUSTED_PROXIES"):
         lists["trusted_proxies"] = _trusted_proxies(env["ARX_TRUSTED_PROXIES"])
     return lists

@@ -36,7 +36,8 @@ and nothing branches on an exception's message text.
     │   ├── IdempotencyOutcomeUnknownError (409)  an abandoned first attempt may have run
     │   ├── ApprovalPendingError (409)        reviewers have not decided yet
     │   ├── ApprovalMismatchError (409)       a resume whose call is not the one approved
-    │   └── ApprovalInProgressError (409)     another resume of it is running
+    │   ├── ApprovalInProgressError (409)     another resume of it is running
+    │   └── DestinationRefusedError (409)     a credential's URL is not an allowed host
     ├── ServiceUnavailableError (503)         nothing was executed
     │   ├── PolicyEngineUnavailableError (503)
     │   ├── DatabaseUnavailableError (503)
@@ -300,6 +301,13 @@ class ApprovalPendingError(ConflictError):
 class ApprovalInProgressError(ConflictError):
     code = "approval_in_progress"
     title = "This approved request is being run by another call"
+
+
+class DestinationRefusedError(ConflictError):
+    """Checked before anything is sent: the tool was not called."""
+
+    code = "destination_refused"
+    title = "The credential may not be sent to its URL"
 
 
 class IdempotencyOutcomeUnknownError(ConflictError):

@@ -50,6 +50,7 @@ from arx.policy.client import PolicyClient
 from arx.policy.lifecycle.distribution import CHANNEL as POLICY_CHANNEL
 from arx.policy.lifecycle.distribution import Distribution
 from arx.policy.lifecycle.toolchain import Toolchain
+from arx.vault.destination import LOOPBACK_NAMES
 from arx.vault.keys import LocalKeyProvider
 from arx.vault.service import Vault
 
@@ -200,7 +201,11 @@ async def open_runtime(
             connect=min(5.0, settings.connector_timeout_seconds),
         ),
         transport=connector_transport
-        or AiohttpTransport(max_response_bytes=settings.max_tool_response_bytes),
+        or AiohttpTransport(
+            max_response_bytes=settings.max_tool_response_bytes,
+            # A sandbox may answer on localhost; any other name must be public.
+            loopback_names=LOOPBACK_NAMES if settings.sandbox_orgs else frozenset(),
+        ),
         follow_redirects=False,
     )
     policy = PolicyClient(

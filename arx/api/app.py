@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             version=arx.__version__,
             description=DESCRIPTION,
             components=[
-                components(allow_insecure_connector_urls=settings.allow_insecure_connector_urls),
+                components(sandbox=bool(settings.sandbox_orgs)),
                 notification_routes.components(
                     allow_insecure_connector_urls=settings.allow_insecure_connector_urls
                 ),

@@ -11,6 +11,7 @@ from the connectors' operation tables, so neither can drift from the code.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -138,7 +139,7 @@ PREFER = Parameter(
 )
 
 
-def components(*, allow_insecure_connector_urls: bool) -> Components:
+def components(*, sandbox: bool) -> Components:
     """What the routes refer to by ``$ref``; depends on the deployment's settings."""
     return Components(
         security_schemes=SECURITY_SCHEMES,
@@ -148,7 +149,7 @@ def components(*, allow_insecure_connector_urls: bool) -> Components:
                 description="The connector's secret (sealed, never returned) and its API URL.",
                 content={
                     JSON: OpenAPIMediaType(
-                        schema=_store_credential_schema(allow_insecure_connector_urls)  # type: ignore[arg-type]
+                        schema=_store_credential_schema(sandbox)  # type: ignore[arg-type]
                     )
                 },
             )
@@ -236,27 +237,50 @@ def execute_body_schema() -> dict[str, Any]:
     }
 
 
-def _store_credential_schema(allow_insecure: bool) -> dict[str, Any]:
+# A port httpx and urllib accept (0-65535), and a path: printable ASCII
+# without "?" or "#" (a base URL carries neither query nor fragment).
+_PORT = r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+_PATH = r"(/[!\"$-/0-9:;<=>@-~]*)?"
+
+
+def _host_regex(pattern: str) -> str:
+    if pattern.startswith("*."):
+        return r"(?!-)[a-z0-9-]{1,63}(?<!-)" + re.escape(pattern[1:])
+    return re.escape(pattern)
+
+
+def _store_credential_schema(sandbox: bool) -> dict[str, Any]:
+    """The body of PUT credentials: each connector's secret, and a base URL on
+    one of the connectors' own hosts (arx.vault.destination)."""
     secrets = [json_schema(cls.secret_type) for _, cls in sorted(connectors().items())]
-    scheme = "[Hh][Tt][Tt][Pp][Ss]?" if allow_insecure else "[Hh][Tt][Tt][Pp][Ss]"
+    hosts = sorted({h for cls in connectors().values() for h in cls.allowed_hosts})
+    urls = [
+        {
+            "type": "string",
+            "pattern": rf"^https://({'|'.join(map(_host_regex, hosts))}){_PORT}{_PATH}$",
+        }
+    ]
+    if sandbox:
+        urls.append(
+            {
+                "type": "string",
+                "pattern": rf"^https?://(localhost|127\.0\.0\.1|\[::1\]){_PORT}{_PATH}$",
+            }
+        )
     return {
         "type": "object",
         "properties": {
             # Sealed with envelope encryption, never stored as text: any string goes.
             "secret": secrets[0] if len(secrets) == 1 else {"anyOf": secrets},
             "base_url": {
-                "anyOf": [
-                    {
-                        "type": "string",
-                        "pattern": rf"^{scheme}://[A-Za-z0-9.-]+(:[0-9]{{1,5}})?(/[!-~]*)?$",
-                    },
-                    {"type": "null"},
-                    {"const": ""},
-                ],
+                "anyOf": [*urls, {"type": "null"}, {"const": ""}],
                 "default": None,
                 "description": "The tool's API URL; null or empty means the connector's "
-                "default. https only, unless the deployment allows plain http for a local "
-                "sandbox.",
+                "default. https, to one of the connector's own hosts (GET "
+                ".../connectors/{connector}/hosts) or one an org admin added; no user, "
+                "query or fragment. Sealed with the secret: the secret is never sent "
+                "anywhere else. Loopback (http too) only for the orgs the operator runs a "
+                "sandbox for (ARX_SANDBOX_ORGS).",
             },
         },
         "required": ["secret"],

@@ -85,6 +85,22 @@ class StoreCredential(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     base_url: str | None = None
 
 
+class AddConnectorHost(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A host the connector's credentials may go to: a DNS name, or ``*.domain``
+    (exactly one label in front of the domain)."""
+
+    host: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=4,
+            max_length=253,
+            # The last label starts with a letter: an address is never a host.
+            pattern=r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]"
+            r"([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        ),
+    ]
+
+
 class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     database: str

@@ -71,13 +71,15 @@ class _ContextRow(NamedTuple):
     credential_id: UUID | None
     credential_version: int
     base_url: str
-    kek_id: str
-    wrapped_dek: bytes
-    nonce: bytes
-    ciphertext: bytes
+    # NULL for a deletion (a tombstone version).
+    kek_id: str | None
+    wrapped_dek: bytes | None
+    nonce: bytes | None
+    ciphertext: bytes | None
     head_seq: int
     head_tallies: list[int]
     session: str
+    allowed_hosts: list[str]
 
 
 def _without_nul(value: Any) -> Any:
@@ -129,7 +131,13 @@ class Trail:
             row_factory=class_row(_ContextRow),
         )
         credential = None
-        if row.credential_id is not None:
+        if (
+            row.credential_id is not None
+            and row.kek_id is not None
+            and row.wrapped_dek is not None
+            and row.nonce is not None
+            and row.ciphertext is not None
+        ):
             credential = StoredCredential(
                 id=row.credential_id,
                 org_id=who.org_id,
@@ -145,6 +153,7 @@ class Trail:
             )
         return ExecuteContext(
             credential=credential,
+            allowed_hosts=tuple(row.allowed_hosts),
             head_seq=row.head_seq,
             head_tallies=row.head_tallies,
             session=msgspec.Raw(row.session.encode()),

@@ -72,7 +72,11 @@ class ExecuteContext(msgspec.Struct, frozen=True, kw_only=True):
     only if that is still the latest.
     """
 
+    # The connector's current credential version; None if it has none (or
+    # its latest version is a deletion).
     credential: StoredCredential | None
+    # Hosts the org added to the connector's own (arx.vault.destination).
+    allowed_hosts: tuple[str, ...] = ()
     head_seq: int
     # The head decision's running tallies (read, write, containment,
     # destructive, denied): the next decision's start from them.

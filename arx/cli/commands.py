@@ -31,7 +31,7 @@ from arx.admin.types import (
     UpdateMember,
     WhoAmI,
 )
-from arx.api.types import CreateAgent, StoreCredential
+from arx.api.types import AddConnectorHost, CreateAgent, StoreCredential
 from arx.approvals.notify.types import RetryDelivery, SetTeams, SlackBot, SlackWebhook
 from arx.cli.client import AdminClient, CLIError
 
@@ -229,6 +229,25 @@ def credential_set(
 ) -> bytes:
     request = body(StoreCredential, secret=secret, base_url=base_url)
     return s.client.send("PUT", f"{s.org}/credentials/{seg(connector)}", body=request)
+
+
+def credential_list(s: Session) -> bytes:
+    return s.client.send("GET", f"{s.org}/credentials")
+
+
+def credential_delete(s: Session, *, connector: str) -> bytes:
+    return s.client.send("DELETE", f"{s.org}/credentials/{seg(connector)}")
+
+
+def host_list(s: Session, *, connector: str) -> bytes:
+    return s.client.send("GET", f"{s.org}/connectors/{seg(connector)}/hosts")
+
+
+def host_change(s: Session, verb: str, *, connector: str, host: str) -> bytes:
+    hosts = f"{s.org}/connectors/{seg(connector)}/hosts"
+    if verb == "add":
+        return s.client.send("POST", hosts, body=body(AddConnectorHost, host=host))
+    return s.client.send("DELETE", f"{hosts}/{seg(host)}")
 
 
 # --- people and admin tokens ---------------------------------------------------------

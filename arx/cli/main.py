@@ -291,6 +291,29 @@ def _add_record_commands(sub: _Sub) -> None:
             base_url=ns.base_url,
         )
     )
+    _api(cred, "list", "each connector's current credential version (metadata only)").set_defaults(
+        call=lambda s, _: cmd.credential_list(s)
+    )
+    p = _api(cred, "delete", "delete the connector's credential (a tombstone version)")
+    p.add_argument("--connector", required=True)
+    p.set_defaults(call=lambda s, ns: cmd.credential_delete(s, connector=ns.connector))
+
+    hosts = _group(sub, "host", "hosts a connector's credentials may go to, beyond its own")
+    p = _api(hosts, "list", "the connector's own hosts and the org's")
+    p.add_argument("--connector", required=True)
+    p.set_defaults(call=lambda s, ns: cmd.host_list(s, connector=ns.connector))
+    for verb, help_ in (
+        ("add", "allow a host (a name, or *.domain)"),
+        ("remove", "stop allowing it"),
+    ):
+        p = _api(hosts, verb, help_)
+        p.add_argument("--connector", required=True)
+        p.add_argument("host")
+        p.set_defaults(
+            call=lambda s, ns, verb=verb: cmd.host_change(
+                s, verb, connector=ns.connector, host=ns.host
+            )
+        )
 
 
 def _add_people_commands(sub: _Sub) -> None:

@@ -26,6 +26,9 @@ class BaseConnector(ABC):
     auth_scheme: ClassVar[str]
     secret_type: ClassVar[type[msgspec.Struct]]
     default_base_url: ClassVar[str]
+    # Where its credentials may be sent (arx.vault.destination): the vendor's
+    # documented API hosts, exact or "*.domain"; org admins may add more.
+    allowed_hosts: ClassVar[tuple[str, ...]]
     operations: ClassVar[Mapping[str, Operation]]
 
     def __init__(self, http: httpx.AsyncClient) -> None:

@@ -31,7 +31,7 @@ import httpx
 import msgspec
 
 from arx.connectors.base import BaseConnector
-from arx.connectors.http import tool_url, transport_failure
+from arx.connectors.http import DestinationRefused, tool_url, transport_failure
 from arx.connectors.registry import register
 from arx.connectors.types import CallContext, Operation, OperationKind
 from arx.errors import (
@@ -292,6 +292,15 @@ class CrowdStrikeConnector(BaseConnector):
     auth_scheme: ClassVar[str] = "oauth2_client_credentials"
     secret_type: ClassVar[type[msgspec.Struct]] = FalconSecret
     default_base_url: ClassVar[str] = "https://api.crowdstrike.com"
+    # FalconPy's BaseURL: US-1, US-2, US-3, EU-1, US-GOV-1 and US-GOV-2.
+    allowed_hosts: ClassVar[tuple[str, ...]] = (
+        "api.crowdstrike.com",
+        "api.us-2.crowdstrike.com",
+        "api.us-3.crowdstrike.com",
+        "api.eu-1.crowdstrike.com",
+        "api.laggar.gcw.crowdstrike.com",
+        "api.us-gov-2.crowdstrike.mil",
+    )
     operations: ClassVar[Mapping[str, Operation]] = {op.name: op for op in _OPERATIONS}
 
     def __init__(self, http: httpx.AsyncClient) -> None:
@@ -415,6 +424,8 @@ class CrowdStrikeConnector(BaseConnector):
             response = await self._http.post(
                 base + TOKEN_PATH, data=form, headers={"Accept": "application/json"}
             )
+        except DestinationRefused as exc:
+            raise transport_failure(exc, "CrowdStrike Falcon", "the token exchange") from None
         except httpx.TransportError as exc:
             # No operation was sent yet, whatever happened to the token request.
             # ``from None``: the cause holds the request, whose body holds the secret.

@@ -8,20 +8,29 @@ the agent must look before it retries. ``AiohttpTransport`` keeps that
 distinction, which httpx-aiohttp's mapping loses (it reports a dropped
 connection as a connect timeout), and it stops reading an answer past the
 size limit.
+
+``PublicResolver`` is its name resolution: a tool's host name that resolves
+to a private, loopback, link-local (cloud metadata) or otherwise non-public
+address is refused before any connection, and the connection goes to the
+address that was checked (aiohttp connects to what its resolver returned).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import zlib
 from collections.abc import Sequence
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from arx.errors import (
     ConnectorError,
     ConnectorUnreachableError,
+    DestinationRefusedError,
     OutcomeUnknownError,
     ToolResponseTooLargeError,
 )
@@ -36,6 +45,65 @@ _CHUNK = 64 * 1024
 # describing a body once it is decoded.
 _ZLIB_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 47}
 _DECODED_HEADERS = frozenset({b"content-encoding", b"content-length"})
+
+
+class RefusedAddress(OSError):
+    """A tool's host name resolved to an address no credential may go to."""
+
+
+class DestinationRefused(httpx.ConnectError):
+    """The connection was refused by ARX itself; nothing was sent."""
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    # is_global is False for private, loopback, link-local (169.254.169.254,
+    # the metadata service), shared (100.64/10), reserved and unique-local.
+    return ip.is_global and not ip.is_multicast
+
+
+class PublicResolver(AbstractResolver):
+    """Resolves tools' host names to public addresses only.
+
+    Every address of the answer must be public, or none is used: a name
+    answering with one public and one internal address is a rebinding
+    attempt, not a tool. ``loopback_names`` (``localhost``, when the
+    operator runs a sandbox) may resolve to loopback.
+    """
+
+    def __init__(
+        self,
+        *,
+        loopback_names: frozenset[str] = frozenset(),
+        inner: AbstractResolver | None = None,
+    ) -> None:
+        self._loopback_names = loopback_names
+        # The system's resolver (in a thread), made on first use: it needs a loop.
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self._inner is None:
+            self._inner = aiohttp.ThreadedResolver()
+        results = await self._inner.resolve(host, port, family)
+        loopback_ok = host.rstrip(".").lower() in self._loopback_names
+        for result in results:
+            address = result["host"]
+            if loopback_ok and ipaddress.ip_address(address).is_loopback:
+                continue
+            if not is_public(address):
+                raise RefusedAddress(
+                    f"{host} resolves to {address}, which is not a public address: "
+                    "no credential is sent there"
+                )
+        return results
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
 
 
 class ResponseTooLarge(httpx.TransportError):
@@ -81,16 +149,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     map to httpx's exceptions by *when* they happened (see the module doc).
     """
 
-    def __init__(self, *, max_response_bytes: int, max_connections: int = 200) -> None:
+    def __init__(
+        self,
+        *,
+        max_response_bytes: int,
+        max_connections: int = 200,
+        loopback_names: frozenset[str] = frozenset(),
+    ) -> None:
         self._limit = max_response_bytes
         self._max_connections = max_connections
+        self._loopback_names = loopback_names
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS
+                    limit=self._max_connections,
+                    keepalive_timeout=KEEPALIVE_SECONDS,
+                    resolver=PublicResolver(loopback_names=self._loopback_names),
                 ),
                 # httpx decodes the body (its Response knows Content-Encoding).
                 auto_decompress=False,
@@ -126,6 +203,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     request=request,
                 )
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, RefusedAddress):
+                raise DestinationRefused(str(exc.os_error)) from None
             raise httpx.ConnectError(type(exc).__name__) from None
         except aiohttp.ConnectionTimeoutError:
             raise httpx.ConnectTimeout("connect timeout") from None
@@ -177,9 +256,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await self._session.close()
 
 
-def transport_failure(exc: httpx.TransportError, tool: str, what: str) -> ConnectorError:
+def transport_failure(
+    exc: httpx.TransportError, tool: str, what: str
+) -> ConnectorError | DestinationRefusedError:
     """The ARX error for a failed request to ``tool`` while doing ``what``."""
     reason = {"reason": type(exc).__name__}
+    if isinstance(exc, DestinationRefused):
+        return DestinationRefusedError(
+            f"ARX refused to connect to {tool} for {what}; nothing was sent: {exc}"
+        )
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return ConnectorUnreachableError(
             f"could not connect to {tool} for {what}; nothing was sent ({type(exc).__name__})",

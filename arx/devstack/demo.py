@@ -321,6 +321,8 @@ def local_stack(
             "ARX_KEK_FILE": str(home / "kek"),
             "ARX_BOOTSTRAP_TOKEN": bootstrap_token,
             "ARX_ALLOW_INSECURE_CONNECTOR_URLS": "1",
+            # The example org (and the tests' orgs) call the local Falcon sandbox.
+            "ARX_SANDBOX_ORGS": "*",
             "ARX_PUBLIC_URL": base,
             # The local demo is plain http on loopback: a Secure cookie would never be sent.
             "ARX_COOKIE_SECURE": "0",

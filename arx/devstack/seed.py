@@ -20,8 +20,9 @@ import httpx
 import msgspec
 
 from arx.admin.agents import create_key
+from arx.admin.credentials import store_credential
 from arx.admin.orgs import found_org
-from arx.admin.service import create_agent, store_credential
+from arx.admin.service import create_agent
 from arx.admin.types import Bootstrap
 from arx.identity.principal import Access, Principal, PrincipalKind
 from arx.identity.roles import Role
@@ -89,11 +90,11 @@ async def seed_example_org(
     await store_credential(
         pool,
         rt.vault,
+        rt.settings,
         org_id=org_id,
         connector="crowdstrike",
         secret={"client_id": client_id, "client_secret": client_secret},
         base_url=falcon_url,
-        allow_insecure_urls=rt.settings.allow_insecure_connector_urls,
         actor=SEED.actor,
     )
     return Seeded(

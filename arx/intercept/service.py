@@ -33,7 +33,7 @@ from arx.approvals.service import request_hash
 from arx.approvals.types import ApprovalRequest
 from arx.audit.trail import RESULT_WRITE_SECONDS, RecordedDecision, Trail
 from arx.audit.types import DecisionEvent, ExecuteContext, ResultEvent
-from arx.config import KILL_AFTER_DECISION, Settings
+from arx.config import KILL_AFTER_DECISION, Settings, sandbox_enabled
 from arx.connectors.base import BaseConnector
 from arx.connectors.http import transport_failure
 from arx.connectors.registry import connector_class
@@ -43,6 +43,7 @@ from arx.errors import (
     ARXError,
     CredentialNotFoundError,
     DeadlineExceededError,
+    DestinationRefusedError,
     OutcomeUnknownError,
     PermissionDeniedError,
     SessionContentionError,
@@ -54,6 +55,7 @@ from arx.logs import client_request_id_var, get_logger, request_id_var
 from arx.policy.client import PolicyClient, revision_label
 from arx.policy.input import policy_input, query_body
 from arx.policy.types import Decision, Verdict
+from arx.vault import destination
 from arx.vault.service import Vault
 
 log = get_logger("arx.intercept")
@@ -172,7 +174,7 @@ class Intercept:
 
         # 5. Execute, with the credential decrypted for this one call.
         try:
-            result = await self._run(connector, ctx, call, deadline)
+            result = await self._run(who, connector, ctx, call, deadline)
         except Exception as exc:
             # 6 (failure). The error, never the secret, is appended.
             unknown = isinstance(exc, OutcomeUnknownError)
@@ -272,10 +274,31 @@ class Intercept:
         )
 
     async def _run(
-        self, connector: BaseConnector, ctx: ExecuteContext, call: ExecuteCall, deadline: Deadline
+        self,
+        who: AgentIdentity,
+        connector: BaseConnector,
+        ctx: ExecuteContext,
+        call: ExecuteCall,
+        deadline: Deadline,
     ) -> dict[str, Any]:
         credential = ctx.credential
         assert credential is not None  # checked in step 1
+        # Where the secret would go, held to today's rules (the URL itself is
+        # sealed with the secret: a changed one fails to open below).
+        try:
+            destination.check(
+                credential.base_url,
+                connector=connector.id,
+                connector_hosts=connector.allowed_hosts,
+                org_hosts=ctx.allowed_hosts,
+                sandbox=sandbox_enabled(self._settings, who.org_slug),
+            )
+        except destination.DestinationError as exc:
+            raise DestinationRefusedError(
+                f"the {connector.id} credential's URL is refused, and the tool was not called: "
+                f"{exc}",
+                extra={"connector": connector.id},
+            ) from None
         # What is left of the deadline, less the time its result's write needs.
         budget = min(
             self._settings.connector_timeout_seconds,
@@ -291,7 +314,7 @@ class Intercept:
             credential_key=credential.cache_key,
             max_response_bytes=self._settings.max_tool_response_bytes,
         )
-        secret = self._vault.open(credential, connector.secret_type)
+        secret = self._vault.open_credential(credential, connector.secret_type)
         try:
             async with _tool_deadline(budget, connector.id):
                 return await connector._execute_impl(call.operation, call.params, secret, context)

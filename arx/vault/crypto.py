@@ -1,10 +1,16 @@
 """Envelope encryption with AES-256-GCM.
 
-Each credential version gets a fresh 256-bit data key (DEK). The secret is
+Each sealed version gets a fresh 256-bit data key (DEK). The secret is
 sealed under the DEK; the DEK is wrapped by the key provider's
-key-encryption key (KEK). Both use associated data naming org, connector and
-version, so a ciphertext or a wrapped key moved to another row fails
-authentication (InvalidTag) instead of decrypting under the wrong identity.
+key-encryption key (KEK). Both use the same associated data, so a
+ciphertext or a wrapped key moved to another row fails authentication
+(InvalidTag) instead of decrypting under the wrong identity.
+
+A connector credential's associated data also names its id and base URL
+(``credential_aad``): a base URL changed in the database, by a DBA or a
+restored backup, no longer opens, so the secret is never sent anywhere but
+where it was stored for. Other sealed records (notification channels keep
+their URLs inside the secret) bind org, purpose and version (``record_aad``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import os
 from uuid import UUID
 
+import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -22,22 +29,27 @@ from arx.vault.types import Sealed
 _NONCE = 12
 
 
-def _aad(org_id: UUID, connector: str, version: int) -> bytes:
-    return f"arx/credential/v1|{org_id}|{connector}|{version}".encode()
+def record_aad(org_id: UUID, purpose: str, version: int) -> bytes:
+    return f"arx/credential/v1|{org_id}|{purpose}|{version}".encode()
 
 
-def seal(keys: KeyProvider, org_id: UUID, connector: str, version: int, plaintext: bytes) -> Sealed:
-    aad = _aad(org_id, connector, version)
+def credential_aad(
+    org_id: UUID, connector: str, version: int, credential_id: UUID, base_url: str
+) -> bytes:
+    # A JSON array: no separator inside a URL can make two bindings read alike.
+    return msgspec.json.encode(
+        ["arx/credential/v2", str(org_id), connector, version, str(credential_id), base_url]
+    )
+
+
+def seal(keys: KeyProvider, aad: bytes, plaintext: bytes) -> Sealed:
     dek = AESGCM.generate_key(bit_length=256)
     wrapped = keys.wrap(dek, aad + b"|dek")
     nonce = os.urandom(_NONCE)
     return Sealed(keys.key_id, wrapped, nonce, AESGCM(dek).encrypt(nonce, plaintext, aad))
 
 
-def open_sealed(
-    keys: KeyProvider, org_id: UUID, connector: str, version: int, sealed: Sealed
-) -> bytes:
-    aad = _aad(org_id, connector, version)
+def open_sealed(keys: KeyProvider, aad: bytes, sealed: Sealed) -> bytes:
     dek = keys.unwrap(sealed.kek_id, sealed.wrapped_dek, aad + b"|dek")
     try:
         return AESGCM(dek).decrypt(sealed.nonce, sealed.ciphertext, aad)

@@ -2,8 +2,9 @@
 
 A plaintext secret exists only while it is being sealed and, in ``open``,
 for the single connector call that needs it: it is never returned by an
-API, logged, cached, or written to the audit trail. The vault owns its key
-provider, so nobody threads the key-encryption key by hand.
+API, logged, cached, or written to the audit trail, and in memory it is a
+``Secret`` (arx.vault.secret). The vault owns its key provider, so nobody
+threads the key-encryption key by hand.
 """
 
 from __future__ import annotations
@@ -29,22 +30,51 @@ class Vault:
     def __repr__(self) -> str:
         return f"Vault({self._keys!r})"
 
-    def seal(self, org_id: UUID, connector: str, version: int, secret: msgspec.Struct) -> Sealed:
-        """Seal ``secret`` (its ``Secret`` fields revealed into the ciphertext only)."""
-        plaintext = msgspec.json.encode(secret, enc_hook=reveal_hook)
-        return crypto.seal(self._keys, org_id, connector, version, plaintext)
+    def seal_credential(
+        self,
+        org_id: UUID,
+        connector: str,
+        version: int,
+        *,
+        credential_id: UUID,
+        base_url: str,
+        secret: msgspec.Struct,
+    ) -> Sealed:
+        """Seal a connector credential, bound to its id and base URL."""
+        aad = crypto.credential_aad(org_id, connector, version, credential_id, base_url)
+        return crypto.seal(self._keys, aad, _plaintext(secret))
 
-    def open(self, credential: StoredCredential, secret_type: type[S]) -> S:
-        """Decrypt ``credential`` into ``secret_type`` for one call."""
-        plaintext = crypto.open_sealed(
-            self._keys,
+    def open_credential(self, credential: StoredCredential, secret_type: type[S]) -> S:
+        """Decrypt a connector credential for one call to its (bound) base URL."""
+        aad = crypto.credential_aad(
             credential.org_id,
             credential.connector,
             credential.version,
-            credential.sealed,
+            credential.id,
+            credential.base_url,
         )
-        try:
-            return msgspec.json.decode(plaintext, type=secret_type, dec_hook=secret_dec_hook)
-        except msgspec.ValidationError:
-            # The message names a field of the secret, never its value.
-            raise VaultError("the stored credential does not fit the connector's secret") from None
+        return _decoded(crypto.open_sealed(self._keys, aad, credential.sealed), secret_type)
+
+    def seal(self, org_id: UUID, purpose: str, version: int, secret: msgspec.Struct) -> Sealed:
+        """Seal a record's secrets (``purpose`` names the record, e.g. ``notify:slack``)."""
+        aad = crypto.record_aad(org_id, purpose, version)
+        return crypto.seal(self._keys, aad, _plaintext(secret))
+
+    def open(
+        self, org_id: UUID, purpose: str, version: int, sealed: Sealed, secret_type: type[S]
+    ) -> S:
+        aad = crypto.record_aad(org_id, purpose, version)
+        return _decoded(crypto.open_sealed(self._keys, aad, sealed), secret_type)
+
+
+def _plaintext(secret: msgspec.Struct) -> bytes:
+    # Only here may a Secret be encoded: into the ciphertext.
+    return msgspec.json.encode(secret, enc_hook=reveal_hook)
+
+
+def _decoded(plaintext: bytes, secret_type: type[S]) -> S:
+    try:
+        return msgspec.json.decode(plaintext, type=secret_type, dec_hook=secret_dec_hook)
+    except msgspec.ValidationError:
+        # The message names a field of the secret, never its value.
+        raise VaultError("the stored credential does not fit the connector's secret") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
@@ -39,10 +40,36 @@ class StoredCredential:
 
 
 class CredentialInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """What the admin API may say about a credential: never the secret."""
+    """What the admin API may say about a credential version: never the secret."""
 
     id: UUID
     connector: str
     version: int
+    # Empty for a deletion.
     base_url: str
-    kek_id: str
+    # None for a deletion (a version with no secret).
+    kek_id: str | None
+    deleted: bool = False
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class CredentialList(msgspec.Struct, frozen=True, kw_only=True):
+    """Each connector's current version (a deleted one says so)."""
+
+    credentials: list[CredentialInfo]
+
+
+class ConnectorHost(msgspec.Struct, frozen=True, kw_only=True):
+    connector: str
+    host: str
+    added_by: str
+    added_at: datetime
+
+
+class ConnectorHosts(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the connector's credentials may go: its own hosts and the org's."""
+
+    connector: str
+    defaults: list[str]
+    added: list[ConnectorHost]

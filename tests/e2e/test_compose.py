@@ -180,7 +180,9 @@ def test_the_seed_and_the_compose_sidecar_give_a_governed_call(
     compose: dict[str, Any], volumes: Path, stack: Stack, tmp_path: Path
 ) -> None:
     services = compose["services"]
-    hosts = {"api:8080": stack.base_url, "falcon-sandbox:9000": stack.falcon_url}
+    # The sandbox runs on the API's loopback (the URL the API is given).
+    assert compose["services"]["falcon-sandbox"]["network_mode"] == "service:api"
+    hosts = {"api:8080": stack.base_url, "127.0.0.1:9000": stack.falcon_url}
     values = {
         "ARX_OPA_TOKEN": stack.opa_token,
         "ARX_BOOTSTRAP_TOKEN": stack.api_env["ARX_BOOTSTRAP_TOKEN"],

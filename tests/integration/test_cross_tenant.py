@@ -67,6 +67,12 @@ async def _org_b(runtime: Runtime, test_db: Database) -> OrgB:
             " VALUES (%s, %s, 'arx-reviewer')",
             (group, org),
         )
+        # A host B's admin let its Falcon credentials go to.
+        conn.execute(
+            "INSERT INTO arx.connector_hosts (org_id, connector, host, added_by)"
+            " VALUES (%s, 'crowdstrike', 'falcon.b-org.example', 'b-admin')",
+            (org,),
+        )
         # B has no bundle, so it cannot escalate by itself: plant a pending approval.
         conn.execute(
             "INSERT INTO arx.audit_events (id, org_id, kind, agent_id, connector, operation,"
@@ -93,6 +99,7 @@ async def _org_b(runtime: Runtime, test_db: Database) -> OrgB:
             "token_id": token.token_id,
             "user_id": str(member.user_id),
             "connector": "crowdstrike",
+            "host": "falcon.b-org.example",
             # SCIM's users are people: B's member.
             "id": str(member.user_id),
             "approval_id": str(approval),
@@ -163,7 +170,9 @@ def _b_state(test_db: Database, org: str) -> tuple[Any, ...]:
             " (SELECT count(*) FROM arx.api_keys WHERE org_id = %(o)s AND revoked_at IS NULL),"
             " (SELECT count(*) FROM arx.agents WHERE org_id = %(o)s AND disabled_at IS NULL),"
             " (SELECT count(*) FROM arx.memberships WHERE org_id = %(o)s AND active),"
-            " (SELECT agents_disabled_at FROM arx.orgs WHERE id = %(o)s)",
+            " (SELECT agents_disabled_at FROM arx.orgs WHERE id = %(o)s),"
+            " (SELECT count(*) FROM arx.connector_hosts WHERE org_id = %(o)s),"
+            " (SELECT count(*) FROM arx.credentials WHERE org_id = %(o)s)",
             {"o": org},
         ).fetchone()
     assert row is not None

@@ -74,6 +74,7 @@ def _settings(database_url: str, opa_url: str, **overrides: Any) -> Settings:
         "kek": os.urandom(32),
         "bootstrap_token": BOOTSTRAP_TOKEN,
         "allow_insecure_connector_urls": True,
+        "sandbox_orgs": ("*",),
         "db_pool_min": 1,
         "db_pool_max": 4,
         "spool_dir": tempfile.mkdtemp(prefix="arx-spool-"),

@@ -146,6 +146,7 @@ async def test_503_releases_the_key_so_the_retry_runs(
         opa_url=f"http://127.0.0.1:{free_port()}",
         kek=settings.kek,
         allow_insecure_connector_urls=True,
+        sandbox_orgs=("*",),
     )
     headers = {**example.auth("triage-bot"), "idempotency-key": "after-outage"}
     async with open_runtime(dead_opa) as rt:

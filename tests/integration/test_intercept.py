@@ -436,5 +436,5 @@ async def test_no_time_left_for_the_tool_is_a_503_and_the_tool_is_not_called(
     call = runtime.intercept.prepare("crowdstrike", "hosts:search", {})
     connector = runtime.intercept._connectors["crowdstrike"]
     with pytest.raises(DeadlineExceededError):
-        await runtime.intercept._run(connector, ctx, call, Deadline(RESULT_WRITE_SECONDS / 2))
+        await runtime.intercept._run(who, connector, ctx, call, Deadline(RESULT_WRITE_SECONDS / 2))
     assert falcon.requests == []

@@ -44,6 +44,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from arx.api.app import create_app
 from arx.approvals.notify import channels, queue
 from arx.approvals.notify import slack as slack_message
+from arx.approvals.notify.types import SealedRow, SlackSecrets, TeamsSecrets
 from arx.approvals.notify.worker import NotificationWorker
 from arx.cli.main import main as cli_main
 from arx.config import Settings
@@ -52,6 +53,7 @@ from arx.devstack.seed import seed_example_org
 from arx.runtime import Runtime, open_runtime
 from arx.sandbox.falcon import FalconState
 from arx.sandbox.falcon import create_app as create_falcon_app
+from arx.vault.secret import Secret
 from tests.fixtures.arx import FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, FALCON_URL, Example
 from tests.fixtures.database import Database
 
@@ -999,6 +1001,70 @@ async def test_secrets_never_leave_arx(
         for where, text in (("answers", "\n".join(answers)), ("db", stored), ("logs", logged)):
             assert secret not in text, (secret, where)
         assert all(secret.encode() not in bytes(c[0]) for c in sealed)
+
+
+def _sealed_row(test_db: Database, channel: str) -> SealedRow:
+    with psycopg.connect(test_db.admin_url) as conn:
+        row = conn.execute(
+            "SELECT version, kek_id, wrapped_dek, nonce, ciphertext"
+            " FROM arx.notification_channels WHERE channel = %s",
+            (channel,),
+        ).fetchone()
+    assert row is not None
+    version, kek_id, wrapped_dek, nonce, ciphertext = row
+    return SealedRow(
+        version=version,
+        kek_id=kek_id,
+        wrapped_dek=bytes(wrapped_dek),
+        nonce=bytes(nonce),
+        ciphertext=bytes(ciphertext),
+    )
+
+
+async def test_opened_and_remembered_secrets_are_secrets(
+    client: httpx.AsyncClient,
+    example: Example,
+    receiver: Receiver,
+    runtime: Runtime,
+    test_db: Database,
+) -> None:
+    org_id = example.seeded.org_id
+    await _set_slack_bot(client, example, interactive=True, signing_secret=SIGNING_SECRET)
+    teams_url = f"{receiver.url}{TEAMS_HOOK_PATH}?sig={TEAMS_SIG}"
+    resp = await client.put(
+        f"{_channels(example)}/teams", json={"webhook_url": teams_url}, headers=example.owner
+    )
+    assert resp.status_code == 200, resp.text
+
+    config = await channels.slack_interaction_settings(runtime.control_pool, runtime.vault, org_id)
+    assert config is not None
+    bot = config.secrets
+    assert isinstance(bot.bot_token, Secret)
+    assert isinstance(bot.signing_secret, Secret)
+    assert (bot.bot_token.reveal(), bot.signing_secret.reveal()) == (BOT_TOKEN, SIGNING_SECRET)
+    assert bot.webhook_url is None
+    remembered = channels.SIGNING_SECRETS.get(org_id)
+    assert remembered is not None
+    assert remembered.secret == Secret(SIGNING_SECRET)
+    teams = channels.open_secrets(runtime.vault, org_id, "teams", _sealed_row(test_db, "teams"))
+    assert isinstance(teams, TeamsSecrets)
+    assert teams.webhook_url == Secret(teams_url)
+
+    resp = await client.put(
+        f"{_channels(example)}/slack",
+        json={"mode": "webhook", "webhook_url": f"{receiver.url}{SLACK_HOOK_PATH}"},
+        headers=example.owner,
+    )
+    assert resp.status_code == 200, resp.text
+    hook = channels.open_secrets(runtime.vault, org_id, "slack", _sealed_row(test_db, "slack"))
+    assert isinstance(hook, SlackSecrets)
+    assert hook.webhook_url == Secret(f"{receiver.url}{SLACK_HOOK_PATH}")
+    assert (hook.bot_token, hook.signing_secret) == (None, None)
+
+    shown = [repr(value) for value in (config, bot, remembered, teams, hook)]
+    shown += [repr(list(value.__rich_repr__())) for value in (bot, teams, hook)]
+    for secret in SECRETS:
+        assert not [text for text in shown if secret in text], secret
 
 
 # --- Slack's buttons -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from arx.admin.service import store_credential
+from arx.admin.credentials import store_credential
 from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
@@ -88,11 +88,11 @@ async def tenants(
     await store_credential(
         runtime.control_pool,
         runtime.vault,
+        runtime.settings,
         org_id=org_b.org_id,
         connector="crowdstrike",
         secret={"client_id": FALCON_CLIENT_ID, "client_secret": FALCON_CLIENT_SECRET},
         base_url=FALCON_URL,
-        allow_insecure_urls=True,
         actor="pytest",
     )
 

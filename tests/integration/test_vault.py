@@ -19,7 +19,7 @@ import msgspec
 import psycopg
 import pytest
 
-from arx.admin.service import store_credential
+from arx.admin.credentials import store_credential
 from arx.api.app import create_app
 from arx.config import Settings
 from arx.connectors.crowdstrike import FalconSecret
@@ -53,10 +53,20 @@ PLAINTEXT = b'{"client_id":"abc","client_secret":"s3cr3t-value"}'
 # --- crypto, no services ---------------------------------------------------------------
 
 
+CID = uuid.uuid4()
+URL = "https://api.crowdstrike.com"
+
+
+def _aad(
+    org: UUID, connector: str = "crowdstrike", version: int = 1, cid: UUID = CID, url: str = URL
+) -> bytes:
+    return crypto.credential_aad(org, connector, version, cid, url)
+
+
 def test_seal_round_trips_and_hides_plaintext() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
-    assert crypto.open_sealed(LocalKeyProvider(kek), org, "crowdstrike", 1, sealed) == PLAINTEXT
+    sealed = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
+    assert crypto.open_sealed(LocalKeyProvider(kek), _aad(org), sealed) == PLAINTEXT
     for blob in (sealed.wrapped_dek, sealed.nonce, sealed.ciphertext):
         assert b"s3cr3t-value" not in blob
         assert b"abc" not in blob
@@ -67,28 +77,33 @@ def test_seal_round_trips_and_hides_plaintext() -> None:
     assert kek.hex() not in sealed.kek_id
     assert "s3cr3t" not in repr(sealed)
     # A fresh data key and nonce every time: equal plaintexts never look equal.
-    again = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
+    again = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
     assert again.ciphertext != sealed.ciphertext
     assert again.wrapped_dek != sealed.wrapped_dek
     assert again.nonce != sealed.nonce
 
 
-def test_ciphertext_is_bound_to_org_connector_and_version() -> None:
+def test_ciphertext_is_bound_to_org_connector_version_id_and_url() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
-    for other_org, connector, version in (
-        (uuid.uuid4(), "crowdstrike", 1),
-        (org, "okta", 1),
-        (org, "crowdstrike", 2),
+    sealed = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
+    for moved in (
+        _aad(uuid.uuid4()),
+        _aad(org, connector="okta"),
+        _aad(org, version=2),
+        _aad(org, cid=uuid.uuid4()),
+        _aad(org, url="https://api.us-2.crowdstrike.com"),
+        _aad(org, url=URL + "/"),
+        _aad(org, url="https://evil.example"),
+        crypto.record_aad(org, "crowdstrike", 1),
     ):
         with pytest.raises(VaultError, match="failed authentication"):
-            crypto.open_sealed(LocalKeyProvider(kek), other_org, connector, version, sealed)
+            crypto.open_sealed(LocalKeyProvider(kek), moved, sealed)
 
 
 def test_tampering_and_foreign_keys_fail_authentication() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
-    other = crypto.seal(LocalKeyProvider(kek), org, "crowdstrike", 1, PLAINTEXT)
+    sealed = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
+    other = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
     flipped = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
     tampered = [
         dataclasses.replace(sealed, ciphertext=flipped),
@@ -98,20 +113,20 @@ def test_tampering_and_foreign_keys_fail_authentication() -> None:
     ]
     for bad in tampered:
         with pytest.raises(VaultError, match="failed authentication"):
-            crypto.open_sealed(LocalKeyProvider(kek), org, "crowdstrike", 1, bad)
+            crypto.open_sealed(LocalKeyProvider(kek), _aad(org), bad)
 
     wrong_kek = os.urandom(32)
     with pytest.raises(VaultError, match="different key-encryption key"):
-        crypto.open_sealed(LocalKeyProvider(wrong_kek), org, "crowdstrike", 1, sealed)
+        crypto.open_sealed(LocalKeyProvider(wrong_kek), _aad(org), sealed)
     # Even with the label forged to name the wrong KEK, the cryptography refuses.
     relabelled = dataclasses.replace(sealed, kek_id=LocalKeyProvider(wrong_kek).key_id)
     with pytest.raises(VaultError, match="failed authentication"):
-        crypto.open_sealed(LocalKeyProvider(wrong_kek), org, "crowdstrike", 1, relabelled)
+        crypto.open_sealed(LocalKeyProvider(wrong_kek), _aad(org), relabelled)
     for missing in (b"", b"short"):
         with pytest.raises(VaultError, match="no key-encryption key"):
-            crypto.seal(LocalKeyProvider(missing), org, "crowdstrike", 1, PLAINTEXT)
+            crypto.seal(LocalKeyProvider(missing), _aad(org), PLAINTEXT)
         with pytest.raises(VaultError, match="no key-encryption key"):
-            crypto.open_sealed(LocalKeyProvider(missing), org, "crowdstrike", 1, sealed)
+            crypto.open_sealed(LocalKeyProvider(missing), _aad(org), sealed)
 
 
 # --- stored credentials ---------------------------------------------------------------
@@ -146,7 +161,7 @@ async def _open(runtime: Runtime, org_id: UUID, *, kek: bytes | None = None) -> 
         sealed=Sealed(kek_id=row[3], wrapped_dek=row[4], nonce=row[5], ciphertext=row[6]),
     )
     vault = Vault(LocalKeyProvider(kek)) if kek is not None else runtime.vault
-    return vault.open(cred, FalconSecret)
+    return vault.open_credential(cred, FalconSecret)
 
 
 async def test_stored_row_holds_no_secret_and_opens_for_its_org(
@@ -207,11 +222,11 @@ async def test_rotation_creates_a_new_version_that_the_connector_uses(
     info = await store_credential(
         runtime.control_pool,
         runtime.vault,
+        runtime.settings,
         org_id=example.seeded.org_id,
         connector="crowdstrike",
         secret={"client_id": FALCON_CLIENT_ID, "client_secret": ROTATED_SECRET},
         base_url=FALCON_URL,
-        allow_insecure_urls=True,
         actor="pytest",
     )
     assert info.version == 2
@@ -287,7 +302,16 @@ async def test_admin_put_credential_never_returns_the_secret(
     )
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    assert set(body) == {"id", "connector", "version", "base_url", "kek_id"}
+    assert set(body) == {
+        "id",
+        "connector",
+        "version",
+        "base_url",
+        "kek_id",
+        "deleted",
+        "created_by",
+        "created_at",
+    }
     assert body["version"] == 2
     assert body["base_url"] == FALCON_URL
     assert ROTATED_SECRET not in resp.text

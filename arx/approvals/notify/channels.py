@@ -16,6 +16,10 @@ token can make Slack-shaped clicks, so admins may set everything else.
 Slack's signing secret is also remembered briefly in this process
 (``SIGNING_SECRETS``), so that a click with a bad signature costs an HMAC and
 no database round trip; a change of the channel here forgets it.
+
+A request's secrets are wrapped in ``Secret`` as soon as it is accepted (a
+webhook URL once its rule has been checked on the plaintext); from there on,
+opened or remembered, they are revealed only where they are sent.
 """
 
 from __future__ import annotations
@@ -52,14 +56,15 @@ from arx.db.pool import Conn, fetch_all, fetch_dict, org_transaction
 from arx.errors import InvalidFieldError, NotFoundError, RoleRequiredError, ServiceUnavailableError
 from arx.identity.principal import Access
 from arx.identity.roles import Role
+from arx.vault.secret import Secret
 from arx.vault.service import Vault
-from arx.vault.types import Sealed, StoredCredential
+from arx.vault.types import Sealed
 
 
-def webhook_host(url: str) -> str | None:
+def webhook_host(url: Secret) -> str | None:
     """The host a webhook posts to (shown; the rest of the URL is the secret)."""
     try:
-        host = urlsplit(url).hostname
+        host = urlsplit(url.reveal()).hostname
     except ValueError:
         return None
     return host[:255] if host else None
@@ -73,18 +78,11 @@ def connector(channel: ChannelKind) -> str:
 def open_secrets(
     vault: Vault, org_id: UUID, channel: ChannelKind, row: SealedRow
 ) -> SlackSecrets | TeamsSecrets:
-    stored = StoredCredential(
-        id=org_id,
-        org_id=org_id,
-        connector=connector(channel),
-        version=row.version,
-        base_url="",
-        sealed=Sealed(row.kek_id, row.wrapped_dek, row.nonce, row.ciphertext),
-    )
+    sealed = Sealed(row.kek_id, row.wrapped_dek, row.nonce, row.ciphertext)
     secret_type: type[SlackSecrets | TeamsSecrets] = (
         SlackSecrets if channel == "slack" else TeamsSecrets
     )
-    return vault.open(stored, secret_type)
+    return vault.open(org_id, connector(channel), row.version, sealed, secret_type)
 
 
 # --- reading ------------------------------------------------------------------------
@@ -175,8 +173,8 @@ async def _store(
     return row
 
 
-async def _bot(http: httpx.AsyncClient, data: SlackBot, settings: Settings) -> slack.Bot:
-    """Whose bot token ``data`` holds, as Slack's auth.test says; else an error
+async def _bot(http: httpx.AsyncClient, token: Secret, settings: Settings) -> slack.Bot:
+    """Whose bot token ``token`` is, as Slack's auth.test says; else an error
     that changes nothing."""
     if not urls.slack_api_url_allowed(
         settings.slack_api_url, allow_insecure=settings.allow_insecure_connector_urls
@@ -188,7 +186,7 @@ async def _bot(http: httpx.AsyncClient, data: SlackBot, settings: Settings) -> s
     bot = await slack.bot_identity(
         http,
         api_url=settings.slack_api_url,
-        token=data.bot_token,
+        token=token,
         seconds=settings.notify_timeout_seconds,
     )
     if not isinstance(bot, Outcome):
@@ -225,8 +223,10 @@ async def set_slack(
                 "only an owner may turn on approving from Slack (interactive_approvals): "
                 "whoever holds the Slack app's secrets can click as anyone in its workspace"
             )
-        bot = await _bot(http, data, settings)
-        secrets = SlackSecrets(bot_token=data.bot_token, signing_secret=data.signing_secret)
+        token = Secret(data.bot_token)
+        bot = await _bot(http, token, settings)
+        signing = None if data.signing_secret is None else Secret(data.signing_secret)
+        secrets = SlackSecrets(bot_token=token, signing_secret=signing)
         shown: dict[str, Any] = {
             "mode": "bot",
             "slack_channel": data.channel,
@@ -239,8 +239,10 @@ async def set_slack(
             "slack_app_id": bot.app_id,
         }
     else:
-        url = urls.check_webhook_url(
-            data.webhook_url, "slack", allow_insecure=settings.allow_insecure_connector_urls
+        url = Secret(
+            urls.check_webhook_url(
+                data.webhook_url, "slack", allow_insecure=settings.allow_insecure_connector_urls
+            )
         )
         secrets = SlackSecrets(webhook_url=url)
         shown = _webhook_shown(url)
@@ -254,7 +256,7 @@ async def set_slack(
     return _slack_info(row, settings.public_url, access.org_id)
 
 
-def _webhook_shown(url: str) -> dict[str, Any]:
+def _webhook_shown(url: Secret) -> dict[str, Any]:
     """What a webhook channel (Slack's or Teams') shows of itself: its host."""
     return {
         "mode": "webhook",
@@ -277,7 +279,9 @@ async def set_teams(
     *,
     allow_insecure_urls: bool,
 ) -> TeamsChannelInfo:
-    url = urls.check_webhook_url(data.webhook_url, "teams", allow_insecure=allow_insecure_urls)
+    url = Secret(
+        urls.check_webhook_url(data.webhook_url, "teams", allow_insecure=allow_insecure_urls)
+    )
     shown = _webhook_shown(url)
     async with org_transaction(pool, access.org_id) as conn:
         row = await _store(
@@ -348,7 +352,7 @@ async def slack_interaction_settings(
 
 @dataclass(frozen=True, slots=True)
 class Remembered:
-    secret: str | None
+    secret: Secret | None
     at: float
 
 
@@ -382,7 +386,7 @@ class SigningSecrets:
             return None
         return entry
 
-    def put(self, org_id: UUID, secret: str | None) -> None:
+    def put(self, org_id: UUID, secret: Secret | None) -> None:
         self._entries.pop(org_id, None)
         self._entries[org_id] = Remembered(secret, self._clock())
         while len(self._entries) > self._size:

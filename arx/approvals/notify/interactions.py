@@ -73,6 +73,7 @@ from arx.identity.control import ControlPlane
 from arx.identity.principal import Access
 from arx.identity.roles import Role
 from arx.logs import get_logger
+from arx.vault.secret import Secret
 from arx.vault.service import Vault
 
 log = get_logger("arx.approvals.notify.slack")
@@ -132,8 +133,9 @@ class _Payload(msgspec.Struct, frozen=True):
     response_url: str | None = None
 
 
-def verify(secret: str | None, headers: Mapping[str, str], body: bytes, *, now: float) -> None:
-    """Slack's request signature, or ``RequestSignatureError``."""
+def verify(secret: Secret | None, headers: Mapping[str, str], body: bytes, *, now: float) -> None:
+    """Slack's request signature, or ``RequestSignatureError``. The secret is
+    revealed only as the HMAC's key."""
     timestamp = headers.get("x-slack-request-timestamp", "")
     signature = headers.get("x-slack-signature", "")
     # Unix seconds, digits only (int() would also take "+1_0", and a huge
@@ -141,8 +143,9 @@ def verify(secret: str | None, headers: Mapping[str, str], body: bytes, *, now: 
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise RequestSignatureError("X-Slack-Request-Timestamp is missing or malformed")
     age = abs(now - int(timestamp))
-    key = secret.encode() if secret is not None else _NO_SECRET
+    key = secret.reveal().encode() if secret is not None else _NO_SECRET
     expected = "v0=" + hmac.new(key, f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
+    del key  # the plaintext key stays out of the frame a traceback would show
     matches = hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace"))
     if secret is None or not matches:
         raise RequestSignatureError("the request is not signed by this org's Slack app")
@@ -196,7 +199,7 @@ class Deps:
     settings: Settings
 
 
-async def _signing_secret(deps: Deps, org_id: UUID) -> str | None:
+async def _signing_secret(deps: Deps, org_id: UUID) -> Secret | None:
     settings = await channels.slack_interaction_settings(deps.plane.pool, deps.vault, org_id)
     return settings.secrets.signing_secret if settings else None
 

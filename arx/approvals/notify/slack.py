@@ -16,6 +16,9 @@ only: nobody approves from Slack what Slack did not show in full.
 Setting up the bot asks Slack who the token is (``auth.test``): the
 workspace (team) and app it belongs to are kept with the channel, and a
 click is believed only from them.
+
+The bot token and a webhook URL arrive as ``Secret`` and are revealed only
+in the request that sends them (the Authorization header, the URL posted to).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from arx.approvals.notify.text import (
     visible,
 )
 from arx.approvals.notify.types import Summary
+from arx.vault.secret import Secret
 
 ACTION_REVIEW = "arx_review"
 ACTION_APPROVE = "arx_approve"
@@ -221,7 +225,7 @@ async def post_with_bot(
     http: httpx.AsyncClient,
     *,
     api_url: str,
-    token: str,
+    token: Secret,
     channel: str,
     body: dict[str, Any],
     seconds: float,
@@ -230,7 +234,7 @@ async def post_with_bot(
         http,
         f"{api_url}/chat.postMessage",
         _options({"channel": channel, **body}),
-        headers={"authorization": f"Bearer {token}", "content-type": JSON_UTF8},
+        headers={"authorization": f"Bearer {token.reveal()}", "content-type": JSON_UTF8},
         seconds=seconds,
     )
     if isinstance(answer, Outcome):
@@ -239,10 +243,10 @@ async def post_with_bot(
 
 
 async def post_to_webhook(
-    http: httpx.AsyncClient, *, url: str, body: dict[str, Any], seconds: float
+    http: httpx.AsyncClient, *, url: Secret, body: dict[str, Any], seconds: float
 ) -> Outcome:
     answer = await delivery.post(
-        http, url, _options(body), headers={"content-type": JSON_UTF8}, seconds=seconds
+        http, url.reveal(), _options(body), headers={"content-type": JSON_UTF8}, seconds=seconds
     )
     if isinstance(answer, Outcome):
         return answer
@@ -250,7 +254,7 @@ async def post_to_webhook(
         return delivery.DELIVERED
     # Incoming webhooks answer errors as plain-text codes (no_service,
     # invalid_payload); what anything but Slack answers is not recorded.
-    if not urls.vendor_url("slack", url):
+    if not urls.vendor_url("slack", url.reveal()):
         return delivery.by_status(answer, detailed=False)
     return delivery.by_status(answer, code=delivery.vendor_code(answer.body))
 
@@ -277,14 +281,14 @@ class Bot:
 
 
 async def bot_identity(
-    http: httpx.AsyncClient, *, api_url: str, token: str, seconds: float
+    http: httpx.AsyncClient, *, api_url: str, token: Secret, seconds: float
 ) -> Bot | Outcome:
     """``auth.test`` with the bot token: whose it is (no scope needed)."""
     answer = await delivery.post(
         http,
         f"{api_url}/auth.test",
         b"{}",
-        headers={"authorization": f"Bearer {token}", "content-type": JSON_UTF8},
+        headers={"authorization": f"Bearer {token.reveal()}", "content-type": JSON_UTF8},
         seconds=seconds,
     )
     if isinstance(answer, Outcome):
@@ -338,7 +342,7 @@ async def person(
     http: httpx.AsyncClient,
     *,
     api_url: str,
-    token: str,
+    token: Secret,
     user_id: str,
     team_id: str,
     seconds: float,
@@ -350,7 +354,7 @@ async def person(
         http,
         f"{api_url}/users.info",
         params={"user": user_id},
-        headers={"authorization": f"Bearer {token}"},
+        headers={"authorization": f"Bearer {token.reveal()}"},
         seconds=seconds,
     )
     if isinstance(answer, Outcome) or answer.status != 200:

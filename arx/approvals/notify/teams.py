@@ -25,6 +25,7 @@ from arx.approvals.notify import delivery, urls
 from arx.approvals.notify.delivery import Outcome
 from arx.approvals.notify.text import TRUNCATED, params_json, teams_escape, teams_text
 from arx.approvals.notify.types import Summary
+from arx.vault.secret import Secret
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -93,10 +94,13 @@ def message(summary: Summary) -> dict[str, Any]:
     }
 
 
-async def post(http: httpx.AsyncClient, *, url: str, summary: Summary, seconds: float) -> Outcome:
+async def post(
+    http: httpx.AsyncClient, *, url: Secret, summary: Summary, seconds: float
+) -> Outcome:
+    """Post the card to the webhook; the URL (the secret) is revealed only here."""
     answer = await delivery.post(
         http,
-        url,
+        url.reveal(),
         msgspec.json.encode(message(summary)),
         headers={"content-type": "application/json"},
         seconds=seconds,
@@ -105,4 +109,4 @@ async def post(http: httpx.AsyncClient, *, url: str, summary: Summary, seconds: 
         return answer
     if 200 <= answer.status < 300:
         return delivery.DELIVERED
-    return delivery.by_status(answer, detailed=urls.vendor_url("teams", url))
+    return delivery.by_status(answer, detailed=urls.vendor_url("teams", url.reveal()))

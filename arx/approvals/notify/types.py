@@ -1,9 +1,10 @@
 """Shapes of reviewer notifications: channel settings, deliveries, claimed jobs.
 
 Requests forbid unknown fields. A secret (a bot token, a webhook URL, a
-signing secret) appears only in the request that sets it and in the sealed
-``*Secrets`` structs, whose ``repr`` never shows it; answers say whether each
-is set, and a webhook's host.
+signing secret) appears only in the request that sets it, as a plain string
+checked against the rules below (its ``repr`` and rich's display redact it),
+and in the sealed ``*Secrets`` structs, as a ``Secret`` from the moment the
+request is accepted; answers say whether each is set, and a webhook's host.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+
+from arx.vault.secret import REDACTED, Secret
 
 ChannelKind = Literal["slack", "teams"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "skipped"]
@@ -51,6 +54,12 @@ WebhookUrl = Annotated[str, msgspec.Meta(min_length=8, max_length=2048)]
 
 # --- requests ----------------------------------------------------------------------
 
+# The request bodies hold their secrets as strings: msgspec checks a string's
+# pattern and length (and the OpenAPI document shows them), which it cannot do
+# for a Secret. The handlers wrap each in a Secret before anything else reads it
+# (arx.approvals.notify.channels); until then repr and rich's display (msgspec's
+# __rich_repr__ lists every field) show none of them.
+
 
 class SlackBot(
     msgspec.Struct,
@@ -74,6 +83,14 @@ class SlackBot(
     def __repr__(self) -> str:
         return f"SlackBot(channel={self.channel!r}, <secrets redacted>)"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [
+            ("channel", self.channel),
+            ("bot_token", REDACTED),
+            ("signing_secret", None if self.signing_secret is None else REDACTED),
+            ("interactive_approvals", self.interactive_approvals),
+        ]
+
 
 class SlackWebhook(
     msgspec.Struct,
@@ -91,6 +108,9 @@ class SlackWebhook(
     def __repr__(self) -> str:
         return "SlackWebhook(<secret redacted>)"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("webhook_url", REDACTED)]
+
 
 SetSlack = SlackBot | SlackWebhook
 
@@ -102,6 +122,9 @@ class SetTeams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def __repr__(self) -> str:
         return "SetTeams(<secret redacted>)"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("webhook_url", REDACTED)]
 
 
 class RetryDelivery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -170,22 +193,21 @@ class SlackReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 # --- sealed secrets ------------------------------------------------------------------
+# Sealed with the vault's reveal_hook and opened with its secret_dec_hook; in
+# memory each value is a Secret (repr, str and rich's display print ***), read
+# with reveal() only where it is sent (arx.approvals.notify.slack and .teams,
+# and the signature check in .interactions).
 
 
 class SlackSecrets(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    bot_token: str | None = None
-    webhook_url: str | None = None
-    signing_secret: str | None = None
-
-    def __repr__(self) -> str:
-        return "SlackSecrets(<redacted>)"
+    bot_token: Secret | None = None
+    # A webhook URL carries its secret in its path: the whole URL is a Secret.
+    webhook_url: Secret | None = None
+    signing_secret: Secret | None = None
 
 
 class TeamsSecrets(msgspec.Struct, frozen=True, kw_only=True):
-    webhook_url: str
-
-    def __repr__(self) -> str:
-        return "TeamsSecrets(<redacted>)"
+    webhook_url: Secret
 
 
 class SealedRow(msgspec.Struct, frozen=True, kw_only=True):

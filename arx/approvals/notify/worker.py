@@ -43,6 +43,7 @@ from arx.config import Settings
 from arx.db.pool import Conn
 from arx.errors import InvalidFieldError, VaultError
 from arx.logs import get_logger
+from arx.vault.secret import Secret
 from arx.vault.service import Vault
 
 log = get_logger("arx.approvals.notify")
@@ -225,10 +226,13 @@ class NotificationWorker:
             )
         return await self._slack(job, secrets, summary)
 
-    def _webhook_allowed(self, job: Job, url: str) -> bool:
+    def _webhook_allowed(self, job: Job, url: Secret) -> bool:
+        # The rule reads the plaintext; its message (unused here) never quotes it.
         try:
             urls.check_webhook_url(
-                url, job.channel, allow_insecure=self._settings.allow_insecure_connector_urls
+                url.reveal(),
+                job.channel,
+                allow_insecure=self._settings.allow_insecure_connector_urls,
             )
         except InvalidFieldError:
             return False

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import msgspec
 import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.signature import SignatureVerifier
@@ -23,11 +24,20 @@ from arx.approvals.notify import delivery, queue, slack, teams
 from arx.approvals.notify.channels import SigningSecrets
 from arx.approvals.notify.interactions import response_url_allowed, verify
 from arx.approvals.notify.text import TRUNCATED, slack_code, teams_escape
-from arx.approvals.notify.types import ChannelKind, Summary
+from arx.approvals.notify.types import (
+    ChannelKind,
+    SetTeams,
+    SlackBot,
+    SlackSecrets,
+    SlackWebhook,
+    Summary,
+    TeamsSecrets,
+)
 from arx.approvals.notify.urls import check_webhook_url, webhook_url_pattern
 from arx.approvals.notify.worker import MAX_BACKOFF_SECONDS, NotificationWorker
 from arx.config import ConfigError, Settings, load_settings
 from arx.errors import InvalidFieldError, RequestSignatureError
+from arx.vault.secret import REDACTED, Secret, reveal_hook, secret_dec_hook
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAMS_PATH = "/workflows/1/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2F&sig=abc"
@@ -65,7 +75,7 @@ def _headers(body: bytes, timestamp: str, secret: str = SECRET) -> dict[str, str
 def test_signatures_made_by_slacks_sdk_verify() -> None:
     body = b"payload=%7B%22type%22%3A%22block_actions%22%7D"
     now = time.time()
-    verify(SECRET, _headers(body, str(int(now))), body, now=now)
+    verify(Secret(SECRET), _headers(body, str(int(now))), body, now=now)
 
 
 @pytest.mark.parametrize(
@@ -84,15 +94,16 @@ def test_bad_signatures_are_refused(
     body = b"payload=%7B%7D"
     now = time.time()
     headers = _headers(body, str(int(now) - age), signed_with)
+    key = None if checked_with is None else Secret(checked_with)
     with pytest.raises(RequestSignatureError, match=message):
-        verify(checked_with, headers, body + appended, now=now)
+        verify(key, headers, body + appended, now=now)
 
 
 @pytest.mark.parametrize("timestamp", ["", "+1700000000", "1_700_000_000", "9" * 400, "12.5"])
 def test_malformed_timestamps_are_refused(timestamp: str) -> None:
     body = b"payload=%7B%7D"
     with pytest.raises(RequestSignatureError, match="malformed"):
-        verify(SECRET, _headers(body, timestamp), body, now=time.time())
+        verify(Secret(SECRET), _headers(body, timestamp), body, now=time.time())
 
 
 def test_response_urls_are_slacks() -> None:
@@ -415,17 +426,117 @@ def test_signing_secrets_are_remembered_briefly_and_boundedly() -> None:
     now = [0.0]
     secrets = SigningSecrets(ttl=30.0, size=2, clock=lambda: now[0])
     first, second, third = (UUID(int=n) for n in (1, 2, 3))
-    secrets.put(first, "s1")
+    secrets.put(first, Secret("s1"))
     secrets.put(second, None)  # no such org, or no secret: remembered too
     remembered = secrets.get(second)
     assert remembered is not None
     assert remembered.secret is None
-    secrets.put(third, "s3")  # over the bound: the oldest goes
+    secrets.put(third, Secret("s3"))  # over the bound: the oldest goes
     assert secrets.get(first) is None
     now[0] = 29.0
     assert secrets.get(third) is not None
     now[0] = 30.0
     assert secrets.get(third) is None
-    secrets.put(first, "s1")
+    secrets.put(first, Secret(SECRET))
+    remembered = secrets.get(first)
+    assert remembered is not None
+    assert remembered.secret == Secret(SECRET)
+    assert SECRET not in repr(remembered)
     secrets.forget(first)
     assert secrets.get(first) is None
+
+
+# --- secrets held in memory --------------------------------------------------------------
+
+BOT_TOKEN = "xoxb-1111-2222-abcdefghijkl"
+SLACK_HOOK = "https://hooks.slack.com/services/T0001/B0002/hooksecretXYZ"
+TEAMS_HOOK = f"https://prod-01.westeurope.logic.azure.com{TEAMS_PATH}"
+
+
+def _shown(value: object) -> list[str]:
+    """Every way a value is commonly turned into text, rich's display included."""
+    rich = getattr(value, "__rich_repr__", None)
+    return [repr(value), str(value), f"{value}", f"{value!r}", repr(list(rich()) if rich else [])]
+
+
+def _leaks(value: object, *plaintexts: str) -> list[str]:
+    """Which of ``plaintexts`` any text of ``value`` shows."""
+    return sorted({plain for text in _shown(value) for plain in plaintexts if plain in text})
+
+
+def test_sealed_secrets_show_none_of_their_values() -> None:
+    bot = SlackSecrets(bot_token=Secret(BOT_TOKEN), signing_secret=Secret(SECRET))
+    hook = SlackSecrets(webhook_url=Secret(SLACK_HOOK))
+    teams_hook = TeamsSecrets(webhook_url=Secret(TEAMS_HOOK))
+    assert _leaks(bot, BOT_TOKEN, SECRET) == []
+    # A webhook URL's secret is its path (Slack) or its signature (Teams).
+    assert _leaks(hook, SLACK_HOOK, "hooksecretXYZ") == []
+    assert _leaks(teams_hook, TEAMS_HOOK, "sig=abc") == []
+    assert REDACTED in repr(bot)
+    assert REDACTED in repr(teams_hook)
+    # Only the vault's sealing may encode them.
+    with pytest.raises(TypeError):
+        msgspec.json.encode(bot)
+    with pytest.raises(TypeError):
+        msgspec.json.encode(teams_hook)
+
+
+def test_request_bodies_show_none_of_their_secrets() -> None:
+    bot = SlackBot(bot_token=BOT_TOKEN, channel="C0123456789", signing_secret=SECRET)
+    assert _leaks(bot, BOT_TOKEN, SECRET) == []
+    assert "C0123456789" in repr(bot)
+    assert _leaks(SlackWebhook(webhook_url=SLACK_HOOK), SLACK_HOOK, "hooksecretXYZ") == []
+    assert _leaks(SetTeams(webhook_url=TEAMS_HOOK), TEAMS_HOOK, "sig=abc") == []
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        SlackSecrets(bot_token=Secret(BOT_TOKEN), signing_secret=Secret(SECRET)),
+        SlackSecrets(bot_token=Secret(BOT_TOKEN)),
+        SlackSecrets(webhook_url=Secret(SLACK_HOOK)),
+        TeamsSecrets(webhook_url=Secret(TEAMS_HOOK)),
+    ],
+)
+def test_sealed_secrets_round_trip_as_the_vault_seals_and_opens_them(
+    secrets: SlackSecrets | TeamsSecrets,
+) -> None:
+    plaintext = msgspec.json.encode(secrets, enc_hook=reveal_hook)
+    opened = msgspec.json.decode(plaintext, type=type(secrets), dec_hook=secret_dec_hook)
+    assert opened == secrets
+    # Sealed as plain JSON strings, as before Secret: channels set earlier still open.
+    assert all(isinstance(value, str) for value in json.loads(plaintext).values())
+
+
+def _capture(requests: list[httpx.Request]) -> httpx.AsyncClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, content=b'{"ok": true}')
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.anyio
+async def test_secrets_are_revealed_into_the_request_that_sends_them() -> None:
+    requests: list[httpx.Request] = []
+    body = slack.message(_summary(), interactive=False)
+    async with _capture(requests) as http:
+        bot = await slack.post_with_bot(
+            http,
+            api_url="https://slack.test/api",
+            token=Secret(BOT_TOKEN),
+            channel="C0123456789",
+            body=body,
+            seconds=5.0,
+        )
+        hook = await slack.post_to_webhook(http, url=Secret(SLACK_HOOK), body=body, seconds=5.0)
+        card = await teams.post(http, url=Secret(TEAMS_HOOK), summary=_summary(), seconds=5.0)
+    assert (bot.delivered, hook.delivered, card.delivered) == (True, True, True)
+    to_bot, to_hook, to_teams = requests
+    assert to_bot.headers["authorization"] == f"Bearer {BOT_TOKEN}"
+    assert str(to_hook.url) == SLACK_HOOK
+    assert str(to_teams.url) == TEAMS_HOOK
+    # And nowhere else: the bodies carry no secret.
+    for request in requests:
+        assert BOT_TOKEN not in request.content.decode()
+        assert "hooksecretXYZ" not in request.content.decode()
