@@ -104,8 +104,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # process), and how long an org's moved head waits for its next checkpoint.
     audit_seal_interval_seconds: SealSeconds = 0.5
     audit_checkpoint_seconds: CheckpointSeconds = 60.0
-    # AES-256 key-encryption key (32 bytes) wrapping every credential's data key.
+    # AES-256 key-encryption key (32 bytes) wrapping the data keys of every org
+    # that does not bring its own; retired ones (base64) still unwrap what they
+    # wrapped until each org is rewrapped (POST .../key/rewrap).
     kek: bytes = msgspec.field(default=b"")
+    kek_retired: tuple[str, ...] = ()
+    # How long an unwrapped data key is kept (0: never); revoking ARX's access
+    # to an org's KMS key takes effect within it.
+    data_key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 300.0
+    # Orgs' own keys (arx.vault.kms). AWS: the standard credential chain, and an
+    # endpoint for a local KMS (tests). Azure: ARX's Entra application; an
+    # endpoint every vault's requests go to instead (tests, emulators).
+    # Google: ARX's service account key file; the Cloud KMS endpoint.
+    aws_kms_endpoint_url: str | None = None
+    azure_tenant_id: str | None = None
+    azure_client_id: str | None = None
+    azure_client_secret: str | None = None
+    azure_authority_url: str = "https://login.microsoftonline.com"
+    azure_key_vault_endpoint: str | None = None
+    gcp_credentials_file: str | None = None
+    gcp_kms_endpoint: str = "https://cloudkms.googleapis.com"
     # Creates the first org and its owner, and nothing else: refused once any
     # owner exists. Empty: bootstrap through `arx bootstrap` is disabled.
     bootstrap_token: str = ""
@@ -232,6 +250,15 @@ _PLAIN = {
     "ARX_NOTIFY_BACKOFF_SECONDS": "notify_backoff_seconds",
     "ARX_NOTIFY_POLL_SECONDS": "notify_poll_seconds",
     "ARX_TEST_FAULT": "test_fault",
+    "ARX_DATA_KEY_CACHE_SECONDS": "data_key_cache_seconds",
+    "ARX_AWS_KMS_ENDPOINT_URL": "aws_kms_endpoint_url",
+    "ARX_AZURE_TENANT_ID": "azure_tenant_id",
+    "ARX_AZURE_CLIENT_ID": "azure_client_id",
+    "ARX_AZURE_CLIENT_SECRET": "azure_client_secret",
+    "ARX_AZURE_AUTHORITY_URL": "azure_authority_url",
+    "ARX_AZURE_KEY_VAULT_ENDPOINT": "azure_key_vault_endpoint",
+    "ARX_GCP_CREDENTIALS_FILE": "gcp_credentials_file",
+    "ARX_GCP_KMS_ENDPOINT": "gcp_kms_endpoint",
 }
 _FIELD_TO_ENV = {field: env for env, field in _PLAIN.items()}
 
@@ -250,12 +277,16 @@ def _load_kek(env: Mapping[str, str]) -> bytes:
             raise ConfigError(f"ARX_KEK_FILE cannot be read: {exc.strerror}") from None
     if not raw:
         return b""
+    return _kek_bytes(raw, "ARX_KEK")
+
+
+def _kek_bytes(raw: str, name: str) -> bytes:
     try:
         key = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError("ARX_KEK must be base64 of 32 random bytes") from None
+        raise ConfigError(f"{name} must be base64 of 32 random bytes") from None
     if len(key) != 32:
-        raise ConfigError("ARX_KEK must decode to exactly 32 bytes (AES-256)")
+        raise ConfigError(f"{name} must decode to exactly 32 bytes (AES-256)")
     return key
 
 
@@ -270,6 +301,11 @@ def _lists(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     if env.get("ARX_AUDIT_TRUSTED_KEY_FILES"):
         files = env["ARX_AUDIT_TRUSTED_KEY_FILES"].split(",")
         lists["audit_trusted_key_files"] = tuple(f.strip() for f in files if f.strip())
+    if env.get("ARX_KEK_RETIRED"):
+        retired = tuple(k.strip() for k in env["ARX_KEK_RETIRED"].split(",") if k.strip())
+        for key in retired:
+            _kek_bytes(key, "ARX_KEK_RETIRED")
+        lists["kek_retired"] = retired
     if env.get("ARX_SANDBOX_ORGS"):
         slugs = (s.strip() for s in env["ARX_SANDBOX_ORGS"].split(","))
         lists["sandbox_orgs"] = tuple(s for s in slugs if s)

@@ -44,6 +44,7 @@ and nothing branches on an exception's message text.
     │   ├── DeadlineExceededError (503)       the deadline passed before execution
     │   ├── SessionContentionError (503)      the agent's session kept changing
     │   ├── IdentityProviderUnavailableError (503)  the IdP's metadata or keys are unreachable
+    │   ├── KeyUnavailableError (503)         the org's KMS key refused or cannot be reached
     │   └── ControlPlaneDisabledError (503)   this process serves agents only
     ├── ConnectorError (502)                  the target tool failed
     │   ├── ConnectorAuthError (502)
@@ -357,6 +358,13 @@ class DeadlineExceededError(ServiceUnavailableError):
 class SessionContentionError(ServiceUnavailableError):
     code = "session_contention"
     title = "Too many concurrent calls of this agent; nothing was executed"
+
+
+class KeyUnavailableError(ServiceUnavailableError):
+    """The key-encryption key (an org's KMS key) cannot be used: nothing ran."""
+
+    code = "key_unavailable"
+    title = "The key that protects the credential cannot be used"
 
 
 class IdentityProviderUnavailableError(ServiceUnavailableError):

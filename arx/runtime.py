@@ -11,6 +11,7 @@ worker that notifies reviewers of approval requests.
 from __future__ import annotations
 
 import asyncio
+import base64
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,7 +52,11 @@ from arx.policy.lifecycle.distribution import CHANNEL as POLICY_CHANNEL
 from arx.policy.lifecycle.distribution import Distribution
 from arx.policy.lifecycle.toolchain import Toolchain
 from arx.vault.destination import LOOPBACK_NAMES
-from arx.vault.keys import LocalKeyProvider
+from arx.vault.keyring import KeyRing
+from arx.vault.kms.aws import AwsKms
+from arx.vault.kms.azure import AzureKeyVault
+from arx.vault.kms.gcp import GcpKms, load_service_account
+from arx.vault.secret import Secret
 from arx.vault.service import Vault
 
 log = get_logger("arx.runtime")
@@ -183,6 +188,35 @@ def saml_provider(settings: Settings) -> SamlServiceProvider | None:
     )
 
 
+def key_ring(settings: Settings, http: httpx.AsyncClient) -> KeyRing:
+    """ARX's own keys, and its identities at the KMSs orgs may bring keys in."""
+    azure = None
+    if settings.azure_tenant_id and settings.azure_client_id and settings.azure_client_secret:
+        azure = AzureKeyVault(
+            http,
+            tenant_id=settings.azure_tenant_id,
+            client_id=settings.azure_client_id,
+            client_secret=Secret(settings.azure_client_secret),
+            authority=settings.azure_authority_url,
+            endpoint=settings.azure_key_vault_endpoint,
+        )
+    gcp = None
+    if settings.gcp_credentials_file:
+        try:
+            account = load_service_account(settings.gcp_credentials_file)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        gcp = GcpKms(http, account, endpoint=settings.gcp_kms_endpoint)
+    return KeyRing(
+        settings.kek,
+        retired=[base64.b64decode(k) for k in settings.kek_retired],
+        aws_kms=AwsKms(endpoint_url=settings.aws_kms_endpoint_url),
+        azure_kv=azure,
+        gcp_kms=gcp,
+        cache_seconds=settings.data_key_cache_seconds,
+    )
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -220,7 +254,7 @@ async def open_runtime(
         await control_pool.open(wait=False)
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
     oidc = oidc_client(settings, http)
-    vault = Vault(LocalKeyProvider(settings.kek))
+    vault = Vault(key_ring(settings, http))
     trail = Trail(
         pool,
         ResultSpool(Path(settings.spool_dir)),

@@ -25,7 +25,7 @@ from arx.identity import repo as identity_repo
 from arx.vault import destination
 from arx.vault import repo as vault_repo
 from arx.vault.secret import secret_dec_hook
-from arx.vault.service import Vault
+from arx.vault.service import Vault, org_key
 from arx.vault.types import ConnectorHost, ConnectorHosts, CredentialInfo, CredentialList
 
 
@@ -91,8 +91,15 @@ async def store_credential(
                 raise InvalidFieldError(f"base_url: {exc}", field="base_url") from None
             version = await _next_version(conn, org_id, connector)
             credential_id = uuid.uuid4()
-            sealed = vault.seal_credential(
-                org_id, connector, version, credential_id=credential_id, base_url=url, secret=typed
+            kek = vault.keys.current(await org_key(conn))
+            sealed = await vault.seal_credential(
+                org_id,
+                connector,
+                version,
+                credential_id=credential_id,
+                base_url=url,
+                secret=typed,
+                kek=kek,
             )
             created_at = await _insert(
                 conn,

@@ -85,7 +85,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Litesta
             version=arx.__version__,
             description=DESCRIPTION,
             components=[
-                components(sandbox=bool(settings.sandbox_orgs)),
+                # A loopback URL is valid for every org only with ARX_SANDBOX_ORGS=*.
+                components(sandbox="*" in settings.sandbox_orgs),
                 notification_routes.components(
                     allow_insecure_connector_urls=settings.allow_insecure_connector_urls
                 ),

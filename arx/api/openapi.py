@@ -11,7 +11,6 @@ from the connectors' operation tables, so neither can drift from the code.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -238,15 +237,24 @@ def execute_body_schema() -> dict[str, Any]:
 
 
 # A port httpx and urllib accept (0-65535), and a path: printable ASCII
-# without "?" or "#" (a base URL carries neither query nor fragment).
+# without "?" or "#" (a base URL carries neither query nor fragment). Written
+# for ECMA-262 with the u flag too: no escapes of characters that need none.
 _PORT = r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
-_PATH = r"(/[!\"$-/0-9:;<=>@-~]*)?"
+_PATH = r'(/[!"$-/0-9:;<=>@-~]*)?'
+
+
+def _any_case(text: str) -> str:
+    """``text`` as a regex matching it in any case (JSON Schema has no flags)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in text)
 
 
 def _host_regex(pattern: str) -> str:
-    if pattern.startswith("*."):
-        return r"(?!-)[a-z0-9-]{1,63}(?<!-)" + re.escape(pattern[1:])
-    return re.escape(pattern)
+    """A connector's host pattern as a regex, any case, with an optional final dot
+    (the server compares hosts in lower case, without it)."""
+    wildcard = pattern.startswith("*.")
+    name = _any_case(pattern[2:] if wildcard else pattern).replace(".", "[.]")
+    label = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    return f"{label}[.]{name}" if wildcard else name
 
 
 def _store_credential_schema(sandbox: bool) -> dict[str, Any]:
@@ -254,18 +262,13 @@ def _store_credential_schema(sandbox: bool) -> dict[str, Any]:
     one of the connectors' own hosts (arx.vault.destination)."""
     secrets = [json_schema(cls.secret_type) for _, cls in sorted(connectors().items())]
     hosts = sorted({h for cls in connectors().values() for h in cls.allowed_hosts})
-    urls = [
-        {
-            "type": "string",
-            "pattern": rf"^https://({'|'.join(map(_host_regex, hosts))}){_PORT}{_PATH}$",
-        }
-    ]
+    https = _any_case("https")
+    hosts_regex = "|".join(map(_host_regex, hosts))
+    urls = [{"type": "string", "pattern": rf"^{https}://({hosts_regex})[.]?{_PORT}{_PATH}$"}]
     if sandbox:
+        loopback = rf"({_any_case('localhost')}|127[.]0[.]0[.]1|\[::1\])"
         urls.append(
-            {
-                "type": "string",
-                "pattern": rf"^https?://(localhost|127\.0\.0\.1|\[::1\]){_PORT}{_PATH}$",
-            }
+            {"type": "string", "pattern": rf"^{_any_case('http')}[sS]?://{loopback}{_PORT}{_PATH}$"}
         )
     return {
         "type": "object",

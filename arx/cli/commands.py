@@ -34,6 +34,7 @@ from arx.admin.types import (
 from arx.api.types import AddConnectorHost, CreateAgent, StoreCredential
 from arx.approvals.notify.types import RetryDelivery, SetTeams, SlackBot, SlackWebhook
 from arx.cli.client import AdminClient, CLIError
+from arx.vault.types import SetOrgKey
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -237,6 +238,18 @@ def credential_list(s: Session) -> bytes:
 
 def credential_delete(s: Session, *, connector: str) -> bytes:
     return s.client.send("DELETE", f"{s.org}/credentials/{seg(connector)}")
+
+
+def kek_show(s: Session) -> bytes:
+    return s.client.send("GET", f"{s.org}/key")
+
+
+def kek_set(s: Session, *, provider: str, key: str) -> bytes:
+    return s.client.send("PUT", f"{s.org}/key", body=body(SetOrgKey, provider=provider, key=key))
+
+
+def kek_rewrap(s: Session) -> bytes:
+    return s.client.send("POST", f"{s.org}/key/rewrap")
 
 
 def host_list(s: Session, *, connector: str) -> bytes:

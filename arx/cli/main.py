@@ -298,6 +298,20 @@ def _add_record_commands(sub: _Sub) -> None:
     p.add_argument("--connector", required=True)
     p.set_defaults(call=lambda s, ns: cmd.credential_delete(s, connector=ns.connector))
 
+    kek = _group(sub, "kek", "the org's key-encryption key: ARX's own, or the org's KMS key")
+    _api(kek, "show", "the key, and how many sealed versions each key holds").set_defaults(
+        call=lambda s, _: cmd.kek_show(s)
+    )
+    p = _api(kek, "set", "bring your own key (owner): proved usable, then everything rewrapped")
+    p.add_argument("provider", choices=("local", "aws-kms", "azure-key-vault", "gcp-kms"))
+    p.add_argument(
+        "key", nargs="?", default="", help="key ARN, versioned Key Vault key URL or CryptoKey name"
+    )
+    p.set_defaults(call=lambda s, ns: cmd.kek_set(s, provider=ns.provider, key=ns.key))
+    _api(
+        kek, "rewrap", "rewrap what is still under an older key (after ARX_KEK rotates)"
+    ).set_defaults(call=lambda s, _: cmd.kek_rewrap(s))
+
     hosts = _group(sub, "host", "hosts a connector's credentials may go to, beyond its own")
     p = _api(hosts, "list", "the connector's own hosts and the org's")
     p.add_argument("--connector", required=True)

@@ -34,6 +34,9 @@ from arx.errors import (
     OutcomeUnknownError,
     ToolResponseTooLargeError,
 )
+from arx.logs import get_logger
+
+log = get_logger("arx.connectors")
 
 # Below the keep-alive of common servers (uvicorn: 5 s), so a pooled
 # connection the server is about to close is not reused for a POST, whose
@@ -55,13 +58,40 @@ class DestinationRefused(httpx.ConnectError):
     """The connection was refused by ARX itself; nothing was sent."""
 
 
+# IPv6 prefixes that carry an IPv4 address a gateway may forward to: NAT64
+# (well-known and local-use), IPv4-compatible, and SIIT's IPv4-translated.
+_EMBEDDING = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address behind the Teredo server
+    if any(ip in net for net in _EMBEDDING):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     # is_global is False for private, loopback, link-local (169.254.169.254,
     # the metadata service), shared (100.64/10), reserved and unique-local.
-    return ip.is_global and not ip.is_multicast
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        # An IPv4 address inside an IPv6 one is judged as itself.
+        if embedded is not None:
+            return embedded.is_global and not embedded.is_multicast
+    return True
 
 
 class PublicResolver(AbstractResolver):
@@ -95,9 +125,13 @@ class PublicResolver(AbstractResolver):
             if loopback_ok and ipaddress.ip_address(address).is_loopback:
                 continue
             if not is_public(address):
+                # The address is the operator's to see, not the agent's.
+                log.warning(
+                    "refused a tool host resolving to a non-public address",
+                    extra={"host": host, "address": address},
+                )
                 raise RefusedAddress(
-                    f"{host} resolves to {address}, which is not a public address: "
-                    "no credential is sent there"
+                    f"{host} resolves to a non-public address: no credential is sent there"
                 )
         return results
 

@@ -33,6 +33,8 @@ PERSON_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.POLICY_AUTHOR, Role.REVIE
 MANAGE = (Role.OWNER, Role.ADMIN)
 READ = (Role.OWNER, Role.ADMIN, Role.POLICY_AUTHOR, Role.REVIEWER, Role.AUDITOR)
 AUDIT = (Role.OWNER, Role.ADMIN, Role.AUDITOR)
+# What can lock the org out of its own credentials (its key-encryption key).
+OWN = (Role.OWNER,)
 PROVISION = (Role.SCIM,)
 REVIEW = (Role.REVIEWER,)
 

@@ -314,13 +314,20 @@ class Intercept:
             credential_key=credential.cache_key,
             max_response_bytes=self._settings.max_tool_response_bytes,
         )
-        secret = self._vault.open_credential(credential, connector.secret_type)
+        secret = await self._vault.open_credential(credential, connector.secret_type)
         try:
             async with _tool_deadline(budget, connector.id):
                 return await connector._execute_impl(call.operation, call.params, secret, context)
         except httpx.TransportError as exc:
             # A connector that let one through: classify it here.
             raise transport_failure(exc, connector.id, call.operation.name) from None
+        except httpx.InvalidURL:
+            # Built before anything is sent; the destination rules should have
+            # refused such a URL already.
+            raise DestinationRefusedError(
+                f"the {connector.id} credential's URL cannot be requested; the tool was not called",
+                extra={"connector": connector.id},
+            ) from None
         finally:
             del secret
 

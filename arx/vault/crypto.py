@@ -23,10 +23,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from arx.errors import VaultError
+from arx.vault.keyring import KeyRing
 from arx.vault.keys import KeyProvider
 from arx.vault.types import Sealed
 
 _NONCE = 12
+# The wrapped data key's associated data: the binding, marked as the key's.
+_DEK = b"|dek"
 
 
 def record_aad(org_id: UUID, purpose: str, version: int) -> bytes:
@@ -42,16 +45,24 @@ def credential_aad(
     )
 
 
-def seal(keys: KeyProvider, aad: bytes, plaintext: bytes) -> Sealed:
+async def seal(kek: KeyProvider, aad: bytes, plaintext: bytes) -> Sealed:
     dek = AESGCM.generate_key(bit_length=256)
-    wrapped = keys.wrap(dek, aad + b"|dek")
+    wrapped = await kek.wrap(dek, aad + _DEK)
     nonce = os.urandom(_NONCE)
-    return Sealed(keys.key_id, wrapped, nonce, AESGCM(dek).encrypt(nonce, plaintext, aad))
+    return Sealed(kek.key_id, wrapped, nonce, AESGCM(dek).encrypt(nonce, plaintext, aad))
 
 
-def open_sealed(keys: KeyProvider, aad: bytes, sealed: Sealed) -> bytes:
-    dek = keys.unwrap(sealed.kek_id, sealed.wrapped_dek, aad + b"|dek")
+async def open_sealed(keys: KeyRing, aad: bytes, sealed: Sealed) -> bytes:
+    dek = await keys.unwrap(sealed.kek_id, sealed.wrapped_dek, aad + _DEK)
     try:
         return AESGCM(dek).decrypt(sealed.nonce, sealed.ciphertext, aad)
     except (InvalidTag, ValueError):
         raise VaultError("the stored credential failed authentication") from None
+
+
+async def rewrap(keys: KeyRing, aad: bytes, sealed: Sealed, kek: KeyProvider) -> Sealed:
+    """``sealed`` with its data key wrapped by ``kek``. The ciphertext is neither
+    decrypted nor changed; the old wrap's associated data (the row's binding)
+    proves the data key is this row's."""
+    dek = await keys.provider(sealed.kek_id).unwrap(sealed.wrapped_dek, aad + _DEK)
+    return Sealed(kek.key_id, await kek.wrap(dek, aad + _DEK), sealed.nonce, sealed.ciphertext)

@@ -63,12 +63,18 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 @lru_cache(maxsize=4096)
 def parse(url: str) -> Destination:
-    """``url`` split and held to the shape rules (not yet to a host list).
+    """``url`` split and held to the shape rules (not yet to a host list);
+    ``url`` of the result is its normal form (scheme and host in lower case,
+    no final dot or slash), which is what is sealed, checked and requested.
 
     Cached: a credential's URL is checked before every call, and never changes.
     """
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise DestinationError("the URL holds whitespace or control characters")
+    if any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in url):
+        # Non-ASCII too: IDNA 2003 (Python's codec) and 2008 (httpx's) map some
+        # names to different hosts; an internationalised name is written as xn--.
+        raise DestinationError(
+            "the URL must be printable ASCII (write an internationalised host as xn--…)"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -92,9 +98,11 @@ def parse(url: str) -> Destination:
     else:
         host = str(address)
         loopback = address.is_loopback
-    return Destination(
-        scheme=parts.scheme, host=host, port=port, url=url.rstrip("/"), loopback=loopback
-    )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    normal = f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
+    return Destination(scheme=parts.scheme, host=host, port=port, url=normal, loopback=loopback)
 
 
 def host_matches(host: str, pattern: str) -> bool:
@@ -106,6 +114,8 @@ def host_matches(host: str, pattern: str) -> bool:
 
 def check_pattern(pattern: str) -> str:
     """An org admin's host pattern, normalized, or ``DestinationError``."""
+    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in pattern):
+        raise DestinationError("a host is printable ASCII (an internationalised name as xn--…)")
     wildcard = pattern.startswith("*.")
     host = normalize_host(pattern[2:] if wildcard else pattern)
     if _address(host) is not None:
@@ -146,7 +156,6 @@ def check(
     allowed = (*connector_hosts, *org_hosts)
     if not any(host_matches(dest.host, pattern) for pattern in allowed):
         raise DestinationError(
-            f"{dest.host} is not an allowed host for {connector}; an org admin may add it "
-            f"(allowed: {', '.join(sorted(allowed))})"
+            f"{dest.host} is not an allowed host for {connector}; an org admin may add it"
         )
     return dest

@@ -38,3 +38,37 @@ ADD_HOST = (
     " ON CONFLICT DO NOTHING RETURNING added_at"
 )
 REMOVE_HOST = "DELETE FROM arx.connector_hosts WHERE connector = %s AND host = %s RETURNING host"
+
+# An org's key-encryption key, and what is sealed under which key.
+ORG_KEY = "SELECT provider, key_ref FROM arx.org_keys"
+SET_ORG_KEY = (
+    "INSERT INTO arx.org_keys (org_id, provider, key_ref, set_by)"
+    " VALUES (%(org_id)s, %(provider)s, %(key_ref)s, %(set_by)s)"
+    " ON CONFLICT (org_id) DO UPDATE SET provider = excluded.provider,"
+    " key_ref = excluded.key_ref, set_by = excluded.set_by, set_at = now()"
+)
+SEALED_UNDER = (
+    "SELECT kek_id, count(*) AS versions FROM ("
+    " SELECT kek_id FROM arx.credentials WHERE NOT deleted"
+    " UNION ALL SELECT kek_id FROM arx.notification_channels) s"
+    " GROUP BY kek_id ORDER BY kek_id"
+)
+CREDENTIALS_TO_REWRAP = (
+    "SELECT id::text AS key, id, connector AS purpose, version, base_url, kek_id,"
+    " wrapped_dek, nonce, ciphertext FROM arx.credentials"
+    " WHERE NOT deleted AND kek_id <> %(kek_id)s ORDER BY connector, version"
+)
+CHANNELS_TO_REWRAP = (
+    "SELECT channel AS key, NULL::uuid AS id, 'notify:' || channel AS purpose, version,"
+    " '' AS base_url, kek_id, wrapped_dek, nonce, ciphertext FROM arx.notification_channels"
+    " WHERE kek_id <> %(kek_id)s ORDER BY channel"
+)
+# Only these two columns: the append-only trigger allows a rewrap and nothing else.
+REWRAP_CREDENTIAL = (
+    "UPDATE arx.credentials SET kek_id = %(kek_id)s, wrapped_dek = %(wrapped_dek)s"
+    " WHERE id = %(key)s::uuid"
+)
+REWRAP_CHANNEL = (
+    "UPDATE arx.notification_channels SET kek_id = %(kek_id)s, wrapped_dek = %(wrapped_dek)s"
+    " WHERE channel = %(key)s"
+)

@@ -3,8 +3,9 @@
 A plaintext secret exists only while it is being sealed and, in ``open``,
 for the single connector call that needs it: it is never returned by an
 API, logged, cached, or written to the audit trail, and in memory it is a
-``Secret`` (arx.vault.secret). The vault owns its key provider, so nobody
-threads the key-encryption key by hand.
+``Secret`` (arx.vault.secret). Data keys are unwrapped through the key ring,
+which keeps them briefly (arx.vault.keyring). The vault owns its key ring,
+so nobody threads a key-encryption key by hand.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from uuid import UUID
 
 import msgspec
 
+from arx.db.pool import Conn, fetch_dict
 from arx.errors import VaultError
-from arx.vault import crypto
+from arx.vault import crypto, repo
+from arx.vault.keyring import KeyRing, OrgKey
 from arx.vault.keys import KeyProvider
 from arx.vault.secret import reveal_hook, secret_dec_hook
 from arx.vault.types import Sealed, StoredCredential
@@ -24,13 +27,13 @@ S = TypeVar("S")
 
 
 class Vault:
-    def __init__(self, keys: KeyProvider) -> None:
-        self._keys = keys
+    def __init__(self, keys: KeyRing) -> None:
+        self.keys = keys
 
     def __repr__(self) -> str:
-        return f"Vault({self._keys!r})"
+        return f"Vault({self.keys!r})"
 
-    def seal_credential(
+    async def seal_credential(
         self,
         org_id: UUID,
         connector: str,
@@ -39,12 +42,13 @@ class Vault:
         credential_id: UUID,
         base_url: str,
         secret: msgspec.Struct,
+        kek: KeyProvider,
     ) -> Sealed:
-        """Seal a connector credential, bound to its id and base URL."""
+        """Seal a connector credential, bound to its id and base URL, under ``kek``."""
         aad = crypto.credential_aad(org_id, connector, version, credential_id, base_url)
-        return crypto.seal(self._keys, aad, _plaintext(secret))
+        return await crypto.seal(kek, aad, _plaintext(secret))
 
-    def open_credential(self, credential: StoredCredential, secret_type: type[S]) -> S:
+    async def open_credential(self, credential: StoredCredential, secret_type: type[S]) -> S:
         """Decrypt a connector credential for one call to its (bound) base URL."""
         aad = crypto.credential_aad(
             credential.org_id,
@@ -53,18 +57,29 @@ class Vault:
             credential.id,
             credential.base_url,
         )
-        return _decoded(crypto.open_sealed(self._keys, aad, credential.sealed), secret_type)
+        return _decoded(await crypto.open_sealed(self.keys, aad, credential.sealed), secret_type)
 
-    def seal(self, org_id: UUID, purpose: str, version: int, secret: msgspec.Struct) -> Sealed:
+    async def seal(
+        self, org_id: UUID, purpose: str, version: int, secret: msgspec.Struct, kek: KeyProvider
+    ) -> Sealed:
         """Seal a record's secrets (``purpose`` names the record, e.g. ``notify:slack``)."""
         aad = crypto.record_aad(org_id, purpose, version)
-        return crypto.seal(self._keys, aad, _plaintext(secret))
+        return await crypto.seal(kek, aad, _plaintext(secret))
 
-    def open(
+    async def open(
         self, org_id: UUID, purpose: str, version: int, sealed: Sealed, secret_type: type[S]
     ) -> S:
         aad = crypto.record_aad(org_id, purpose, version)
-        return _decoded(crypto.open_sealed(self._keys, aad, sealed), secret_type)
+        return _decoded(await crypto.open_sealed(self.keys, aad, sealed), secret_type)
+
+    async def rewrap(self, sealed: Sealed, aad: bytes, kek: KeyProvider) -> Sealed:
+        return await crypto.rewrap(self.keys, aad, sealed, kek)
+
+
+async def org_key(conn: Conn) -> OrgKey | None:
+    """The org's key choice (inside an org-scoped transaction); None: ARX's own."""
+    row = await fetch_dict(conn, repo.ORG_KEY, {})
+    return OrgKey(row["provider"], row["key_ref"]) if row else None
 
 
 def _plaintext(secret: msgspec.Struct) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -73,3 +74,23 @@ class ConnectorHosts(msgspec.Struct, frozen=True, kw_only=True):
     connector: str
     defaults: list[str]
     added: list[ConnectorHost]
+
+
+class OrgKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The org's key-encryption key, and how many sealed versions each key holds."""
+
+    # local (ARX's own), aws-kms, azure-key-vault or gcp-kms.
+    provider: str
+    # The org's key: a key ARN, a versioned Key Vault key URL or a CryptoKey
+    # name; empty for ARX's own.
+    key: str
+    # The id new wraps are stored under.
+    kek_id: str
+    # Sealed versions (credentials and notification secrets) per key: after a
+    # rotation, everything is under kek_id once the rewrap is done.
+    sealed_under: dict[str, int]
+
+
+class SetOrgKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    provider: Literal["local", "aws-kms", "azure-key-vault", "gcp-kms"]
+    key: Annotated[str, msgspec.Meta(max_length=512)] = ""

@@ -112,8 +112,14 @@ async def test_the_hosts_a_credential_may_go_to(
     listed = (await client.get(hosts, headers=example.owner)).json()
     assert "api.eu-1.crowdstrike.com" in listed["defaults"]
     assert listed["added"] == []
-    for good in ("https://api.eu-1.crowdstrike.com", "https://API.US-2.crowdstrike.com:443", None):
-        assert (await store(good)).status_code == 201, good
+    for good, stored in (
+        ("https://api.eu-1.crowdstrike.com", "https://api.eu-1.crowdstrike.com"),
+        ("HTTPS://API.US-2.crowdstrike.com.:443/", "https://api.us-2.crowdstrike.com:443"),
+        (None, "https://api.crowdstrike.com"),
+    ):
+        resp = await store(good)
+        assert resp.status_code == 201, good
+        assert resp.json()["base_url"] == stored
     refused = {
         "http://api.crowdstrike.com": "must use https",
         "https://user:pw@api.crowdstrike.com": "user or password",
@@ -125,6 +131,7 @@ async def test_the_hosts_a_credential_may_go_to(
         "https://169.254.169.254": "an address is not an allowed host",
         "https://10.0.0.5": "an address is not an allowed host",
         "https://[fd00:ec2::254]": "an address is not an allowed host",
+        "https://claß.io": "printable ASCII",
     }
     for bad, why in refused.items():
         resp = await store(bad)

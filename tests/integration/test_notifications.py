@@ -1046,7 +1046,9 @@ async def test_opened_and_remembered_secrets_are_secrets(
     remembered = channels.SIGNING_SECRETS.get(org_id)
     assert remembered is not None
     assert remembered.secret == Secret(SIGNING_SECRET)
-    teams = channels.open_secrets(runtime.vault, org_id, "teams", _sealed_row(test_db, "teams"))
+    teams = await channels.open_secrets(
+        runtime.vault, org_id, "teams", _sealed_row(test_db, "teams")
+    )
     assert isinstance(teams, TeamsSecrets)
     assert teams.webhook_url == Secret(teams_url)
 
@@ -1056,7 +1058,9 @@ async def test_opened_and_remembered_secrets_are_secrets(
         headers=example.owner,
     )
     assert resp.status_code == 200, resp.text
-    hook = channels.open_secrets(runtime.vault, org_id, "slack", _sealed_row(test_db, "slack"))
+    hook = await channels.open_secrets(
+        runtime.vault, org_id, "slack", _sealed_row(test_db, "slack")
+    )
     assert isinstance(hook, SlackSecrets)
     assert hook.webhook_url == Secret(f"{receiver.url}{SLACK_HOOK_PATH}")
     assert (hook.bot_token, hook.signing_secret) == (None, None)

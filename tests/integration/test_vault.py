@@ -29,7 +29,8 @@ from arx.runtime import Runtime, open_runtime
 from arx.sandbox.falcon import FalconState
 from arx.sandbox.falcon import create_app as create_falcon_app
 from arx.vault import crypto
-from arx.vault.keys import LocalKeyProvider
+from arx.vault.keyring import KeyRing
+from arx.vault.keys import LocalKey
 from arx.vault.service import Vault
 from arx.vault.types import Sealed, StoredCredential
 from tests.fixtures.arx import (
@@ -63,29 +64,29 @@ def _aad(
     return crypto.credential_aad(org, connector, version, cid, url)
 
 
-def test_seal_round_trips_and_hides_plaintext() -> None:
+async def test_seal_round_trips_and_hides_plaintext() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
-    assert crypto.open_sealed(LocalKeyProvider(kek), _aad(org), sealed) == PLAINTEXT
+    sealed = await crypto.seal(LocalKey(kek), _aad(org), PLAINTEXT)
+    assert await crypto.open_sealed(KeyRing(kek), _aad(org), sealed) == PLAINTEXT
     for blob in (sealed.wrapped_dek, sealed.nonce, sealed.ciphertext):
         assert b"s3cr3t-value" not in blob
         assert b"abc" not in blob
     assert len(sealed.nonce) == 12
     # AES-GCM: ciphertext is plaintext length plus the 16-byte tag.
     assert len(sealed.ciphertext) == len(PLAINTEXT) + 16
-    assert sealed.kek_id == LocalKeyProvider(kek).key_id
+    assert sealed.kek_id == LocalKey(kek).key_id
     assert kek.hex() not in sealed.kek_id
     assert "s3cr3t" not in repr(sealed)
     # A fresh data key and nonce every time: equal plaintexts never look equal.
-    again = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
+    again = await crypto.seal(LocalKey(kek), _aad(org), PLAINTEXT)
     assert again.ciphertext != sealed.ciphertext
     assert again.wrapped_dek != sealed.wrapped_dek
     assert again.nonce != sealed.nonce
 
 
-def test_ciphertext_is_bound_to_org_connector_version_id_and_url() -> None:
+async def test_ciphertext_is_bound_to_org_connector_version_id_and_url() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
+    sealed = await crypto.seal(LocalKey(kek), _aad(org), PLAINTEXT)
     for moved in (
         _aad(uuid.uuid4()),
         _aad(org, connector="okta"),
@@ -97,13 +98,13 @@ def test_ciphertext_is_bound_to_org_connector_version_id_and_url() -> None:
         crypto.record_aad(org, "crowdstrike", 1),
     ):
         with pytest.raises(VaultError, match="failed authentication"):
-            crypto.open_sealed(LocalKeyProvider(kek), moved, sealed)
+            await crypto.open_sealed(KeyRing(kek, cache_seconds=0), moved, sealed)
 
 
-def test_tampering_and_foreign_keys_fail_authentication() -> None:
+async def test_tampering_and_foreign_keys_fail_authentication() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
-    sealed = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
-    other = crypto.seal(LocalKeyProvider(kek), _aad(org), PLAINTEXT)
+    sealed = await crypto.seal(LocalKey(kek), _aad(org), PLAINTEXT)
+    other = await crypto.seal(LocalKey(kek), _aad(org), PLAINTEXT)
     flipped = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
     tampered = [
         dataclasses.replace(sealed, ciphertext=flipped),
@@ -113,20 +114,20 @@ def test_tampering_and_foreign_keys_fail_authentication() -> None:
     ]
     for bad in tampered:
         with pytest.raises(VaultError, match="failed authentication"):
-            crypto.open_sealed(LocalKeyProvider(kek), _aad(org), bad)
+            await crypto.open_sealed(KeyRing(kek), _aad(org), bad)
 
     wrong_kek = os.urandom(32)
-    with pytest.raises(VaultError, match="different key-encryption key"):
-        crypto.open_sealed(LocalKeyProvider(wrong_kek), _aad(org), sealed)
+    with pytest.raises(VaultError, match="does not hold"):
+        await crypto.open_sealed(KeyRing(wrong_kek), _aad(org), sealed)
     # Even with the label forged to name the wrong KEK, the cryptography refuses.
-    relabelled = dataclasses.replace(sealed, kek_id=LocalKeyProvider(wrong_kek).key_id)
+    relabelled = dataclasses.replace(sealed, kek_id=LocalKey(wrong_kek).key_id)
     with pytest.raises(VaultError, match="failed authentication"):
-        crypto.open_sealed(LocalKeyProvider(wrong_kek), _aad(org), relabelled)
+        await crypto.open_sealed(KeyRing(wrong_kek), _aad(org), relabelled)
     for missing in (b"", b"short"):
         with pytest.raises(VaultError, match="no key-encryption key"):
-            crypto.seal(LocalKeyProvider(missing), _aad(org), PLAINTEXT)
-        with pytest.raises(VaultError, match="no key-encryption key"):
-            crypto.open_sealed(LocalKeyProvider(missing), _aad(org), sealed)
+            await crypto.seal(LocalKey(missing), _aad(org), PLAINTEXT)
+        with pytest.raises(VaultError, match="does not hold"):
+            await crypto.open_sealed(KeyRing(missing), _aad(org), sealed)
 
 
 # --- stored credentials ---------------------------------------------------------------
@@ -160,8 +161,8 @@ async def _open(runtime: Runtime, org_id: UUID, *, kek: bytes | None = None) -> 
         base_url=row[2],
         sealed=Sealed(kek_id=row[3], wrapped_dek=row[4], nonce=row[5], ciphertext=row[6]),
     )
-    vault = Vault(LocalKeyProvider(kek)) if kek is not None else runtime.vault
-    return vault.open_credential(cred, FalconSecret)
+    vault = Vault(KeyRing(kek)) if kek is not None else runtime.vault
+    return await vault.open_credential(cred, FalconSecret)
 
 
 async def test_stored_row_holds_no_secret_and_opens_for_its_org(
@@ -169,7 +170,7 @@ async def test_stored_row_holds_no_secret_and_opens_for_its_org(
 ) -> None:
     (row,) = _credential_rows(test_db, example.seeded.org_id)
     assert row["version"] == 1
-    assert row["kek_id"] == LocalKeyProvider(runtime.settings.kek).key_id
+    assert row["kek_id"] == LocalKey(runtime.settings.kek).key_id
     stored = b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row.values())
     assert FALCON_CLIENT_SECRET.encode() not in stored
     assert FALCON_CLIENT_ID.encode() not in stored

@@ -26,7 +26,7 @@ from arx.api.openapi import ADMIN_TOKEN, BOOTSTRAP_TOKEN, RouteDoc, json_schema,
 from arx.api.state import runtime
 from arx.api.types import CreateOrg
 from arx.db.pool import connection
-from arx.errors import BootstrapClosedError, RoleRequiredError
+from arx.errors import BootstrapClosedError, ConflictError, RoleRequiredError
 from arx.identity import repo as identity_repo
 from arx.identity.principal import PrincipalKind
 from arx.identity.roles import MANAGE, READ
@@ -109,6 +109,11 @@ async def create_org(request: Request[Any, Any, Any]) -> OrgInfo:
         if not await cur.fetchall():
             raise RoleRequiredError("only an active member of some org creates orgs")
     data = await body.read(request, CreateOrg)
+    if data.slug in runtime(request).settings.sandbox_orgs:
+        # Whoever founds it would reach this host's loopback with its credentials.
+        raise ConflictError(
+            f"the slug {data.slug!r} is reserved: the operator runs a sandbox for it"
+        )
     return await service.create_org(
         runtime(request).control_pool, slug=data.slug, name=data.name, creator=who
     )

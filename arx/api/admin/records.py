@@ -9,15 +9,21 @@ from litestar import Request, delete, get, post, put
 from litestar.openapi.spec import Reference
 from litestar.params import FromPath
 
-from arx.admin import credentials
+from arx.admin import credentials, org_keys
 from arx.api import body
 from arx.api.guards import access
 from arx.api.openapi import ADMIN_TOKEN, RouteDoc, json_schema, refuse_nul
 from arx.api.state import runtime
 from arx.api.types import AddConnectorHost, StoreCredential
 from arx.connectors.catalog import connectors
-from arx.identity.roles import MANAGE, READ
-from arx.vault.types import ConnectorHosts, CredentialInfo, CredentialList
+from arx.identity.roles import AUDIT, MANAGE, OWN, READ
+from arx.vault.types import (
+    ConnectorHosts,
+    CredentialInfo,
+    CredentialList,
+    OrgKeyInfo,
+    SetOrgKey,
+)
 
 _CREDENTIAL_DOC = RouteDoc(
     security=ADMIN_TOKEN,
@@ -53,7 +59,16 @@ _REMOVE_HOST_DOC = RouteDoc(
     path_enums={"connector": tuple(sorted(connectors()))},
     roles=MANAGE,
 )
+_KEY_DOC = RouteDoc(security=ADMIN_TOKEN, errors=(401, 403, 404, 500, 503), roles=AUDIT)
+_SET_KEY_DOC = RouteDoc(
+    security=ADMIN_TOKEN,
+    errors=(400, 401, 403, 404, 413, 415, 422, 500, 503),
+    body=refuse_nul(json_schema(SetOrgKey)),
+    roles=OWN,
+)
+_REWRAP_DOC = RouteDoc(security=ADMIN_TOKEN, errors=(401, 403, 404, 500, 503), roles=OWN)
 _CREDENTIAL = "/orgs/{org_id:uuid}/credentials/{connector:str}"
+_KEY = "/orgs/{org_id:uuid}/key"
 _HOSTS = "/orgs/{org_id:uuid}/connectors/{connector:str}/hosts"
 
 
@@ -174,7 +189,59 @@ async def remove_host(
     )
 
 
+@get(
+    _KEY,
+    opt=_KEY_DOC.opt,
+    operation_class=_KEY_DOC.operation_class,
+    responses=_KEY_DOC.responses,
+    summary="The org's key-encryption key (ARX's own, or the org's KMS key) and what it holds",
+)
+async def get_key(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> OrgKeyInfo:
+    rt = runtime(request)
+    return await org_keys.key_info(rt.control_pool, rt.vault, org_id)
+
+
+@put(
+    _KEY,
+    status_code=200,
+    opt=_SET_KEY_DOC.opt,
+    operation_class=_SET_KEY_DOC.operation_class,
+    responses=_SET_KEY_DOC.responses,
+    summary="Bring your own key: ARX proves it can use it, then rewraps every sealed version "
+    "under it (the ciphertexts are untouched)",
+)
+async def set_key(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> OrgKeyInfo:
+    data = await body.read(request, SetOrgKey)
+    rt = runtime(request)
+    return await org_keys.set_key(
+        rt.control_pool,
+        rt.vault,
+        org_id=org_id,
+        provider=data.provider,
+        key=data.key,
+        actor=access(request).actor,
+    )
+
+
+@post(
+    _KEY + "/rewrap",
+    status_code=200,
+    opt=_REWRAP_DOC.opt,
+    operation_class=_REWRAP_DOC.operation_class,
+    responses=_REWRAP_DOC.responses,
+    summary="Rewrap every sealed version still under an older key (after ARX_KEK is rotated)",
+)
+async def rewrap_key(request: Request[Any, Any, Any], org_id: FromPath[UUID]) -> OrgKeyInfo:
+    rt = runtime(request)
+    return await org_keys.rewrap(
+        rt.control_pool, rt.vault, org_id=org_id, actor=access(request).actor
+    )
+
+
 ROUTES = [
+    get_key,
+    set_key,
+    rewrap_key,
     put_credential,
     list_credentials,
     delete_credential,

@@ -57,7 +57,7 @@ from arx.errors import InvalidFieldError, NotFoundError, RoleRequiredError, Serv
 from arx.identity.principal import Access
 from arx.identity.roles import Role
 from arx.vault.secret import Secret
-from arx.vault.service import Vault
+from arx.vault.service import Vault, org_key
 from arx.vault.types import Sealed
 
 
@@ -75,14 +75,14 @@ def connector(channel: ChannelKind) -> str:
     return f"notify:{channel}"
 
 
-def open_secrets(
+async def open_secrets(
     vault: Vault, org_id: UUID, channel: ChannelKind, row: SealedRow
 ) -> SlackSecrets | TeamsSecrets:
     sealed = Sealed(row.kek_id, row.wrapped_dek, row.nonce, row.ciphertext)
     secret_type: type[SlackSecrets | TeamsSecrets] = (
         SlackSecrets if channel == "slack" else TeamsSecrets
     )
-    return vault.open(org_id, connector(channel), row.version, sealed, secret_type)
+    return await vault.open(org_id, connector(channel), row.version, sealed, secret_type)
 
 
 # --- reading ------------------------------------------------------------------------
@@ -146,7 +146,8 @@ async def _store(
     """Seal ``secrets`` as the channel's next version and record the change."""
     current = await fetch_dict(conn, repo.CHANNEL_VERSION, {"channel": channel})
     version = (current["version"] if current else 0) + 1
-    sealed = vault.seal(access.org_id, connector(channel), version, secrets)
+    kek = vault.keys.current(await org_key(conn))
+    sealed = await vault.seal(access.org_id, connector(channel), version, secrets, kek)
     row = await fetch_dict(
         conn,
         repo.UPSERT_CHANNEL,
@@ -338,7 +339,7 @@ async def slack_interaction_settings(
     if row is None:
         SIGNING_SECRETS.put(org_id, None)
         return None
-    secrets = open_secrets(vault, org_id, "slack", msgspec.convert(row, SealedRow))
+    secrets = await open_secrets(vault, org_id, "slack", msgspec.convert(row, SealedRow))
     assert isinstance(secrets, SlackSecrets)  # the slack channel's secrets are SlackSecrets
     SIGNING_SECRETS.put(org_id, secrets.signing_secret)
     return SlackInteractionSettings(

@@ -41,7 +41,7 @@ from arx.approvals.notify.types import (
 from arx.approvals.waiters import wait
 from arx.config import Settings
 from arx.db.pool import Conn
-from arx.errors import InvalidFieldError, VaultError
+from arx.errors import InvalidFieldError, KeyUnavailableError, VaultError
 from arx.logs import get_logger
 from arx.vault.secret import Secret
 from arx.vault.service import Vault
@@ -209,8 +209,8 @@ class NotificationWorker:
         if sealed is None or job.mode is None:
             return Skipped("the org removed this channel")
         try:
-            secrets = channels.open_secrets(self._vault, job.org_id, job.channel, sealed)
-        except VaultError:
+            secrets = await channels.open_secrets(self._vault, job.org_id, job.channel, sealed)
+        except (VaultError, KeyUnavailableError):
             return delivery.failed("the channel's stored secrets cannot be opened")
         summary = Summary.of(job, self._settings.public_url)
         webhook = secrets.webhook_url
