@@ -79,6 +79,10 @@ async def store_credential(
             slug = await _org_slug(conn, org_id)
             cur = await conn.execute(vault_repo.HOSTS_OF, (connector,))
             org_hosts = [str(r[0]) for r in await cur.fetchall()]
+            if not (base_url or cls.default_base_url):
+                raise InvalidFieldError(
+                    f"base_url: {connector} has no default URL: give the tenant's", field="base_url"
+                )
             try:
                 url = destination.check(
                     base_url or cls.default_base_url,

@@ -21,6 +21,12 @@ _REGISTRY: dict[str, type[BaseConnector]] = {}
 def register(cls: _C) -> _C:
     if cls.id in _REGISTRY:
         raise RuntimeError(f"connector id {cls.id!r} is already registered")
+    if getattr(cls, "builds_requests", False):
+        missing = sorted(name for name, op in cls.operations.items() if op.build is None)
+        if missing:
+            raise RuntimeError(
+                f"connector {cls.id!r}: operations without a request builder: {', '.join(missing)}"
+            )
     _REGISTRY[cls.id] = cls
     return cls
 

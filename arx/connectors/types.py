@@ -7,7 +7,8 @@ and the SDK's discovery call are all derived from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +20,16 @@ class OperationKind(StrEnum):
     WRITE = "write"
     CONTAINMENT = "containment"
     DESTRUCTIVE = "destructive"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One request to a tool, built from an operation's validated params."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    json: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,8 @@ class Operation:
     # The param naming the ids the call acts on (a string or a list of them):
     # recorded with the decision, counted by the policy's session windows.
     target_param: str | None = None
+    # The request for validated params (arx.connectors.rest; required there).
+    build: Callable[[Any], ApiCall] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.base_risk <= 100:

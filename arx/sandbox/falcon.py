@@ -9,7 +9,9 @@ connector cannot tell the difference for the operations ARX supports:
 - ``POST /oauth2/revoke`` (Basic client auth, form ``token``).
 - ``GET /devices/queries/devices/v1``: a small FQL subset (``field:'value'``
   terms joined by ``+``, a trailing ``*`` wildcard) with limit/offset pagination.
-- ``GET /devices/entities/devices/v2?ids=..&ids=..``: unknown ids are reported
+- ``GET /devices/entities/devices/v2?ids=..&ids=..`` (and ``POST`` with
+  ``{"ids": [...]}``, as FalconPy's ``get_device_details`` sends it; found by
+  tests/integration/test_vendor_clients.py): unknown ids are reported
   in ``errors`` with code 404 (HTTP 200 if any id was found, 404 if none).
 - ``POST /devices/entities/devices-actions/v2?action_name=contain|lift_containment``
   answers 202 and drives the containment state machine
@@ -578,6 +580,10 @@ def _observe(device: Device) -> None:
     device.pending_observed = False
 
 
+class _IdsBody(msgspec.Struct):
+    ids: list[str]
+
+
 @get("/devices/entities/devices/v2")
 async def get_devices(
     request: Request[Any, Any, Any], falcon: NamedDependency[FalconState]
@@ -588,6 +594,30 @@ async def get_devices(
         ids = _ids_from_query(request)
     except _FalconReply as exc:
         return ex.fail(exc)
+    return _devices(falcon, ex, ids)
+
+
+@post("/devices/entities/devices/v2", status_code=200)
+async def post_devices(
+    request: Request[Any, Any, Any], falcon: NamedDependency[FalconState]
+) -> Response[Any]:
+    """The same lookup with the ids in a JSON body, as FalconPy's
+    ``get_device_details`` sends it (PostDeviceDetailsV2)."""
+    ex = _Exchange(falcon, request, "device-api")
+    try:
+        ex.authorize()
+        try:
+            ids = msgspec.json.decode(await request.body(), type=_IdsBody).ids
+        except msgspec.DecodeError:
+            raise _FalconReply(400, "Argument ids must be specified.") from None
+        if not ids:
+            raise _FalconReply(400, "Argument ids must be specified.")
+    except _FalconReply as exc:
+        return ex.fail(exc)
+    return _devices(falcon, ex, ids)
+
+
+def _devices(falcon: FalconState, ex: _Exchange, ids: list[str]) -> Response[Any]:
     resources: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for aid in dict.fromkeys(ids):
@@ -669,7 +699,14 @@ def create_app(state: FalconState | None = None) -> Litestar:
         return ex.fail(_FalconReply(exc.status_code, str(exc.detail)))
 
     return Litestar(
-        route_handlers=[oauth2_token, oauth2_revoke, query_devices, get_devices, device_actions],
+        route_handlers=[
+            oauth2_token,
+            oauth2_revoke,
+            query_devices,
+            get_devices,
+            post_devices,
+            device_actions,
+        ],
         dependencies={"falcon": _provide(falcon)},
         exception_handlers={HTTPException: not_routed},
         openapi_config=None,

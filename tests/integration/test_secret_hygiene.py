@@ -23,9 +23,21 @@ import pytest
 from arx.approvals import review
 from arx.connectors.registry import all_connectors
 from arx.identity.principal import Access, Principal, PrincipalKind
+from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
-from tests.fixtures.arx import FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, Example
+from arx.sandbox.okta import OktaState
+from tests.fixtures.arx import (
+    FALCON_CLIENT_ID,
+    FALCON_CLIENT_SECRET,
+    OKTA_TOKEN,
+    OKTA_URL,
+    Example,
+    make_agent,
+)
+from tests.fixtures.arx import (
+    SEED_ACTOR as SEED,
+)
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -39,6 +51,15 @@ OPERATIONS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         "hosts:get": ("triage-bot", {"ids": [WS_FIN]}),
         "hosts:contain": ("responder-bot", {"ids": [WS_FIN]}),
         "hosts:lift_containment": ("responder-bot", {"ids": [WS_FIN]}),
+    },
+    "okta": {
+        "users:search": ("iam-bot", {"search": 'profile.email eq "ana.ruiz@example.com"'}),
+        "users:get": ("iam-bot", {"user": "ana.ruiz@example.com"}),
+        "users:suspend": ("iam-bot", {"user_id": "{ana}"}),
+        "users:unsuspend": ("iam-bot", {"user_id": "{ana}"}),
+        "sessions:revoke": ("iam-bot", {"user_id": "{ana}"}),
+        "groups:remove_user": ("iam-bot", {"group_id": "{group}", "user_id": "{ana}"}),
+        "groups:add_user": ("iam-bot", {"group_id": "{group}", "user_id": "{ana}"}),
     },
 }
 
@@ -90,6 +111,7 @@ async def test_no_credential_or_token_appears_anywhere(
     runtime: Runtime,
     example: Example,
     falcon: FalconState,
+    okta: OktaState,
     test_db: Database,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -97,10 +119,30 @@ async def test_no_credential_or_token_appears_anywhere(
     assert set(OPERATIONS) == set(all_connectors()), "every connector's operations run here"
     caller = _Caller(client, runtime, example, await _reviewer(client, example))
     tokens: set[str] = set()
+    # An identity agent, and the org's Okta credential.
+    access = Access(principal=SEED, org_id=example.seeded.org_id, roles=frozenset({"owner"}))
+    _, iam_key = await make_agent(
+        runtime,
+        access,
+        "iam-bot",
+        IntentManifest(scope={"okta": ["users:*", "sessions:*", "groups:*"]}),
+    )
+    example.seeded.api_keys["iam-bot"] = iam_key
+    stored = await client.put(
+        f"/v1/admin/orgs/{example.seeded.org_id}/credentials/okta",
+        json={"secret": {"api_token": OKTA_TOKEN}, "base_url": OKTA_URL},
+        headers=example.owner,
+    )
+    assert stored.status_code == 201, stored.text
+    ids = {
+        "{ana}": next(u.id for u in okta.users.values() if u.login.startswith("ana")),
+        "{group}": next(iter(okta.groups)),
+    }
 
     for connector, operations in OPERATIONS.items():
         assert set(operations) == set(all_connectors()[connector].operations)
-        for operation, (agent, params) in operations.items():
+        for operation, (agent, raw) in operations.items():
+            params = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in raw.items()}
             call = {"connector": connector, "operation": operation, "params": params}
             resp = await caller.execute(call, agent)
             assert resp.status_code == 200, (operation, resp.text)
@@ -138,6 +180,7 @@ async def test_no_credential_or_token_appears_anywhere(
     kek = runtime.settings.kek
     secrets = {
         FALCON_CLIENT_SECRET,
+        OKTA_TOKEN,
         *tokens,
         kek.hex(),
         base64.b64encode(kek).decode(),

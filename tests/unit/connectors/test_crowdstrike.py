@@ -324,7 +324,7 @@ async def test_the_cached_token_is_refreshed_a_minute_before_it_expires(
     connector: CrowdStrikeConnector, run: Run, state: FalconState
 ) -> None:
     now = [1000.0]
-    connector._clock = lambda: now[0]
+    connector.tokens.clock = lambda: now[0]
 
     await run("hosts:search")
     now[0] += 1799 - 60 - 1
