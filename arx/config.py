@@ -112,10 +112,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long an unwrapped data key is kept (0: never); revoking ARX's access
     # to an org's KMS key takes effect within it.
     data_key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 300.0
-    # Orgs' own keys (arx.vault.kms). AWS: the standard credential chain, and an
-    # endpoint for a local KMS (tests). Azure: ARX's Entra application; an
+    # Orgs' own keys (arx.vault.kms). AWS (opt-in: ARX would otherwise offer
+    # the host's instance role to every org): the standard credential chain,
+    # and an endpoint for a local KMS (tests). Azure: ARX's Entra application; an
     # endpoint every vault's requests go to instead (tests, emulators).
     # Google: ARX's service account key file; the Cloud KMS endpoint.
+    aws_kms: bool = False
     aws_kms_endpoint_url: str | None = None
     azure_tenant_id: str | None = None
     azure_client_id: str | None = None
@@ -252,6 +254,7 @@ _PLAIN = {
     "ARX_TEST_FAULT": "test_fault",
     "ARX_DATA_KEY_CACHE_SECONDS": "data_key_cache_seconds",
     "ARX_AWS_KMS_ENDPOINT_URL": "aws_kms_endpoint_url",
+    "ARX_AWS_KMS": "aws_kms",
     "ARX_AZURE_TENANT_ID": "azure_tenant_id",
     "ARX_AZURE_CLIENT_ID": "azure_client_id",
     "ARX_AZURE_CLIENT_SECRET": "azure_client_secret",

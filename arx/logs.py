@@ -64,6 +64,16 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # botocore logs KMS request and response bodies (data keys) and the
+    # canonical requests it signs at DEBUG: never below WARNING, whatever
+    # ARX_LOG_LEVEL says.
+    for secretive in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(secretive).setLevel(logging.WARNING)
+    # botocore logs KMS request and response bodies (data keys) and the
+    # canonical requests it signs at DEBUG: never below WARNING, whatever
+    # ARX_LOG_LEVEL says.
+    for secretive in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(secretive).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> logging.Logger:

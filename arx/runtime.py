@@ -210,7 +210,7 @@ def key_ring(settings: Settings, http: httpx.AsyncClient) -> KeyRing:
     return KeyRing(
         settings.kek,
         retired=[base64.b64decode(k) for k in settings.kek_retired],
-        aws_kms=AwsKms(endpoint_url=settings.aws_kms_endpoint_url),
+        aws_kms=AwsKms(endpoint_url=settings.aws_kms_endpoint_url) if settings.aws_kms else None,
         azure_kv=azure,
         gcp_kms=gcp,
         cache_seconds=settings.data_key_cache_seconds,

@@ -95,7 +95,7 @@ async def store_credential(
                 raise InvalidFieldError(f"base_url: {exc}", field="base_url") from None
             version = await _next_version(conn, org_id, connector)
             credential_id = uuid.uuid4()
-            kek = vault.keys.current(await org_key(conn))
+            kek = vault.keys.current(await org_key(conn, org_id), org_id)
             sealed = await vault.seal_credential(
                 org_id,
                 connector,

@@ -36,9 +36,9 @@ _PROBE_AAD = b"arx/kek-probe"
 async def key_info(pool: AsyncConnectionPool[Conn], vault: Vault, org_id: UUID) -> OrgKeyInfo:
     async with org_transaction(pool, org_id) as conn:
         await _require_org(conn, org_id)
-        chosen = await org_key(conn)
+        chosen = await org_key(conn, org_id)
         counts = await fetch_all(conn, vault_repo.SEALED_UNDER, None, _Count)
-    kek = vault.keys.current(chosen)
+    kek = vault.keys.current(chosen, org_id)
     return OrgKeyInfo(
         provider=chosen.provider if chosen else "local",
         key=chosen.key_ref if chosen else "",
@@ -60,11 +60,10 @@ async def set_key(
         ref = check_key_ref(provider, key)
     except ValueError as exc:
         raise InvalidFieldError(f"key: {exc}", field="key") from None
-    org_key = OrgKey(provider, ref)
-    kek = vault.keys.current(org_key)
-    await _probe(kek)
+    kek = await _usable(vault, OrgKey(provider, ref), org_id)
     async with org_transaction(pool, org_id) as conn:
         await _require_org(conn, org_id)
+        await conn.execute(vault_repo.ORG_KEY_EXCLUSIVE, (str(org_id),))
         await conn.execute(
             vault_repo.SET_ORG_KEY,
             {"org_id": org_id, "provider": provider, "key_ref": ref, "set_by": actor},
@@ -85,7 +84,8 @@ async def rewrap(
 ) -> OrgKeyInfo:
     async with org_transaction(pool, org_id) as conn:
         await _require_org(conn, org_id)
-        kek = vault.keys.current(await org_key(conn))
+        await conn.execute(vault_repo.ORG_KEY_EXCLUSIVE, (str(org_id),))
+        kek = vault.keys.current(await org_key(conn, org_id), org_id)
         moved = await _rewrap_all(conn, vault, org_id, kek)
         await record_admin_event(
             conn,
@@ -97,16 +97,19 @@ async def rewrap(
     return await key_info(pool, vault, org_id)
 
 
-async def _probe(kek: KeyProvider) -> None:
-    """Wrap and unwrap a throwaway data key: the key exists and ARX may use it."""
+async def _usable(vault: Vault, chosen: OrgKey, org_id: UUID) -> KeyProvider:
+    """The key, once a throwaway data key was wrapped and unwrapped with it:
+    it exists and ARX may use it (for this org)."""
     probe = os.urandom(32)
     try:
+        kek = vault.keys.current(chosen, org_id)
         back = await kek.unwrap(await kek.wrap(probe, _PROBE_AAD), _PROBE_AAD)
     except ARXError as exc:
         detail = f"key: ARX cannot use this key: {exc.detail}"
         raise InvalidFieldError(detail, field="key") from None
     if not hmac.compare_digest(back, probe):
         raise InvalidFieldError("key: the key did not give back what it wrapped", field="key")
+    return kek
 
 
 async def _rewrap_all(conn: Conn, vault: Vault, org_id: UUID, kek: KeyProvider) -> int:
@@ -123,11 +126,12 @@ async def _rewrap_all(conn: Conn, vault: Vault, org_id: UUID, kek: KeyProvider) 
             else:  # a notification channel's secrets
                 aad = crypto.record_aad(org_id, row.purpose, row.version)
             sealed = Sealed(row.kek_id, row.wrapped_dek, row.nonce, row.ciphertext)
-            new = await vault.rewrap(sealed, aad, kek)
+            new = await vault.rewrap(sealed, aad, kek, org_id)
             params: dict[str, Any] = {
                 "kek_id": new.kek_id,
                 "wrapped_dek": new.wrapped_dek,
                 "key": row.key,
+                "version": row.version,
             }
             await conn.execute(update, params)
             moved += 1

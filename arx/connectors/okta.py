@@ -57,7 +57,11 @@ class UserGetParams(msgspec.Struct, **_Strict):
 
     user: Annotated[
         str,
-        msgspec.Meta(pattern=r"^[A-Za-z0-9._%+@-]{1,100}$", description="user id or login"),
+        # An id, or a login in e-mail form: never a bare path ("." would list everyone).
+        msgspec.Meta(
+            pattern=r"^([0-9A-Za-z]{20}|[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$",
+            description="user id, or login (e-mail form)",
+        ),
     ]
 
 

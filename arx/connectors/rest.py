@@ -9,7 +9,8 @@ lack one. The base class then:
   fetching a token before the operation is sent and once more after a 401;
 - retries idempotent reads only (GET of a ``read`` operation) after a
   dropped connection or a 502/503/504, twice, briefly: a write is never
-  repeated, since the tool may have acted;
+  repeated, and a 5xx after one is an unknown outcome, since the tool may
+  have acted;
 - maps a 429 to ``ConnectorRateLimitedError`` with ``Retry-After`` (each
   vendor says when to come back its own way), any other refusal to
   ``ConnectorRequestError`` / ``ConnectorAuthError`` with the vendor's own
@@ -44,12 +45,15 @@ from arx.errors import (
     ConnectorAuthError,
     ConnectorRateLimitedError,
     ConnectorRequestError,
+    OutcomeUnknownError,
 )
 from arx.vault.secret import REDACTED, Secret
 
 _MAX_ERROR_MESSAGES = 10
 _MAX_MESSAGE_CHARS = 500
 _RETRY_STATUSES = frozenset({502, 503, 504})
+# After a write, these leave the outcome unknown: the tool may have acted.
+_MAYBE_ACTED = frozenset({500, 502, 503, 504})
 _RETRY_DELAYS = (0.1, 0.3)
 
 __all__ = ["ApiCall", "RestConnector", "scrub"]
@@ -133,6 +137,15 @@ class RestConnector(BaseConnector):
             if response.status_code == 401:
                 raise self._refused(response, operation, auth, " (with a freshly issued token)")
         self._check_size(response, context)
+        if response.status_code in _MAYBE_ACTED and not _idempotent(call, operation):
+            # A gateway or server failure after a write: it may have acted.
+            failure = self.failure(response)
+            raise OutcomeUnknownError(
+                f"{self.vendor} answered HTTP {response.status_code} to {operation.name}; it may "
+                "have acted: check the tool before retrying",
+                upstream_status=response.status_code,
+                extra={"errors": [scrub(m, auth.hidden()) for m in failure.messages][:10]},
+            )
         if not response.is_success:
             raise self._refused(response, operation, auth)
         return self.result(response, operation)
@@ -140,8 +153,7 @@ class RestConnector(BaseConnector):
     async def _send(
         self, call: ApiCall, base: str, auth: ConnectorAuth, operation: Operation
     ) -> httpx.Response:
-        idempotent = call.method == "GET" and operation.kind is OperationKind.READ
-        delays = _RETRY_DELAYS if idempotent else ()
+        delays = _RETRY_DELAYS if _idempotent(call, operation) else ()
         url = tool_url(base, call.path, call.query)
         for attempt in range(len(delays) + 1):
             try:
@@ -184,6 +196,10 @@ class RestConnector(BaseConnector):
         if status in {401, 403}:
             return ConnectorAuthError(detail, upstream_status=status, extra=extra)
         return ConnectorRequestError(detail, upstream_status=status, extra=extra)
+
+
+def _idempotent(call: ApiCall, operation: Operation) -> bool:
+    return call.method == "GET" and operation.kind is OperationKind.READ
 
 
 def retry_after_header(raw: str | None) -> int | None:

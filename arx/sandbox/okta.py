@@ -198,7 +198,10 @@ async def list_users(
 ) -> Response[Any]:
     headers = _guard(okta, request)
     search = request.query_params.get("search")
-    limit = min(int(request.query_params.get("limit", "200")), 200)
+    raw_limit = request.query_params.get("limit", "200")
+    if not raw_limit.isdigit() or int(raw_limit) < 1:
+        raise _error(400, "E0000001", "Api validation failed: limit", ["limit: a positive number"])
+    limit = min(int(raw_limit), 200)
     after = request.query_params.get("after")
     found = sorted((u for u in okta.users.values() if _matches(u, search)), key=lambda u: u.id)
     if after:

@@ -52,17 +52,19 @@ async def seal(kek: KeyProvider, aad: bytes, plaintext: bytes) -> Sealed:
     return Sealed(kek.key_id, wrapped, nonce, AESGCM(dek).encrypt(nonce, plaintext, aad))
 
 
-async def open_sealed(keys: KeyRing, aad: bytes, sealed: Sealed) -> bytes:
-    dek = await keys.unwrap(sealed.kek_id, sealed.wrapped_dek, aad + _DEK)
+async def open_sealed(keys: KeyRing, aad: bytes, sealed: Sealed, org_id: UUID) -> bytes:
+    dek = await keys.unwrap(sealed.kek_id, sealed.wrapped_dek, aad + _DEK, org_id)
     try:
         return AESGCM(dek).decrypt(sealed.nonce, sealed.ciphertext, aad)
     except (InvalidTag, ValueError):
         raise VaultError("the stored credential failed authentication") from None
 
 
-async def rewrap(keys: KeyRing, aad: bytes, sealed: Sealed, kek: KeyProvider) -> Sealed:
+async def rewrap(
+    keys: KeyRing, aad: bytes, sealed: Sealed, kek: KeyProvider, org_id: UUID
+) -> Sealed:
     """``sealed`` with its data key wrapped by ``kek``. The ciphertext is neither
     decrypted nor changed; the old wrap's associated data (the row's binding)
     proves the data key is this row's."""
-    dek = await keys.provider(sealed.kek_id).unwrap(sealed.wrapped_dek, aad + _DEK)
+    dek = await keys.provider(sealed.kek_id, org_id).unwrap(sealed.wrapped_dek, aad + _DEK)
     return Sealed(kek.key_id, await kek.wrap(dek, aad + _DEK), sealed.nonce, sealed.ciphertext)

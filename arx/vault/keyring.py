@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from uuid import UUID
 
 from arx.errors import KeyUnavailableError, VaultError
 from arx.vault.keys import KeyProvider, LocalKey
@@ -64,14 +65,14 @@ class KeyRing:
     def local(self) -> LocalKey:
         return self._local
 
-    def current(self, org_key: OrgKey | None) -> KeyProvider:
+    def current(self, org_key: OrgKey | None, org_id: UUID) -> KeyProvider:
         """The key that wraps the org's new data keys."""
         if org_key is None or org_key.provider == "local":
             return self._local
-        return self.provider(_PREFIX[org_key.provider] + org_key.key_ref)
+        return self.provider(_PREFIX[org_key.provider] + org_key.key_ref, org_id)
 
-    def provider(self, kek_id: str) -> KeyProvider:
-        """The key named by a stored ``kek_id``."""
+    def provider(self, kek_id: str, org_id: UUID) -> KeyProvider:
+        """The key named by a stored ``kek_id``, used for ``org_id``."""
         scheme, _, ref = kek_id.partition(":")
         if scheme == "local":
             key = self._local if kek_id == self._local.key_id else self._retired.get(kek_id)
@@ -82,7 +83,7 @@ class KeyRing:
                 )
             return key
         if scheme == "aws-kms" and self._aws is not None:
-            return self._aws.key(ref)
+            return self._aws.key(ref, org_id)
         if scheme == "azure-kv" and self._azure is not None:
             return self._azure.key(ref)
         if scheme == "gcp-kms" and self._gcp is not None:
@@ -94,13 +95,13 @@ class KeyRing:
             )
         raise VaultError("the credential names a key-encryption key ARX does not know")
 
-    async def unwrap(self, kek_id: str, wrapped: bytes, aad: bytes) -> bytes:
+    async def unwrap(self, kek_id: str, wrapped: bytes, aad: bytes, org_id: UUID) -> bytes:
         now = self._clock()
         key = (kek_id, wrapped, aad)
         cached = self._cache.get(key)
         if cached is not None and now < cached[1]:
             return cached[0]
-        dek = await self.provider(kek_id).unwrap(wrapped, aad)
+        dek = await self.provider(kek_id, org_id).unwrap(wrapped, aad)
         if self._cache_seconds > 0:
             if len(self._cache) >= _MAX_CACHED:
                 self._prune(now)

@@ -57,7 +57,8 @@ class Vault:
             credential.id,
             credential.base_url,
         )
-        return _decoded(await crypto.open_sealed(self.keys, aad, credential.sealed), secret_type)
+        plaintext = await crypto.open_sealed(self.keys, aad, credential.sealed, credential.org_id)
+        return _decoded(plaintext, secret_type)
 
     async def seal(
         self, org_id: UUID, purpose: str, version: int, secret: msgspec.Struct, kek: KeyProvider
@@ -70,14 +71,18 @@ class Vault:
         self, org_id: UUID, purpose: str, version: int, sealed: Sealed, secret_type: type[S]
     ) -> S:
         aad = crypto.record_aad(org_id, purpose, version)
-        return _decoded(await crypto.open_sealed(self.keys, aad, sealed), secret_type)
+        return _decoded(await crypto.open_sealed(self.keys, aad, sealed, org_id), secret_type)
 
-    async def rewrap(self, sealed: Sealed, aad: bytes, kek: KeyProvider) -> Sealed:
-        return await crypto.rewrap(self.keys, aad, sealed, kek)
+    async def rewrap(self, sealed: Sealed, aad: bytes, kek: KeyProvider, org_id: UUID) -> Sealed:
+        return await crypto.rewrap(self.keys, aad, sealed, kek, org_id)
 
 
-async def org_key(conn: Conn) -> OrgKey | None:
-    """The org's key choice (inside an org-scoped transaction); None: ARX's own."""
+async def org_key(conn: Conn, org_id: UUID) -> OrgKey | None:
+    """The org's key choice (inside an org-scoped transaction); None: ARX's own.
+
+    Holds the org's key lock, shared, until the transaction ends: a key being
+    set (or a rewrap) waits for this seal, and this seal for it."""
+    await conn.execute(repo.ORG_KEY_SHARED, (str(org_id),))
     row = await fetch_dict(conn, repo.ORG_KEY, {})
     return OrgKey(row["provider"], row["key_ref"]) if row else None
 

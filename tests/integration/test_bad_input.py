@@ -305,7 +305,9 @@ def _call(operation: str, params: dict[str, Any], connector: str = "crowdstrike"
 
 
 BAD_CALLS = [
-    _case(_call("users:suspend", {}, "okta"), 404, "unknown_connector", None, "unknown-connector"),
+    _case(
+        _call("users:suspend", {}, "nessus"), 404, "unknown_connector", None, "unknown-connector"
+    ),
     _case(
         _call("hosts:search", {}, "CrowdStrike"),
         404,

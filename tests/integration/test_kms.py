@@ -148,6 +148,7 @@ def settings(settings: Settings, kms: KmsServer, moto_kms: MotoKms, tmp_path: Pa
     account.write_text(json.dumps(kms.service_account))
     return msgspec.structs.replace(
         settings,
+        aws_kms=True,
         aws_kms_endpoint_url=moto_kms.url,
         azure_tenant_id=TENANT,
         azure_client_id=AZURE_CLIENT_ID,
@@ -373,6 +374,9 @@ async def test_key_references_are_checked_and_only_owners_set_them(
         ("azure-key-vault", "https://orgvault.vault.azure.net/keys/org-kek"),  # no version
         ("azure-key-vault", f"https://evil.example/keys/org-kek/{KEY_VERSION}"),
         ("azure-key-vault", f"http://orgvault.vault.azure.net/keys/org-kek/{KEY_VERSION}"),
+        ("azure-key-vault", f"https://evil.com%2f.vault.azure.net/keys/org-kek/{KEY_VERSION}"),
+        ("azure-key-vault", f"https://.vault.azure.net/keys/org-kek/{KEY_VERSION}"),
+        ("aws-kms", "arn:aws:kms:-:123456789012:key/" + "a" * 32),
         ("gcp-kms", "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"),
         ("local", "anything"),
     ):

@@ -30,6 +30,9 @@ from arx.sandbox.okta import OktaState
 from tests.fixtures.arx import (
     FALCON_CLIENT_ID,
     FALCON_CLIENT_SECRET,
+    JIRA_EMAIL,
+    JIRA_TOKEN,
+    JIRA_URL,
     OKTA_TOKEN,
     OKTA_URL,
     Example,
@@ -60,6 +63,14 @@ OPERATIONS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         "sessions:revoke": ("iam-bot", {"user_id": "{ana}"}),
         "groups:remove_user": ("iam-bot", {"group_id": "{group}", "user_id": "{ana}"}),
         "groups:add_user": ("iam-bot", {"group_id": "{group}", "user_id": "{ana}"}),
+    },
+    "jira": {
+        "issues:search": ("iam-bot", {"jql": "project = SEC"}),
+        "issues:get": ("iam-bot", {"key": "SEC-1"}),
+        "issues:transitions": ("iam-bot", {"key": "SEC-1"}),
+        "issues:create": ("iam-bot", {"project": "SEC", "summary": "Suspended ana.ruiz"}),
+        "issues:comment": ("iam-bot", {"key": "SEC-1", "body": "Suspended in Okta"}),
+        "issues:transition": ("iam-bot", {"key": "SEC-1", "transition_id": "31"}),
     },
 }
 
@@ -125,12 +136,18 @@ async def test_no_credential_or_token_appears_anywhere(
         runtime,
         access,
         "iam-bot",
-        IntentManifest(scope={"okta": ["users:*", "sessions:*", "groups:*"]}),
+        IntentManifest(scope={"okta": ["users:*", "sessions:*", "groups:*"], "jira": ["issues:*"]}),
     )
     example.seeded.api_keys["iam-bot"] = iam_key
     stored = await client.put(
         f"/v1/admin/orgs/{example.seeded.org_id}/credentials/okta",
         json={"secret": {"api_token": OKTA_TOKEN}, "base_url": OKTA_URL},
+        headers=example.owner,
+    )
+    assert stored.status_code == 201, stored.text
+    stored = await client.put(
+        f"/v1/admin/orgs/{example.seeded.org_id}/credentials/jira",
+        json={"secret": {"email": JIRA_EMAIL, "api_token": JIRA_TOKEN}, "base_url": JIRA_URL},
         headers=example.owner,
     )
     assert stored.status_code == 201, stored.text
@@ -181,6 +198,7 @@ async def test_no_credential_or_token_appears_anywhere(
     secrets = {
         FALCON_CLIENT_SECRET,
         OKTA_TOKEN,
+        JIRA_TOKEN,
         *tokens,
         kek.hex(),
         base64.b64encode(kek).decode(),

@@ -67,7 +67,7 @@ def _aad(
 async def test_seal_round_trips_and_hides_plaintext() -> None:
     kek, org = os.urandom(32), uuid.uuid4()
     sealed = await crypto.seal(LocalKey(kek), _aad(org), PLAINTEXT)
-    assert await crypto.open_sealed(KeyRing(kek), _aad(org), sealed) == PLAINTEXT
+    assert await crypto.open_sealed(KeyRing(kek), _aad(org), sealed, org) == PLAINTEXT
     for blob in (sealed.wrapped_dek, sealed.nonce, sealed.ciphertext):
         assert b"s3cr3t-value" not in blob
         assert b"abc" not in blob
@@ -98,7 +98,7 @@ async def test_ciphertext_is_bound_to_org_connector_version_id_and_url() -> None
         crypto.record_aad(org, "crowdstrike", 1),
     ):
         with pytest.raises(VaultError, match="failed authentication"):
-            await crypto.open_sealed(KeyRing(kek, cache_seconds=0), moved, sealed)
+            await crypto.open_sealed(KeyRing(kek, cache_seconds=0), moved, sealed, org)
 
 
 async def test_tampering_and_foreign_keys_fail_authentication() -> None:
@@ -114,20 +114,20 @@ async def test_tampering_and_foreign_keys_fail_authentication() -> None:
     ]
     for bad in tampered:
         with pytest.raises(VaultError, match="failed authentication"):
-            await crypto.open_sealed(KeyRing(kek), _aad(org), bad)
+            await crypto.open_sealed(KeyRing(kek), _aad(org), bad, org)
 
     wrong_kek = os.urandom(32)
     with pytest.raises(VaultError, match="does not hold"):
-        await crypto.open_sealed(KeyRing(wrong_kek), _aad(org), sealed)
+        await crypto.open_sealed(KeyRing(wrong_kek), _aad(org), sealed, org)
     # Even with the label forged to name the wrong KEK, the cryptography refuses.
     relabelled = dataclasses.replace(sealed, kek_id=LocalKey(wrong_kek).key_id)
     with pytest.raises(VaultError, match="failed authentication"):
-        await crypto.open_sealed(KeyRing(wrong_kek), _aad(org), relabelled)
+        await crypto.open_sealed(KeyRing(wrong_kek), _aad(org), relabelled, org)
     for missing in (b"", b"short"):
         with pytest.raises(VaultError, match="no key-encryption key"):
             await crypto.seal(LocalKey(missing), _aad(org), PLAINTEXT)
         with pytest.raises(VaultError, match="does not hold"):
-            await crypto.open_sealed(KeyRing(missing), _aad(org), sealed)
+            await crypto.open_sealed(KeyRing(missing), _aad(org), sealed, org)
 
 
 # --- stored credentials ---------------------------------------------------------------

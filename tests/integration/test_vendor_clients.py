@@ -8,6 +8,11 @@ wrong (issue 10, point 7). Found so far:
 - okta 3.4.6 sends ``Authorization: SSWS<token>`` with no space (Okta
   documents ``SSWS <token>``); the fake takes both, ARX sends the documented
   form. The SDK parses the fake's users into its strict models.
+- jira 3.10 (REST v3) reads ``/rest/api/3/serverInfo`` first, and
+  ``/rest/api/3/field`` before a search, which the fake did not answer (404):
+  fixed. Its search is ``GET /search/jql`` with query parameters; its
+  ``add_comment`` with a plain string would send a string body, which v3
+  (and the fake) refuse: rich text is ADF.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from collections.abc import Iterator
 
 import pytest
 from falconpy import Hosts
+from jira import JIRA
 from okta.client import Client as OktaClient
 
+from arx.connectors.jira import adf
 from arx.sandbox.falcon import FalconState
 from arx.sandbox.falcon import create_app as falcon_app
+from arx.sandbox.jira import JiraState
+from arx.sandbox.jira import create_app as jira_app
 from arx.sandbox.okta import OktaState
 from arx.sandbox.okta import create_app as okta_app
 from tests.fixtures.serve import serve_asgi
@@ -98,3 +107,31 @@ async def test_the_okta_sdk_drives_the_okta_fake(okta: tuple[str, OktaState]) ->
     assert err is not None
     assert "E0000001" in str(err)
     assert all(r.auth_valid for r in state.requests)
+
+
+def test_the_jira_client_drives_the_jira_fake() -> None:
+    state = JiraState.demo("arx-bot@example.com", "atl-api-token-4c3b2a")
+    with serve_asgi(jira_app(state)) as url:
+        jira = JIRA(
+            server=url,
+            basic_auth=("arx-bot@example.com", "atl-api-token-4c3b2a"),
+            options={"rest_api_version": "3"},
+        )
+        found = jira.enhanced_search_issues("project = SEC", fields=["summary", "status"])
+        assert [i.key for i in found] == ["SEC-1", "SEC-2"]
+        assert jira.issue("SEC-1").fields.summary.startswith("Phishing")
+        new = jira.create_issue(
+            fields={
+                "project": {"key": "SEC"},
+                "issuetype": {"name": "Task"},
+                "summary": "Created by the Jira client",
+                "description": adf("from the official client"),
+            }
+        )
+        assert state.issues[new.key].summary == "Created by the Jira client"
+        comment = jira.add_comment(new.key, adf("a comment"))  # type: ignore[arg-type]
+        assert state.issues[new.key].comments[0]["id"] == comment.id
+        moves = {t["name"]: t["id"] for t in jira.transitions(new.key)}
+        jira.transition_issue(new.key, moves["Done"])
+        assert state.issues[new.key].status == "Done"
+    assert all(r.auth_valid and r.status < 400 for r in state.requests)

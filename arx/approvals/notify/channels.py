@@ -146,7 +146,7 @@ async def _store(
     """Seal ``secrets`` as the channel's next version and record the change."""
     current = await fetch_dict(conn, repo.CHANNEL_VERSION, {"channel": channel})
     version = (current["version"] if current else 0) + 1
-    kek = vault.keys.current(await org_key(conn))
+    kek = vault.keys.current(await org_key(conn, access.org_id), access.org_id)
     sealed = await vault.seal(access.org_id, connector(channel), version, secrets, kek)
     row = await fetch_dict(
         conn,

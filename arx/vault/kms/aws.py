@@ -5,8 +5,12 @@ in a worker thread, one client per region. ARX's own AWS identity calls
 KMS; the org grants it kms:Encrypt and kms:Decrypt in its key policy, and
 revoking that grant makes the org's credentials unusable, nobody else's.
 
-The binding (the vault's associated data) travels as the encryption context,
-hashed: KMS logs the context in CloudTrail in clear.
+The encryption context carries the org's id in clear (``arx-org``) and the
+binding (the vault's associated data) hashed: KMS logs the context in
+CloudTrail. ARX calls KMS as one identity for every org, so the org's key
+policy should allow it only with its own id:
+``"Condition": {"StringEquals": {"kms:EncryptionContext:arx-org": "<org id>"}}``;
+then no other org can name that key.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import hashlib
 import re
 from typing import Any
+from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,7 +28,8 @@ from arx.errors import KeyUnavailableError, VaultError
 PREFIX = "aws-kms:"
 # A key ARN (not an alias: a decrypt names the exact key it expects).
 KEY_ARN = re.compile(
-    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):\d{12}:key/(mrk-)?[0-9a-f-]{32,36}$"
+    r"^arn:aws(-[a-z]+)*:kms:(?P<region>[a-z]{2}(-[a-z]+)+-[0-9]):[0-9]{12}"
+    r":key/(mrk-)?[0-9a-f-]{32,36}$"
 )
 # Refusals that say the ciphertext is not this key's, or was changed.
 _NOT_OURS = {"InvalidCiphertextException", "IncorrectKeyException"}
@@ -64,17 +70,25 @@ class AwsKms:
             self._clients[region] = client
         return client
 
-    def key(self, arn: str) -> AwsKmsKey:
+    def key(self, arn: str, org_id: UUID) -> AwsKmsKey:
         match = KEY_ARN.match(arn)
         if match is None:
             raise VaultError("a stored AWS KMS key id is not a key ARN")
-        return AwsKmsKey(arn, self.client(match["region"]))
+        try:
+            client = self.client(match["region"])
+        except BotoCoreError as exc:
+            raise KeyUnavailableError(
+                f"AWS KMS cannot be used in that region ({type(exc).__name__})",
+                extra={"kms": "aws", "kms_error": type(exc).__name__},
+            ) from None
+        return AwsKmsKey(arn, client, org_id)
 
 
 class AwsKmsKey:
-    def __init__(self, arn: str, client: Any) -> None:
+    def __init__(self, arn: str, client: Any, org_id: UUID) -> None:
         self._arn = arn
         self._client = client
+        self._org = str(org_id)
 
     def __repr__(self) -> str:
         return f"AwsKmsKey({self._arn})"
@@ -85,15 +99,18 @@ class AwsKmsKey:
 
     async def wrap(self, dek: bytes, aad: bytes) -> bytes:
         reply = await self._call(
-            "encrypt", KeyId=self._arn, Plaintext=dek, EncryptionContext=_context(aad)
+            "encrypt", KeyId=self._arn, Plaintext=dek, EncryptionContext=self._context(aad)
         )
         return bytes(reply["CiphertextBlob"])
 
     async def unwrap(self, wrapped: bytes, aad: bytes) -> bytes:
         reply = await self._call(
-            "decrypt", KeyId=self._arn, CiphertextBlob=wrapped, EncryptionContext=_context(aad)
+            "decrypt", KeyId=self._arn, CiphertextBlob=wrapped, EncryptionContext=self._context(aad)
         )
         return bytes(reply["Plaintext"])
+
+    def _context(self, aad: bytes) -> dict[str, str]:
+        return {"arx-org": self._org, "arx-binding": hashlib.sha256(aad).hexdigest()}
 
     async def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -114,7 +131,3 @@ class AwsKmsKey:
                 extra={"kms": "aws", "kms_error": type(exc).__name__},
             ) from None
         return reply
-
-
-def _context(aad: bytes) -> dict[str, str]:
-    return {"arx-binding": hashlib.sha256(aad).hexdigest()}

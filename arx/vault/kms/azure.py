@@ -1,9 +1,11 @@
 """Azure Key Vault: wrapKey and unwrapKey with the org's RSA key (RSA-OAEP-256).
 
 ARX authenticates as its own Entra application (client credentials, scope
-``https://vault.azure.net/.default``); the org grants that application the
-key's wrapKey/unwrapKey permissions, and revoking them makes the org's
-credentials unusable, nobody else's. Key Vault API version 7.4.
+``https://vault.azure.net/.default``) in its own tenant; the org grants that
+application the key's wrapKey/unwrapKey permissions, and revoking them makes
+the org's credentials unusable, nobody else's. Key Vault API version 7.4.
+Only vaults that accept tokens of ARX's tenant work today (a multi-tenant
+application would take the tenant from the vault's 401 challenge).
 
 RSA-OAEP takes no associated data, so ARX wraps the data key followed by
 the SHA-256 of the binding and checks it when unwrapping: a wrapped key
@@ -29,13 +31,10 @@ PREFIX = "azure-kv:"
 API_VERSION = "7.4"
 SCOPE = "https://vault.azure.net/.default"
 ALGORITHM = "RSA-OAEP-256"
-# The vault host suffixes of Azure's clouds (public, China, US Government) and Managed HSM.
-VAULT_SUFFIXES = (
-    ".vault.azure.net",
-    ".vault.azure.cn",
-    ".vault.usgovcloudapi.net",
-    ".managedhsm.azure.net",
-)
+# Vaults of Azure's public cloud (a vault name: 3-24 letters, digits and
+# hyphens). Managed HSM, and the China and US Government clouds, need other
+# scopes and authorities: not offered yet.
+_VAULT_HOST = re.compile(r"^[a-z0-9-]{3,24}\.vault\.azure\.net$")
 _KEY_PATH = re.compile(r"^/keys/[0-9A-Za-z-]{1,127}/[0-9a-f]{32}$")
 _DIGEST = hashlib.sha256().digest_size
 
@@ -46,7 +45,7 @@ def check_key_ref(ref: str) -> str:
     host = (parts.hostname or "").lower()
     if (
         parts.scheme != "https"
-        or not host.endswith(VAULT_SUFFIXES)
+        or not _VAULT_HOST.match(host)
         or parts.port not in (None, 443)
         or parts.username
         or parts.query

@@ -115,6 +115,10 @@ def test_params_are_strict() -> None:
         ("users:suspend", {"user_id": "00u1", "extra": 1}),
         ("groups:add_user", {"group_id": "../../users", "user_id": "00uabcdefghijklmnopq"}),
         ("users:get", {"user": "a/b"}),
+        # Not ids, not logins: "." would be GET /api/v1/users, the whole directory.
+        ("users:get", {"user": "."}),
+        ("users:get", {"user": ".."}),
+        ("users:get", {"user": "%2e"}),
         ("users:search", {"limit": 500}),
     ):
         with pytest.raises(InvalidFieldError):

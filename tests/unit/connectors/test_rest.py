@@ -85,10 +85,18 @@ async def test_reads_are_asked_again_and_writes_never() -> None:
     assert await _run(flaky, "things:get") == {"ok": True}
     assert seen == ["GET", "GET", "GET"]
     seen.clear()
-    with pytest.raises(ConnectorRequestError) as caught:
+    with pytest.raises(OutcomeUnknownError) as caught:
         await _run(flaky, "things:close")
     assert seen == ["POST"], "a write may have acted: never sent twice"
+    assert caught.value.upstream_status == 503
     assert caught.value.extra["errors"] == ["busy"]
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"message": "no such thing"})
+
+    with pytest.raises(ConnectorRequestError) as rejected:
+        await _run(refused, "things:close")
+    assert rejected.value.upstream_status == 400
 
     def dropped(request: httpx.Request) -> httpx.Response:
         seen.append(request.method)

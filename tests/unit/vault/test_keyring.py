@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -12,6 +13,7 @@ from arx.vault.keys import LocalKey
 
 pytestmark = pytest.mark.anyio
 AAD = b"binding"
+ORG = uuid.uuid4()
 
 
 class _Clock:
@@ -35,38 +37,38 @@ async def test_data_keys_are_kept_briefly_and_per_binding(monkeypatch: pytest.Mo
         return await unwrap(self, blob, aad)
 
     monkeypatch.setattr(LocalKey, "unwrap", counting)
-    assert await ring.unwrap(ring.local.key_id, wrapped, AAD) == dek
-    assert await ring.unwrap(ring.local.key_id, wrapped, AAD) == dek
+    assert await ring.unwrap(ring.local.key_id, wrapped, AAD, ORG) == dek
+    assert await ring.unwrap(ring.local.key_id, wrapped, AAD, ORG) == dek
     assert calls == [AAD], "the second call within the interval is served from memory"
     # Another binding is never served from the cache: the key checks it.
     with pytest.raises(VaultError, match="failed authentication"):
-        await ring.unwrap(ring.local.key_id, wrapped, b"another binding")
+        await ring.unwrap(ring.local.key_id, wrapped, b"another binding", ORG)
     clock.now = 61
-    assert await ring.unwrap(ring.local.key_id, wrapped, AAD) == dek
+    assert await ring.unwrap(ring.local.key_id, wrapped, AAD, ORG) == dek
     assert calls == [AAD, b"another binding", AAD], "expired: asked again"
 
     no_cache = KeyRing(kek, cache_seconds=0)
     for _ in range(2):
-        await no_cache.unwrap(no_cache.local.key_id, wrapped, AAD)
+        await no_cache.unwrap(no_cache.local.key_id, wrapped, AAD, ORG)
     assert len(calls) == 5
 
 
 async def test_which_key_opens_what() -> None:
     old, new = os.urandom(32), os.urandom(32)
     ring = KeyRing(new, retired=[old])
-    assert ring.current(None) is ring.local
-    assert ring.current(OrgKey("local", "")) is ring.local
+    assert ring.current(None, ORG) is ring.local
+    assert ring.current(OrgKey("local", ""), ORG) is ring.local
     wrapped = await LocalKey(old).wrap(b"k" * 32, AAD)
-    assert await ring.unwrap(LocalKey(old).key_id, wrapped, AAD) == b"k" * 32
+    assert await ring.unwrap(LocalKey(old).key_id, wrapped, AAD, ORG) == b"k" * 32
     with pytest.raises(VaultError, match="does not hold"):
-        KeyRing(new).provider(LocalKey(old).key_id)
+        KeyRing(new).provider(LocalKey(old).key_id, ORG)
     # An org's KMS key, where this deployment has no identity there: fail closed.
     arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     with pytest.raises(KeyUnavailableError, match="not configured"):
-        KeyRing(new).provider("azure-kv:https://v.vault.azure.net/keys/k/" + "0" * 32)
-    assert KeyRing(new, aws_kms=None).current(OrgKey("local", "")).key_id.startswith("local:")
+        KeyRing(new).provider("azure-kv:https://v.vault.azure.net/keys/k/" + "0" * 32, ORG)
+    assert KeyRing(new, aws_kms=None).current(OrgKey("local", ""), ORG).key_id.startswith("local:")
     with pytest.raises(VaultError, match="does not know"):
-        ring.provider("rot13:whatever")
+        ring.provider("rot13:whatever", ORG)
     assert check_key_ref("aws-kms", arn) == arn
     with pytest.raises(ValueError, match="one of"):
         check_key_ref("hsm", "x")
