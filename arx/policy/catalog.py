@@ -49,7 +49,13 @@ def build() -> dict[str, dict[str, dict[str, Any]]]:
     return {
         connector_id: {
             name: {
+                # The policy input's "operation", as ARX sends it (arx.policy.input):
+                # Rego tests build their calls from these, never from copies.
                 "kind": op.kind.value,
+                "base_risk": op.base_risk,
+                "reversible": op.reversible,
+                "target_type": op.target_type,
+                "inverse": op.inverse,
                 "target_param": op.target_param,
                 "params": param_paths(op.params, where=f"{connector_id} {name}"),
             }

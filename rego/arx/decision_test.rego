@@ -14,7 +14,7 @@ read_input := {
 	"agent": agent,
 	"org": {"id": "7a0c1b7e-0000-4000-8000-0000000000aa", "slug": "acme"},
 	"connector": "crowdstrike",
-	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
+	"operation": operation("crowdstrike", "hosts:search"),
 	"params": {"filter": "hostname:'web-1'"},
 	"target_count": 0,
 	"session_context": {"recent": [], "windows": {"1m": quiet_window, "5m": quiet_window, "60m": quiet_window}},
@@ -22,13 +22,31 @@ read_input := {
 	"now_ns": 1795626300000000000,
 }
 
-contain_input := object.union(read_input, {"operation": {
-	"name": "hosts:contain",
-	"kind": "containment",
-	"base_risk": 60,
-}})
+# An operation as ARX puts it in the input, from the operation tables
+# (data.arx.catalog, generated from them and checked in CI): never a copy.
+operation(connector, name) := {
+	"name": name,
+	"kind": op.kind,
+	"base_risk": op.base_risk,
+	"reversible": op.reversible,
+	"target_type": op.target_type,
+} if op := data.arx.catalog[connector][name]
 
+contain_input := object.union(read_input, {"operation": operation("crowdstrike", "hosts:contain")})
+
+# No Falcon operation is a write: a host search relabelled as one tests the
+# kind's rules (test_the_relabelled_operations_exist_nowhere keeps it honest).
 write_input := object.union(read_input, {"operation": {"name": "hosts:tag", "kind": "write", "base_risk": 30}})
+
+test_the_relabelled_operations_exist_nowhere if {
+	not data.arx.catalog.crowdstrike["hosts:tag"]
+	not data.arx.catalog.crowdstrike["hosts:delete"]
+	every _, ops in data.arx.catalog {
+		every _, op in ops {
+			op.kind != "destructive"
+		}
+	}
+}
 
 acme := {
 	"defaults": {"read": "PERMIT", "write": "ESCALATE", "containment": "ESCALATE", "destructive": "DENY"},

@@ -646,7 +646,11 @@ test_an_operator_must_apply_to_the_param_type if {
 
 test_the_shipped_catalog_describes_the_crowdstrike_operations if {
 	# rego/arx/catalog/data.json, generated from the operation tables.
-	data.arx.catalog.crowdstrike["hosts:contain"] == {"kind": "containment", "target_param": "ids", "params": {"ids": "array"}}
+	data.arx.catalog.crowdstrike["hosts:contain"] == {
+		"kind": "containment", "base_risk": 60, "reversible": true, "target_type": "host",
+		"inverse": "hosts:lift_containment", "target_param": "ids", "params": {"ids": "array"},
+	}
+	data.arx.catalog.crowdstrike["hosts:search"].reversible == false
 	data.arx.catalog.crowdstrike["hosts:search"].params.limit == "integer"
 }
 

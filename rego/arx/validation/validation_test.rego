@@ -14,7 +14,13 @@ call := {
 	"agent": {"id": "a", "name": "triage-bot", "intent": {"purpose": "triage", "scope": {"crowdstrike": ["hosts:*"]}}},
 	"org": {"id": "o", "slug": "acme"},
 	"connector": "crowdstrike",
-	"operation": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
+	"operation": {
+		"name": "hosts:search",
+		"kind": data.arx.catalog.crowdstrike["hosts:search"].kind,
+		"base_risk": data.arx.catalog.crowdstrike["hosts:search"].base_risk,
+		"reversible": data.arx.catalog.crowdstrike["hosts:search"].reversible,
+		"target_type": data.arx.catalog.crowdstrike["hosts:search"].target_type,
+	},
 	"params": {},
 	"target_count": 0,
 	"session_context": {

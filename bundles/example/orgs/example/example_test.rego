@@ -45,20 +45,25 @@ responder_bot := {
 	},
 }
 
-# The demo's CrowdStrike operation table.
-operations := {
-	"hosts:search": {"name": "hosts:search", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
-	"hosts:get": {"name": "hosts:get", "kind": "read", "base_risk": 10, "reversible": true, "target_type": "host"},
-	"hosts:contain": {"name": "hosts:contain", "kind": "containment", "base_risk": 60, "reversible": true, "target_type": "host"},
-	"hosts:lift_containment": {
-		"name": "hosts:lift_containment",
-		"kind": "containment",
-		"base_risk": 40,
-		"reversible": true,
-		"target_type": "host",
-	},
-	"hosts:update": {"name": "hosts:update", "kind": "write", "base_risk": 30, "reversible": true, "target_type": "host"},
-	"hosts:hide": {"name": "hosts:hide", "kind": "destructive", "base_risk": 50, "reversible": false, "target_type": "host"},
+# The Falcon operations as ARX sends them, from the operation tables
+# (data.arx.catalog, which the base library ships): never a copy.
+operations[name] := {
+	"name": name,
+	"kind": op.kind,
+	"base_risk": op.base_risk,
+	"reversible": op.reversible,
+	"target_type": op.target_type,
+} if some name, op in data.arx.catalog.crowdstrike
+
+# Falcon has no write or destructive operation ARX runs: these two test the
+# org's defaults for those kinds (and exist in no table, which is checked).
+operations["hosts:update"] := {"name": "hosts:update", "kind": "write", "base_risk": 30, "reversible": true, "target_type": "host"}
+
+operations["hosts:hide"] := {"name": "hosts:hide", "kind": "destructive", "base_risk": 50, "reversible": false, "target_type": "host"}
+
+test_the_kinds_only_tested_here_are_in_no_table if {
+	not data.arx.catalog.crowdstrike["hosts:update"]
+	not data.arx.catalog.crowdstrike["hosts:hide"]
 }
 
 call(agent, operation) := {
