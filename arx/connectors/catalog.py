@@ -6,7 +6,7 @@ class and add its import below.
 
 from __future__ import annotations
 
-from arx.connectors import crowdstrike, jira, okta  # noqa: F401  (register on import)
+from arx.connectors import crowdstrike, jira, okta, splunk  # noqa: F401  (register on import)
 from arx.connectors.base import BaseConnector
 from arx.connectors.registry import all_connectors
 

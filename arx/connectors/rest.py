@@ -28,6 +28,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 import msgspec
@@ -49,6 +50,7 @@ from arx.errors import (
 )
 from arx.vault.secret import REDACTED, Secret
 
+_FORM_HEADERS: Mapping[str, str] = {"Content-Type": "application/x-www-form-urlencoded"}
 _MAX_ERROR_MESSAGES = 10
 _MAX_MESSAGE_CHARS = 500
 _RETRY_STATUSES = frozenset({502, 503, 504})
@@ -158,7 +160,14 @@ class RestConnector(BaseConnector):
         for attempt in range(len(delays) + 1):
             try:
                 response = await self._http.request(
-                    call.method, url, json=call.json, headers=self.headers, auth=auth
+                    call.method,
+                    url,
+                    json=call.json,
+                    content=urlencode(call.form).encode() if call.form is not None else None,
+                    headers={**_FORM_HEADERS, **self.headers}
+                    if call.form is not None
+                    else self.headers,
+                    auth=auth,
                 )
             except httpx.TransportError as exc:
                 # A read is asked again; never an answer too large, never a refusal.

@@ -30,6 +30,8 @@ class ApiCall:
     path: str
     query: tuple[tuple[str, str], ...] = ()
     json: Any = None
+    # A form body (application/x-www-form-urlencoded) instead of JSON.
+    form: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

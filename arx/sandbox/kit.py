@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
@@ -96,6 +97,12 @@ def basic(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     return user, password
+
+
+async def form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
+    """A urlencoded body, whatever its Content-Type says: some vendors' clients
+    (splunk-sdk) send none, and the vendor takes it."""
+    return parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def same(a: str, b: str) -> bool:

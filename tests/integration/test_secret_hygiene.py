@@ -27,6 +27,7 @@ from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
 from arx.sandbox.okta import OktaState
+from arx.sandbox.splunk import SplunkState
 from tests.fixtures.arx import (
     FALCON_CLIENT_ID,
     FALCON_CLIENT_SECRET,
@@ -35,6 +36,9 @@ from tests.fixtures.arx import (
     JIRA_URL,
     OKTA_TOKEN,
     OKTA_URL,
+    SPLUNK_PASSWORD,
+    SPLUNK_URL,
+    SPLUNK_USER,
     Example,
     make_agent,
 )
@@ -72,7 +76,19 @@ OPERATIONS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         "issues:comment": ("iam-bot", {"key": "SEC-1", "body": "Suspended in Okta"}),
         "issues:transition": ("iam-bot", {"key": "SEC-1", "transition_id": "31"}),
     },
+    "splunk": {
+        "search:create": ("iam-bot", {"search": "search index=main user=ana.ruiz"}),
+        "search:status": ("iam-bot", {"sid": "{sid}"}),
+        "search:results": ("iam-bot", {"sid": "{sid}"}),
+        "notable:update": ("iam-bot", {"rule_uids": ["{notable}"], "status": 2}),
+    },
 }
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    return ids.get(value, value) if isinstance(value, str) else value
 
 
 class _Caller:
@@ -123,6 +139,7 @@ async def test_no_credential_or_token_appears_anywhere(
     example: Example,
     falcon: FalconState,
     okta: OktaState,
+    splunk: SplunkState,
     test_db: Database,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -136,7 +153,13 @@ async def test_no_credential_or_token_appears_anywhere(
         runtime,
         access,
         "iam-bot",
-        IntentManifest(scope={"okta": ["users:*", "sessions:*", "groups:*"], "jira": ["issues:*"]}),
+        IntentManifest(
+            scope={
+                "okta": ["users:*", "sessions:*", "groups:*"],
+                "jira": ["issues:*"],
+                "splunk": ["search:*", "notable:*"],
+            }
+        ),
     )
     example.seeded.api_keys["iam-bot"] = iam_key
     stored = await client.put(
@@ -151,18 +174,30 @@ async def test_no_credential_or_token_appears_anywhere(
         headers=example.owner,
     )
     assert stored.status_code == 201, stored.text
+    stored = await client.put(
+        f"/v1/admin/orgs/{example.seeded.org_id}/credentials/splunk",
+        json={
+            "secret": {"username": SPLUNK_USER, "password": SPLUNK_PASSWORD},
+            "base_url": SPLUNK_URL,
+        },
+        headers=example.owner,
+    )
+    assert stored.status_code == 201, stored.text
     ids = {
         "{ana}": next(u.id for u in okta.users.values() if u.login.startswith("ana")),
         "{group}": next(iter(okta.groups)),
+        "{notable}": next(iter(splunk.notables)),
     }
 
     for connector, operations in OPERATIONS.items():
         assert set(operations) == set(all_connectors()[connector].operations)
         for operation, (agent, raw) in operations.items():
-            params = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in raw.items()}
+            params = {k: _fill(v, ids) for k, v in raw.items()}
             call = {"connector": connector, "operation": operation, "params": params}
             resp = await caller.execute(call, agent)
             assert resp.status_code == 200, (operation, resp.text)
+            if operation == "search:create":
+                ids["{sid}"] = resp.json()["result"]["sid"]
             tokens |= set(falcon.tokens)
 
     search = {"connector": "crowdstrike", "operation": "hosts:search", "params": {}}
@@ -199,6 +234,8 @@ async def test_no_credential_or_token_appears_anywhere(
         FALCON_CLIENT_SECRET,
         OKTA_TOKEN,
         JIRA_TOKEN,
+        SPLUNK_PASSWORD,
+        *splunk.sessions,
         *tokens,
         kek.hex(),
         base64.b64encode(kek).decode(),

@@ -13,6 +13,11 @@ wrong (issue 10, point 7). Found so far:
   fixed. Its search is ``GET /search/jql`` with query parameters; its
   ``add_comment`` with a plain string would send a string body, which v3
   (and the fake) refuse: rich text is ADF.
+- splunk-sdk 2.1 sends its login form without a Content-Type (Splunk takes
+  it; the fake did not), reads ``/services/server/info`` first, uses the
+  ``/services/search/v2/jobs`` endpoints from Splunk 9.0.2 on, in the app
+  namespace (``/servicesNS/<owner>/<app>/…``), needs a job's ``eai:acl`` in
+  its Atom entry, and POSTs its v2 results requests. All added to the fake.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import pytest
 from falconpy import Hosts
 from jira import JIRA
 from okta.client import Client as OktaClient
+from splunklib import client as splunk_client
+from splunklib import results as splunk_results
 
 from arx.connectors.jira import adf
 from arx.sandbox.falcon import FalconState
@@ -31,6 +38,8 @@ from arx.sandbox.jira import JiraState
 from arx.sandbox.jira import create_app as jira_app
 from arx.sandbox.okta import OktaState
 from arx.sandbox.okta import create_app as okta_app
+from arx.sandbox.splunk import SplunkState
+from arx.sandbox.splunk import create_app as splunk_app
 from tests.fixtures.serve import serve_asgi
 
 FALCON_ID = "0123456789abcdef0123456789abcdef"
@@ -134,4 +143,34 @@ def test_the_jira_client_drives_the_jira_fake() -> None:
         moves = {t["name"]: t["id"] for t in jira.transitions(new.key)}
         jira.transition_issue(new.key, moves["Done"])
         assert state.issues[new.key].status == "Done"
+    assert all(r.auth_valid and r.status < 400 for r in state.requests)
+
+
+def test_the_splunk_sdk_drives_the_splunk_fake() -> None:
+    state = SplunkState.demo("arx-svc", "splunk-pass-7e6d5c")
+    notable = next(iter(state.notables))
+    with serve_asgi(splunk_app(state)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        service = splunk_client.connect(
+            host=host, port=int(port), scheme="http", username="arx-svc",
+            password="splunk-pass-7e6d5c",
+        )  # fmt: skip
+        job = service.jobs.create("search index=main user=ana.ruiz")
+        for _ in range(50):
+            if job.is_done():
+                break
+        assert job.is_done()
+        assert job["resultCount"] == "2"
+        rows = [
+            r
+            for r in splunk_results.JSONResultsReader(job.results(output_mode="json", count=10))
+            if isinstance(r, dict)
+        ]
+        assert [r["host"] for r in rows] == ["WS-FIN-0142", "WS-FIN-0142"]
+        updated = service.post(
+            "notable_update", ruleUIDs=[notable], status=2, comment="triaged", output_mode="json"
+        )
+        assert updated.status == 200
+    assert state.notables[notable].status == 2
+    assert state.notables[notable].comments == ["triaged"]
     assert all(r.auth_valid and r.status < 400 for r in state.requests)
