@@ -6,7 +6,13 @@ class and add its import below.
 
 from __future__ import annotations
 
-from arx.connectors import crowdstrike, jira, okta, splunk  # noqa: F401  (register on import)
+from arx.connectors import (  # noqa: F401  (register on import)
+    crowdstrike,
+    jira,
+    okta,
+    sentinel,
+    splunk,
+)
 from arx.connectors.base import BaseConnector
 from arx.connectors.registry import all_connectors
 

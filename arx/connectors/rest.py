@@ -89,6 +89,11 @@ class RestConnector(BaseConnector):
     def authenticate(self, secret: Any, context: CallContext) -> ConnectorAuth:
         """The ``httpx.Auth`` for one call with ``secret`` (a ``secret_type``)."""
 
+    def base_path(self, secret: Any) -> str:
+        """A path every call's starts with, from the credential (Sentinel's
+        workspace); none by default."""
+        return ""
+
     def failure(self, response: httpx.Response) -> Failure:
         """The vendor's error envelope; the default reads common shapes."""
         try:
@@ -128,7 +133,7 @@ class RestConnector(BaseConnector):
             raise TypeError(f"{self.id} needs a {self.secret_type.__name__}")
         assert operation.build is not None  # the registry refuses rows without one
         call = operation.build(params)
-        base = context.base_url.rstrip("/")
+        base = context.base_url.rstrip("/") + self.base_path(secret)
         auth = self.authenticate(secret, context)
         await auth.prepare(self._http)
         response = await self._send(call, base, auth, operation)

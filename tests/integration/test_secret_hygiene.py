@@ -27,6 +27,7 @@ from arx.identity.types import IntentManifest
 from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
 from arx.sandbox.okta import OktaState
+from arx.sandbox.sentinel import SentinelState
 from arx.sandbox.splunk import SplunkState
 from tests.fixtures.arx import (
     FALCON_CLIENT_ID,
@@ -36,6 +37,10 @@ from tests.fixtures.arx import (
     JIRA_URL,
     OKTA_TOKEN,
     OKTA_URL,
+    SENTINEL_CLIENT,
+    SENTINEL_SECRET,
+    SENTINEL_TENANT,
+    SENTINEL_WORKSPACE,
     SPLUNK_PASSWORD,
     SPLUNK_URL,
     SPLUNK_USER,
@@ -81,6 +86,15 @@ OPERATIONS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         "search:status": ("iam-bot", {"sid": "{sid}"}),
         "search:results": ("iam-bot", {"sid": "{sid}"}),
         "notable:update": ("iam-bot", {"rule_uids": ["{notable}"], "status": 2}),
+    },
+    "sentinel": {
+        "incidents:list": ("iam-bot", {}),
+        "incidents:get": ("iam-bot", {"incident_id": "{incident}"}),
+        "incidents:comment": ("iam-bot", {"incident_id": "{incident}", "message": "on it"}),
+        "incidents:update": (
+            "iam-bot",
+            {"incident_id": "{incident}", "title": "t", "severity": "High", "status": "Active"},
+        ),
     },
 }
 
@@ -140,6 +154,7 @@ async def test_no_credential_or_token_appears_anywhere(
     falcon: FalconState,
     okta: OktaState,
     splunk: SplunkState,
+    sentinel: SentinelState,
     test_db: Database,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -158,6 +173,7 @@ async def test_no_credential_or_token_appears_anywhere(
                 "okta": ["users:*", "sessions:*", "groups:*"],
                 "jira": ["issues:*"],
                 "splunk": ["search:*", "notable:*"],
+                "sentinel": ["incidents:*"],
             }
         ),
     )
@@ -183,10 +199,26 @@ async def test_no_credential_or_token_appears_anywhere(
         headers=example.owner,
     )
     assert stored.status_code == 201, stored.text
+    stored = await client.put(
+        f"/v1/admin/orgs/{example.seeded.org_id}/credentials/sentinel",
+        json={
+            "secret": {
+                "tenant_id": SENTINEL_TENANT,
+                "client_id": SENTINEL_CLIENT,
+                "client_secret": SENTINEL_SECRET,
+                "subscription_id": SENTINEL_WORKSPACE[0],
+                "resource_group": SENTINEL_WORKSPACE[1],
+                "workspace": SENTINEL_WORKSPACE[2],
+            },
+        },
+        headers=example.owner,
+    )
+    assert stored.status_code == 201, stored.text
     ids = {
         "{ana}": next(u.id for u in okta.users.values() if u.login.startswith("ana")),
         "{group}": next(iter(okta.groups)),
         "{notable}": next(iter(splunk.notables)),
+        "{incident}": next(iter(sentinel.incidents)),
     }
 
     for connector, operations in OPERATIONS.items():
@@ -236,6 +268,8 @@ async def test_no_credential_or_token_appears_anywhere(
         JIRA_TOKEN,
         SPLUNK_PASSWORD,
         *splunk.sessions,
+        SENTINEL_SECRET,
+        *sentinel.tokens,
         *tokens,
         kek.hex(),
         base64.b64encode(kek).decode(),

@@ -22,9 +22,18 @@ wrong (issue 10, point 7). Found so far:
 
 from __future__ import annotations
 
+import ssl
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from azure.core.credentials import AccessToken
+from azure.mgmt.securityinsight import SecurityInsights
+from azure.mgmt.securityinsight.models import IncidentComment
 from falconpy import Hosts
 from jira import JIRA
 from okta.client import Client as OktaClient
@@ -38,9 +47,11 @@ from arx.sandbox.jira import JiraState
 from arx.sandbox.jira import create_app as jira_app
 from arx.sandbox.okta import OktaState
 from arx.sandbox.okta import create_app as okta_app
+from arx.sandbox.sentinel import SentinelState
+from arx.sandbox.sentinel import create_app as sentinel_app
 from arx.sandbox.splunk import SplunkState
 from arx.sandbox.splunk import create_app as splunk_app
-from tests.fixtures.serve import serve_asgi
+from tests.fixtures.serve import self_signed, serve_asgi
 
 FALCON_ID = "0123456789abcdef0123456789abcdef"
 FALCON_SECRET = "falcon-client-secret-8b7a6c"
@@ -152,9 +163,12 @@ def test_the_splunk_sdk_drives_the_splunk_fake() -> None:
     with serve_asgi(splunk_app(state)) as url:
         host, port = url.removeprefix("http://").split(":")
         service = splunk_client.connect(
-            host=host, port=int(port), scheme="http", username="arx-svc",
+            host=host,
+            port=int(port),
+            scheme="http",
+            username="arx-svc",
             password="splunk-pass-7e6d5c",
-        )  # fmt: skip
+        )
         job = service.jobs.create("search index=main user=ana.ruiz")
         for _ in range(50):
             if job.is_done():
@@ -173,4 +187,61 @@ def test_the_splunk_sdk_drives_the_splunk_fake() -> None:
         assert updated.status == 200
     assert state.notables[notable].status == 2
     assert state.notables[notable].comments == ["triaged"]
+    assert all(r.auth_valid and r.status < 400 for r in state.requests)
+
+
+class _EntraToken:
+    """An azure-core TokenCredential getting its token from the fake Entra
+    endpoint by client credentials, as azure-identity would (without MSAL's
+    discovery, which needs the real login.microsoftonline.com)."""
+
+    def __init__(self, url: str, tenant: str, client: str, secret: str, verify: str) -> None:
+        self._url, self._tenant, self._client, self._secret = url, tenant, client, secret
+        self._verify = verify
+
+    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+        resp = httpx.post(
+            f"{self._url}/{self._tenant}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self._client,
+                "client_secret": self._secret,
+                "scope": " ".join(scopes),
+            },
+            verify=ssl.create_default_context(cafile=self._verify),
+        )
+        resp.raise_for_status()
+        body = resp.json()
+        return AccessToken(body["access_token"], int(time.time()) + body["expires_in"])
+
+
+def test_the_azure_sdk_drives_the_sentinel_fake(tmp_path: Path) -> None:
+    tenant, client, secret = str(uuid.uuid4()), str(uuid.uuid4()), "entra-app-secret~9f8e"
+    workspace = (str(uuid.uuid4()), "soc-rg", "soc-workspace")
+    state = SentinelState.demo(tenant, client, secret, workspace)
+    cert, key = self_signed(tmp_path)
+    # The SDK sends a bearer token over https only: the fake serves TLS.
+    with serve_asgi(sentinel_app(state), tls=(cert, key)) as url:
+        credential = _EntraToken(url, tenant, client, secret, str(cert))
+        sdk = SecurityInsights(credential, workspace[0], base_url=url, connection_verify=str(cert))  # type: ignore[arg-type]
+        incidents = list(sdk.incidents.list(workspace[1], workspace[2]))
+        assert len(incidents) == 2
+        first = incidents[0]
+        got = sdk.incidents.get(workspace[1], workspace[2], first.name)
+        assert got.title == first.title
+        got.status, got.classification = "Closed", "TruePositive"
+        got.classification_reason = "SuspiciousActivity"
+        updated = sdk.incidents.create_or_update(workspace[1], workspace[2], first.name, got)
+        assert updated.status == "Closed"
+        comment = sdk.incident_comments.create_or_update(
+            workspace[1],
+            workspace[2],
+            first.name,
+            str(uuid.uuid4()),
+            IncidentComment(message="closed by the SDK"),
+        )
+        assert comment.message == "closed by the SDK"
+        sdk.close()
+    assert state.incidents[first.name].status == "Closed"
+    assert state.incidents[first.name].comments == ["closed by the SDK"]
     assert all(r.auth_valid and r.status < 400 for r in state.requests)
