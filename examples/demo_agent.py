@@ -1,4 +1,5 @@
-"""A scripted agent for the ARX demo: one PERMIT, one DENY, one ESCALATE.
+"""A scripted agent for the ARX demo: one PERMIT, one DENY, one ESCALATE, then
+one governed call on each of the other connectors (Okta, Jira, Splunk, Sentinel).
 
 It holds only ARX API keys (never a CrowdStrike credential) and talks to ARX
 through the agentvault SDK, exactly as a real agent would.
@@ -66,9 +67,46 @@ def main() -> int:
         if wait and exc.approval_id:
             seen.append(_wait_and_resume(responder, base, exc.approval_id, target, wait))
 
+    print("4. triage-bot looks across the other tools (reads inside its intent)")
+    for connector, operation, params, say in (
+        (
+            "okta",
+            "users:search",
+            {"search": 'status eq "ACTIVE"'},
+            lambda r: f"{len(r['items'])} active user(s)",
+        ),
+        (
+            "jira",
+            "issues:search",
+            {"jql": "project = SEC"},
+            lambda r: f"{len(r['issues'])} SEC issue(s)",
+        ),
+        (
+            "splunk",
+            "search:create",
+            {"search": "search index=main user=ana.ruiz"},
+            lambda r: f"search job {r['sid']}",
+        ),
+        (
+            "sentinel",
+            "incidents:list",
+            {"filter": "properties/status eq 'New'"},
+            lambda r: f"{len(r['value'])} new incident(s)",
+        ),
+    ):
+        done = triage.execute(connector, operation, params)
+        print(
+            f"   {connector} {operation} -> {done.verdict} ({done.policy_id}): {say(done.result)}"
+        )
+        seen.append(done.verdict)
+
     triage.close()
     responder.close()
-    if seen[:3] != ["PERMIT", "DENY", "ESCALATE"] or "failed" in seen:
+    if (
+        seen[:3] != ["PERMIT", "DENY", "ESCALATE"]
+        or "failed" in seen
+        or seen[-4:] != ["PERMIT"] * 4
+    ):
         print(f"unexpected outcomes: {seen}", file=sys.stderr)
         return 1
     return 0

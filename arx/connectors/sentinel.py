@@ -22,6 +22,7 @@ from arx.connectors.auth import ConnectorAuth, TokenCache, client_credentials
 from arx.connectors.registry import register
 from arx.connectors.rest import RestConnector
 from arx.connectors.types import ApiCall, CallContext, Operation, OperationKind
+from arx.vault import destination
 from arx.vault.secret import Secret
 
 __all__ = ["SentinelConnector", "SentinelSecret"]
@@ -196,10 +197,14 @@ class SentinelConnector(RestConnector):
         self.authority = AUTHORITY
 
     def authenticate(self, secret: Any, context: CallContext) -> ConnectorAuth:
+        # A sandbox (a loopback URL, for the orgs the operator allows) plays
+        # Entra ID too; anything else gets its token from Entra itself.
+        sandbox = destination.parse(context.base_url).loopback
+        authority = context.base_url.rstrip("/") if sandbox else self.authority
         return client_credentials(
             self.tokens,
             (context.credential_key, context.base_url),
-            token_url=f"{self.authority}/{secret.tenant_id}/oauth2/v2.0/token",
+            token_url=f"{authority}/{secret.tenant_id}/oauth2/v2.0/token",
             client_id=secret.client_id,
             client_secret=secret.client_secret,
             scope=SCOPE,

@@ -157,7 +157,13 @@ class Stack:
 
 
 def _seed(
-    base: str, bootstrap_token: str, owner_password: str, falcon_url: str, sandbox_secret: str
+    base: str,
+    *,
+    bootstrap_token: str,
+    owner_password: str,
+    falcon_url: str,
+    sandbox_secret: str,
+    sandbox_url: str,
 ) -> Seeded:
     seeded = seed_over_api(
         base,
@@ -166,10 +172,12 @@ def _seed(
         falcon_url=falcon_url,
         client_id=SANDBOX_CLIENT_ID,
         client_secret=sandbox_secret,
+        sandbox_url=sandbox_url,
+        sandbox_secret=sandbox_secret,
     )
     print(
         "- bootstrapped org 'example' through the admin API: its owner, agents "
-        "triage-bot and responder-bot, a Falcon credential"
+        "triage-bot and responder-bot, credentials for Falcon, Okta, Jira, Splunk and Sentinel"
     )
     return seeded
 
@@ -182,8 +190,16 @@ def _seed_and_publish(
     owner_password: str,
     falcon_url: str,
     sandbox_secret: str,
+    sandbox_url: str,
 ) -> Seeded:
-    seeded = _seed(base, bootstrap_token, owner_password, falcon_url, sandbox_secret)
+    seeded = _seed(
+        base,
+        bootstrap_token=bootstrap_token,
+        owner_password=owner_password,
+        falcon_url=falcon_url,
+        sandbox_secret=sandbox_secret,
+        sandbox_url=sandbox_url,
+    )
     revision = publish_policy(
         base,
         seeded.org_id,
@@ -228,6 +244,31 @@ def _database(
         "administration as arx_control)"
     )
     return admin_url, logins
+
+
+def _start_suite(stack: ExitStack, logs: Path, sandbox_secret: str) -> tuple[str, int]:
+    """The Okta, Jira, Splunk and Sentinel sandboxes (one process): URL and pid."""
+    port = free_port()
+    suite = _python_service(
+        [
+            "uvicorn",
+            "--factory",
+            "arx.sandbox.suite:app_from_env",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        name="vendor sandboxes",
+        log=logs / "sandboxes.log",
+        port=port,
+        probe=None,
+        env={"ARX_SANDBOX_SECRET": sandbox_secret},
+    )
+    stack.enter_context(_running(suite))
+    return f"http://{LOOPBACK}:{port}", _pid(suite)
 
 
 def _start_falcon(
@@ -307,6 +348,8 @@ def local_stack(
 
         falcon_url, pids["sandbox"] = _start_falcon(stack, logs, sandbox_secret, sandbox_rate_limit)
         print(f"- CrowdStrike Falcon sandbox {falcon_url}")
+        sandbox_url, pids["sandboxes"] = _start_suite(stack, logs, sandbox_secret)
+        print(f"- Okta, Jira, Splunk and Sentinel sandboxes under {sandbox_url}")
 
         base = f"http://{LOOPBACK}:{port}"
         api_env = {
@@ -362,6 +405,7 @@ def local_stack(
                 owner_password=owner_password,
                 falcon_url=falcon_url,
                 sandbox_secret=sandbox_secret,
+                sandbox_url=sandbox_url,
             )
             if seed
             else None

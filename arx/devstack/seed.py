@@ -29,6 +29,7 @@ from arx.identity.roles import Role
 from arx.identity.types import IntentManifest
 from arx.policy.lifecycle import archive
 from arx.runtime import Runtime
+from arx.sandbox.suite import credentials as sandbox_credentials
 
 ORG_SLUG = "example"
 # The Falcon sandbox's client id in the demo and compose (not a secret).
@@ -37,8 +38,15 @@ ORG_NAME = "Example Security Team"
 OWNER_EMAIL = "owner@example.test"
 AGENTS = {
     "triage-bot": IntentManifest(
-        purpose="Look up hosts named in alerts; never changes anything.",
-        scope={"crowdstrike": ["hosts:search", "hosts:get"]},
+        purpose="Look up hosts, users, logs, tickets and incidents named in alerts; "
+        "never changes anything.",
+        scope={
+            "crowdstrike": ["hosts:search", "hosts:get"],
+            "okta": ["users:search", "users:get"],
+            "jira": ["issues:search", "issues:get"],
+            "splunk": ["search:*"],
+            "sentinel": ["incidents:list", "incidents:get"],
+        },
     ),
     "responder-bot": IntentManifest(
         purpose="Contain compromised hosts and release them after remediation.",
@@ -152,8 +160,12 @@ def seed_over_api(
     falcon_url: str,
     client_id: str,
     client_secret: str,
+    sandbox_url: str | None = None,
+    sandbox_secret: str = "",
 ) -> Seeded:
-    """The example org through the admin API, as an operator would build it."""
+    """The example org through the admin API, as an operator would build it;
+    with ``sandbox_url`` (arx.sandbox.suite), credentials for Okta, Jira,
+    Splunk and Sentinel pointing at their sandboxes too."""
     with httpx.Client(base_url=base_url, timeout=30) as http:
         founded = _ok(
             http.post(
@@ -207,6 +219,15 @@ def seed_over_api(
                 },
             )
         )
+        if sandbox_url:
+            for connector, secret in sandbox_credentials(sandbox_secret).items():
+                _ok(
+                    http.put(
+                        f"/v1/admin/orgs/{org_id}/credentials/{connector}",
+                        headers=owner,
+                        json={"secret": secret, "base_url": f"{sandbox_url}/{connector}"},
+                    )
+                )
     return Seeded(
         org_id=UUID(org_id),
         agent_ids=agent_ids,

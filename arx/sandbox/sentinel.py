@@ -159,7 +159,8 @@ async def incidents(
     if access is None or access not in sentinel.tokens:
         sentinel.log(request, auth_valid=False, status=401)
         raise _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
-    match = _PATH.match(request.url.path)
+    path = "/subscriptions/" + rest.lstrip("/")
+    match = _PATH.match(path)
     if match is None or (match["sub"], match["rg"], match["ws"]) != sentinel.workspace:
         sentinel.log(request, auth_valid=True, status=404)
         raise _error(404, "ResourceNotFound", "The Resource was not found.")
@@ -168,7 +169,7 @@ async def incidents(
         raise _error(
             400, "MissingApiVersionParameter", "The api-version query parameter is required."
         )
-    base = request.url.path if match["id"] is None else request.url.path.split(f"/{match['id']}")[0]
+    base = path if match["id"] is None else path.split(f"/{match['id']}")[0]
     status, body = _incidents(sentinel, request, match, base, await request.body())
     sentinel.log(request, auth_valid=True, status=status)
     return Response(body, status_code=status)

@@ -424,3 +424,63 @@ test_a_call_reaching_a_rule_whose_list_is_missing_is_denied if {
 	d.policy_id == "arx.invalid_org_policy"
 	d.reasons == [missing_list]
 }
+
+# --- the other connectors (operations from data.arx.catalog) ---------------------
+
+# An agent trusted with every tool, so the rules below decide, not its scope.
+soc_bot := {
+	"id": "5a1e0c9d-7b3f-4e2a-9c81-2d6f0b4a7e33",
+	"name": "soc-bot",
+	"intent": {
+		"purpose": "Respond to incidents across the SOC's tools.",
+		"scope": {
+			"okta": ["users:*", "sessions:*", "groups:*"],
+			"jira": ["issues:*"],
+			"splunk": ["search:*", "notable:*"],
+			"sentinel": ["incidents:*"],
+		},
+	},
+}
+
+call_to(agent, connector, name, params) := {
+	"agent": agent,
+	"org": {"id": "0b6f3c2e-5d1a-4c0e-9a57-3f0e7d1c00aa", "slug": "example"},
+	"connector": connector,
+	"operation": {
+		"name": name,
+		"kind": op.kind,
+		"base_risk": op.base_risk,
+		"reversible": op.reversible,
+		"target_type": op.target_type,
+	},
+	"params": params,
+	"target_count": 1,
+	"session_context": no_history,
+	"now": now,
+	"now_ns": now_ns,
+} if op := data.arx.catalog[connector][name]
+
+test_suspending_an_okta_user_needs_two_reviewers if {
+	d := decide(call_to(soc_bot, "okta", "users:suspend", {"user_id": "00u1abcdefghijklmnop"}))
+	[d.verdict, d.policy_id, d.approvals_required] == ["ESCALATE", "EX-060", 2]
+}
+
+test_jira_tickets_only_in_sec if {
+	elsewhere := decide(call_to(soc_bot, "jira", "issues:create", {"project": "HR", "summary": "x"}))
+	[elsewhere.verdict, elsewhere.policy_id] == ["DENY", "EX-061"]
+	sec := decide(call_to(soc_bot, "jira", "issues:create", {"project": "SEC", "summary": "x"}))
+	[sec.verdict, sec.policy_id] == ["ESCALATE", "default:write"]
+}
+
+test_closing_a_sentinel_incident_needs_a_reviewer if {
+	closing := {"incident_id": "x", "title": "t", "severity": "High", "status": "Closed"}
+	d := decide(call_to(soc_bot, "sentinel", "incidents:update", closing))
+	[d.verdict, d.policy_id] == ["ESCALATE", "EX-062"]
+	reading := decide(call_to(soc_bot, "sentinel", "incidents:list", {}))
+	[reading.verdict, reading.policy_id] == ["PERMIT", "default:read"]
+}
+
+test_triage_bot_never_updates_notables if {
+	d := decide(call_to(triage_bot, "splunk", "notable:update", {"rule_uids": ["n1"], "status": 2}))
+	[d.verdict, d.policy_id] == ["DENY", "EX-063"]
+}
