@@ -32,7 +32,8 @@ class JiraSecret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 IssueKey = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]{1,9}-[1-9][0-9]{0,8}$", description="e.g. SEC-24")
+    str,
+    msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]{1,9}-[1-9][0-9]{0,8}(?!\n)$", description="e.g. SEC-24"),
 ]
 _Strict = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=32_000)]
@@ -58,7 +59,7 @@ class IssueParams(msgspec.Struct, **_Strict):
 class CreateParams(msgspec.Struct, **_Strict):
     """A new issue: its project, type, summary and (plain text) description."""
 
-    project: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]{1,9}$", description="key")]
+    project: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9_]{1,9}(?!\n)$", description="key")]
     summary: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
     issue_type: Annotated[str, msgspec.Meta(min_length=1, max_length=60)] = "Task"
     description: Text | None = None
@@ -72,7 +73,7 @@ class CommentParams(msgspec.Struct, **_Strict):
 class TransitionParams(msgspec.Struct, **_Strict):
     key: IssueKey
     transition_id: Annotated[
-        str, msgspec.Meta(pattern=r"^[0-9]{1,9}$", description="from issues:transitions")
+        str, msgspec.Meta(pattern=r"^[0-9]{1,9}(?!\n)$", description="from issues:transitions")
     ]
     comment: Text | None = None
 

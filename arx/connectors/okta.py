@@ -32,8 +32,12 @@ class OktaSecret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 # Okta object ids: 20 letters and digits ("00u…" users, "00g…" groups).
-UserId = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{20}$", description="Okta user id")]
-GroupId = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{20}$", description="Okta group id")]
+UserId = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{20}(?!\n)$", description="Okta user id")
+]
+GroupId = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{20}(?!\n)$", description="Okta group id")
+]
 _Strict = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
 
 
@@ -59,7 +63,7 @@ class UserGetParams(msgspec.Struct, **_Strict):
         str,
         # An id, or a login in e-mail form: never a bare path ("." would list everyone).
         msgspec.Meta(
-            pattern=r"^([0-9A-Za-z]{20}|[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$",
+            pattern=r"^([0-9A-Za-z]{20}|[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)(?!\n)$",
             description="user id, or login (e-mail form)",
         ),
     ]

@@ -30,9 +30,9 @@ __all__ = ["SentinelConnector", "SentinelSecret"]
 API_VERSION: Final = "2024-03-01"
 AUTHORITY: Final = "https://login.microsoftonline.com"
 SCOPE: Final = "https://management.azure.com/.default"
-_GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+_GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?!\n)$"
 Guid = Annotated[str, msgspec.Meta(pattern=_GUID)]
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$")]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}(?!\n)$")]
 
 
 class SentinelSecret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -78,6 +78,12 @@ class UpdateParams(msgspec.Struct, **_Strict):
     classification: (
         Literal["Undetermined", "TruePositive", "BenignPositive", "FalsePositive"] | None
     ) = None
+    classification_reason: (
+        Literal[
+            "SuspiciousActivity", "SuspiciousButExpected", "IncorrectAlertLogic", "InaccurateData"
+        ]
+        | None
+    ) = None
     classification_comment: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
     owner_object_id: Guid | None = None
     etag: Annotated[str, msgspec.Meta(max_length=200)] | None = None
@@ -112,6 +118,8 @@ def _update(p: UpdateParams) -> ApiCall:
     properties: dict[str, Any] = {"title": p.title, "severity": p.severity, "status": p.status}
     if p.classification:
         properties["classification"] = p.classification
+    if p.classification_reason:
+        properties["classificationReason"] = p.classification_reason
     if p.classification_comment:
         properties["classificationComment"] = p.classification_comment
     if p.owner_object_id:
@@ -171,7 +179,7 @@ _OPERATIONS: Final = (
         params=CommentParams,
         kind=OperationKind.WRITE,
         base_risk=15,
-        reversible=True,
+        reversible=False,  # ARX offers no delete of a comment (yet)
         target_type="incident",
         target_param="incident_id",
         build=_comment,

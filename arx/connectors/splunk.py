@@ -1,5 +1,8 @@
-"""Splunk Enterprise / Splunk Cloud: search jobs (create, poll, results) and
-Enterprise Security's notable event update, over the management port (8089).
+"""Splunk Enterprise / Splunk Cloud: search jobs (create, poll, results,
+cancel) and Enterprise Security's notable event update, over the management
+port (8089). SPL can write (``outputlookup``, ``collect``, ``delete``) and
+send data out (``sendemail``): any SPL is ``search:create``, a write;
+``search:query`` runs one ``search`` command only, and is a read.
 
 Auth is a Splunk authentication token (``Authorization: Bearer <JWT>``) or a
 user and password, logged in at ``/services/auth/login`` for a session key
@@ -44,18 +47,35 @@ class SplunkSecret(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 Sid = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.@-]{0,199}$", description="search id"
+        pattern=r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.@-]{0,199}(?!\n)$", description="search id"
     ),
 ]
 _Strict = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
-Time = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9@:.+-]{1,40}$", description="e.g. -24h")]
+Time = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9@:.+-]{1,40}(?!\n)$", description="e.g. -24h")
+]
 
 
 class SearchParams(msgspec.Struct, **_Strict):
-    """Start a search job (SPL); poll it with search:status."""
+    """Start a search job (any SPL); poll it with search:status."""
 
     search: Annotated[
         str, msgspec.Meta(min_length=1, max_length=10_000, description="e.g. search index=main")
+    ]
+    earliest_time: Time | None = None
+    latest_time: Time | None = None
+
+
+class QueryParams(msgspec.Struct, **_Strict):
+    """Start a search job of one ``search`` command: no pipeline, subsearch or
+    macro, so nothing it runs can write, delete, or send data out."""
+
+    search: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^search [^|\[\]`\n]{1,9990}(?!\n)$",
+            description="e.g. search index=main user=ana.ruiz (no |, [ ], or macros)",
+        ),
     ]
     earliest_time: Time | None = None
     latest_time: Time | None = None
@@ -75,7 +95,7 @@ class NotableParams(msgspec.Struct, **_Strict):
     """Update notable events (Enterprise Security): status, urgency, owner, comment."""
 
     rule_uids: Annotated[
-        list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9@:._-]{1,200}$")]],
+        list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9@:._-]{1,200}(?!\n)$")]],
         msgspec.Meta(min_length=1, max_length=100, description="notable event ids"),
     ]
     status: (
@@ -83,13 +103,14 @@ class NotableParams(msgspec.Struct, **_Strict):
         | None
     ) = None
     urgency: (
-        Annotated[str, msgspec.Meta(pattern=r"^(informational|low|medium|high|critical)$")] | None
+        Annotated[str, msgspec.Meta(pattern=r"^(informational|low|medium|high|critical)(?!\n)$")]
+        | None
     ) = None
-    new_owner: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9@._-]{1,100}$")] | None = None
+    new_owner: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9@._-]{1,100}(?!\n)$")] | None = None
     comment: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
 
 
-def _create(p: SearchParams) -> ApiCall:
+def _create(p: SearchParams | QueryParams) -> ApiCall:
     form = [("search", p.search), ("output_mode", "json"), ("exec_mode", "normal")]
     form += [
         (k, v) for k, v in (("earliest_time", p.earliest_time), ("latest_time", p.latest_time)) if v
@@ -114,14 +135,36 @@ _JSON: Final = (("output_mode", "json"),)
 
 _OPERATIONS: Final = (
     Operation(
-        name="search:create",
-        params=SearchParams,
+        name="search:query",
+        params=QueryParams,
         kind=OperationKind.READ,
-        base_risk=15,
+        base_risk=10,
         reversible=False,
         target_type="search",
         build=_create,
-        summary="Start a search job; answers its sid (a search reads, it changes nothing).",
+        summary="Start a job of one search command (no pipeline: it cannot write); its sid.",
+    ),
+    Operation(
+        name="search:create",
+        params=SearchParams,
+        kind=OperationKind.WRITE,
+        base_risk=30,
+        reversible=True,
+        inverse="search:cancel",
+        target_type="search",
+        build=_create,
+        summary="Start a job of any SPL (which may write: outputlookup, collect, sendemail).",
+    ),
+    Operation(
+        name="search:cancel",
+        params=JobParams,
+        kind=OperationKind.WRITE,
+        base_risk=10,
+        reversible=False,
+        target_type="search",
+        target_param="sid",
+        build=lambda p: ApiCall("DELETE", f"/services/search/jobs/{p.sid}", _JSON),
+        summary="Cancel a search job and delete its results.",
     ),
     Operation(
         name="search:status",

@@ -44,7 +44,7 @@ AGENTS = {
             "crowdstrike": ["hosts:search", "hosts:get"],
             "okta": ["users:search", "users:get"],
             "jira": ["issues:search", "issues:get"],
-            "splunk": ["search:*"],
+            "splunk": ["search:query", "search:status", "search:results"],
             "sentinel": ["incidents:list", "incidents:get"],
         },
     ),

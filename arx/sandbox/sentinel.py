@@ -183,17 +183,18 @@ def _incidents(
     raw: bytes,
 ) -> tuple[int, Any]:
     if match["id"] is None:
-        rows = sorted(sentinel.incidents.values(), key=lambda i: -i.number)
-        wanted = re.search(r"properties/status eq '(\w+)'", request.query_params.get("$filter", ""))
-        if wanted:
-            rows = [i for i in rows if i.status.lower() == wanted.group(1).lower()]
-        return 200, {"value": [i.to_json(base) for i in rows]}
+        return 200, _page(sentinel, request, base)
     incident = sentinel.incidents.get(match["id"])
     if request.method == "GET":
         if incident is None or match["cid"]:
             raise _error(404, "NotFound", f"Incident {match['id']} was not found.")
         return 200, incident.to_json(base)
-    body = json.loads(raw or b"{}")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise _error(400, "InvalidRequestContent", "The request content was invalid.") from None
+    if not isinstance(body, dict):
+        raise _error(400, "InvalidRequestContent", "The request content must be an object.")
     properties = body.get("properties") or {}
     if match["cid"]:
         if incident is None:
@@ -224,6 +225,24 @@ def _incidents(
     incident.owner = (properties.get("owner") or {}).get("objectId")
     incident.etag = f'"{uuid.uuid4()}"'
     return 200, incident.to_json(base)
+
+
+def _page(sentinel: SentinelState, request: Request[Any, Any, Any], base: str) -> dict[str, Any]:
+    """Incidents, newest first: ``$filter`` on status, ``$top``, and ``nextLink``."""
+    rows = sorted(sentinel.incidents.values(), key=lambda i: -i.number)
+    wanted = re.search(r"properties/status eq '(\w+)'", request.query_params.get("$filter", ""))
+    if wanted:
+        rows = [i for i in rows if i.status.lower() == wanted.group(1).lower()]
+    top, skip = request.query_params.get("$top", "50"), request.query_params.get("$skipToken", "0")
+    if not (top.isdigit() and skip.isdigit()):
+        raise _error(400, "BadRequest", "$top and $skipToken must be numbers here.")
+    start, size = int(skip), max(1, int(top))
+    page: dict[str, Any] = {"value": [i.to_json(base) for i in rows[start : start + size]]}
+    if start + size < len(rows):
+        version = request.query_params["api-version"]
+        query = f"api-version={version}&$top={size}&$skipToken={start + size}"
+        page["nextLink"] = f"{str(request.base_url).rstrip('/')}{base}?{query}"
+    return page
 
 
 def create_app(state: SentinelState) -> ASGIApp:

@@ -17,6 +17,7 @@ What ARX uses, as Splunk documents it, and what the official SDK
   the SDK's ``Job.refresh`` parses).
 - ``GET /services/search/jobs/{sid}/results`` (``count``, ``offset``):
   JSON results of the job's events.
+- ``DELETE /services/search/jobs/{sid}``: the job cancelled and deleted.
 - ``POST /services/notable_update`` (Enterprise Security; ``ruleUIDs``,
   ``status``, ``urgency``, ``newOwner``, ``comment``).
 
@@ -267,6 +268,23 @@ async def job_status(
 
 
 @route(
+    ["/services/search/jobs/{sid:str}", "/services/search/v2/jobs/{sid:str}"],
+    http_method=["DELETE"],
+    status_code=200,
+)
+async def cancel_job(
+    splunk: NamedDependency[SplunkState], request: Request[Any, Any, Any], sid: FromPath[str]
+) -> Response[Any]:
+    """Cancel a job and delete its artifacts."""
+    _guard(splunk, request)
+    _job(splunk, request, sid)
+    del splunk.jobs[sid]
+    return _answer(
+        splunk, request, 200, {"messages": [{"type": "INFO", "text": "Search job cancelled."}]}
+    )
+
+
+@route(
     ["/services/search/jobs/{sid:str}/results", "/services/search/v2/jobs/{sid:str}/results"],
     http_method=["GET", "POST"],
     status_code=200,
@@ -283,8 +301,11 @@ async def job_results(
     given = {**_first(await form(request)), **dict(request.query_params)}
     if not _json(request, given):
         raise _error(400, "the fake answers results as JSON only (output_mode=json)")
-    count = int(given.get("count", "100") or 100)
-    offset = int(given.get("offset", "0") or 0)
+    try:
+        count = int(given.get("count", "100") or 100)
+        offset = int(given.get("offset", "0") or 0)
+    except ValueError:
+        raise _error(400, "count and offset must be numbers") from None
     rows = list(EVENTS)[offset : offset + count] if count else list(EVENTS)[offset:]
     fields = [{"name": n} for n in EVENTS[0]]
     return _answer(
@@ -341,7 +362,7 @@ def create_app(state: SplunkState) -> ASGIApp:
     """The app; ``/servicesNS/<owner>/<app>/…`` is served as ``/services/…``,
     as Splunk serves every endpoint in an app namespace too (the SDK uses it)."""
     app = make_app(
-        [login, server_info, create_job, job_status, job_results, notable_update],
+        [login, server_info, create_job, job_status, cancel_job, job_results, notable_update],
         not_found=lambda path: {"messages": [{"type": "ERROR", "text": f"Not Found: {path}"}]},
         dependencies={"splunk": Provide(lambda: state, use_cache=True, sync_to_thread=False)},
     )

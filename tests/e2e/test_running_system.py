@@ -124,7 +124,7 @@ def test_demo_agent_script_runs_against_the_stack(stack: Stack) -> None:
     for line in (
         "okta users:search -> PERMIT (default:read): 3 active user(s)",
         "jira issues:search -> PERMIT (default:read): 2 SEC issue(s)",
-        "splunk search:create -> PERMIT (default:read): search job",
+        "splunk search:query -> PERMIT (default:read): search job",
         "sentinel incidents:list -> PERMIT (default:read): 2 new incident(s)",
     ):
         assert line in done.stdout, done.stdout

@@ -82,9 +82,11 @@ OPERATIONS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
         "issues:transition": ("iam-bot", {"key": "SEC-1", "transition_id": "31"}),
     },
     "splunk": {
-        "search:create": ("iam-bot", {"search": "search index=main user=ana.ruiz"}),
+        "search:query": ("iam-bot", {"search": "search index=main user=ana.ruiz"}),
         "search:status": ("iam-bot", {"sid": "{sid}"}),
         "search:results": ("iam-bot", {"sid": "{sid}"}),
+        "search:create": ("iam-bot", {"search": "search index=main | stats count by user"}),
+        "search:cancel": ("iam-bot", {"sid": "{sid}"}),
         "notable:update": ("iam-bot", {"rule_uids": ["{notable}"], "status": 2}),
     },
     "sentinel": {
@@ -109,9 +111,18 @@ class _Caller:
     """Calls through the API, remembering every answer ARX gave as text."""
 
     def __init__(
-        self, client: httpx.AsyncClient, runtime: Runtime, example: Example, reviewer: Access
+        self,
+        client: httpx.AsyncClient,
+        runtime: Runtime,
+        example: Example,
+        reviewers: list[Access],
     ) -> None:
-        self.client, self.runtime, self.example, self.reviewer = client, runtime, example, reviewer
+        self.client, self.runtime, self.example, self.reviewers = (
+            client,
+            runtime,
+            example,
+            reviewers,
+        )
         self.texts: list[str] = []
 
     def seen(self, resp: httpx.Response) -> httpx.Response:
@@ -126,23 +137,25 @@ class _Caller:
         if resp.status_code != 202:
             return resp
         approval = UUID(resp.json()["approval_id"])
-        await review.vote(
-            self.runtime.control_pool, self.reviewer, approval, approve=True, comment="ok"
-        )
+        # As many distinct reviewers as policy asks (EX-060 asks two).
+        for reviewer in self.reviewers[: resp.json()["approvals_required"]]:
+            await review.vote(
+                self.runtime.control_pool, reviewer, approval, approve=True, comment="ok"
+            )
         self.seen(await self.client.get(f"/v1/sdk/approvals/{approval}", headers=headers))
         url = f"/v1/sdk/approvals/{approval}/execute"
         return self.seen(await self.client.post(url, json=call, headers=headers))
 
 
-async def _reviewer(client: httpx.AsyncClient, example: Example) -> Access:
+async def _reviewer(client: httpx.AsyncClient, example: Example, email: str) -> Access:
     added = await client.post(
         f"/v1/admin/orgs/{example.seeded.org_id}/members",
-        json={"email": "rita@example.test", "roles": ["reviewer"]},
+        json={"email": email, "roles": ["reviewer"]},
         headers=example.owner,
     )
     assert added.status_code == 201, added.text
     user = UUID(added.json()["user_id"])
-    person = Principal(kind=PrincipalKind.USER, id=str(user), name="rita", person=user)
+    person = Principal(kind=PrincipalKind.USER, id=str(user), name=email, person=user)
     return Access(principal=person, org_id=example.seeded.org_id, roles=frozenset({"reviewer"}))
 
 
@@ -160,7 +173,11 @@ async def test_no_credential_or_token_appears_anywhere(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     assert set(OPERATIONS) == set(all_connectors()), "every connector's operations run here"
-    caller = _Caller(client, runtime, example, await _reviewer(client, example))
+    reviewers = [
+        await _reviewer(client, example, "rita@example.test"),
+        await _reviewer(client, example, "sam@example.test"),
+    ]
+    caller = _Caller(client, runtime, example, reviewers)
     tokens: set[str] = set()
     # An identity agent, and the org's Okta credential.
     access = Access(principal=SEED, org_id=example.seeded.org_id, roles=frozenset({"owner"}))
@@ -228,7 +245,7 @@ async def test_no_credential_or_token_appears_anywhere(
             call = {"connector": connector, "operation": operation, "params": params}
             resp = await caller.execute(call, agent)
             assert resp.status_code == 200, (operation, resp.text)
-            if operation == "search:create":
+            if operation == "search:query":
                 ids["{sid}"] = resp.json()["result"]["sid"]
             tokens |= set(falcon.tokens)
 

@@ -45,7 +45,7 @@ async def run(state: SplunkState) -> AsyncIterator[Run]:
 
 @pytest.mark.anyio
 async def test_a_search_from_job_to_results_on_one_session(run: Run, state: SplunkState) -> None:
-    sid = (await run("search:create", {"search": "search index=main user=ana.ruiz"}))["sid"]
+    sid = (await run("search:query", {"search": "search index=main user=ana.ruiz"}))["sid"]
     assert state.jobs[sid].search == "search index=main user=ana.ruiz"
     first = await run("search:status", {"sid": sid})
     assert first["entry"][0]["content"]["dispatchState"] == "RUNNING"
@@ -59,6 +59,26 @@ async def test_a_search_from_job_to_results_on_one_session(run: Run, state: Splu
     state.sessions.clear()
     assert (await run("search:status", {"sid": sid}))["entry"][0]["name"] == sid
     assert len(state.calls("/services/auth/login")) == 2
+    await run("search:cancel", {"sid": sid})
+    assert sid not in state.jobs
+
+
+def test_only_a_bare_search_is_a_read() -> None:
+    """SPL can write and send data out: any pipeline, subsearch or macro is
+    search:create (a write); search:query takes one search command."""
+    for spl in (
+        "search index=main | outputlookup users.csv",
+        "search index=main | sendemail to=x@example.com",
+        "search [search index=main | collect index=x]",
+        "search `my_macro`",
+        "| makeresults",
+        "search index=main\n| delete",
+    ):
+        with pytest.raises(InvalidFieldError):
+            SplunkConnector.validate("search:query", {"search": spl})
+    assert SplunkConnector.operation("search:query").kind.value == "read"
+    assert SplunkConnector.operation("search:create").kind.value == "write"
+    assert SplunkConnector.operation("search:create").inverse == "search:cancel"
 
 
 @pytest.mark.anyio
@@ -83,7 +103,7 @@ async def test_a_token_instead_of_a_session_and_the_notable_update(
 async def test_a_wrong_password_is_refused_and_never_told(run: Run) -> None:
     wrong = SplunkSecret(username=USER, password=Secret("not-it-3f"))
     with pytest.raises(ConnectorAuthError) as denied:
-        await run("search:create", {"search": "search index=main"}, wrong)
+        await run("search:query", {"search": "search index=main"}, wrong)
     assert "not-it-3f" not in denied.value.detail + repr(denied.value.extra)
     assert denied.value.extra["errors"] == ["Login failed"]
 
