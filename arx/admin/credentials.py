@@ -209,6 +209,13 @@ async def delete_credential(
     )
 
 
+def _host_pattern(host: str) -> str:
+    try:
+        return destination.check_pattern(host)
+    except destination.DestinationError as exc:
+        raise InvalidFieldError(f"host: {exc}", field="host") from None
+
+
 async def list_hosts(
     pool: AsyncConnectionPool[Conn], *, org_id: UUID, connector: str
 ) -> ConnectorHosts:
@@ -224,10 +231,7 @@ async def add_host(
 ) -> ConnectorHosts:
     """Let the connector's credentials go to ``host`` (a name or ``*.domain``) too."""
     connector_class(connector)
-    try:
-        pattern = destination.check_pattern(host)
-    except destination.DestinationError as exc:
-        raise InvalidFieldError(f"host: {exc}", field="host") from None
+    pattern = _host_pattern(host)
     async with org_transaction(pool, org_id) as conn:
         await _org_slug(conn, org_id)
         row = await fetch_dict(
@@ -251,10 +255,7 @@ async def remove_host(
 ) -> ConnectorHosts:
     """Stop allowing ``host``: a credential stored for it is refused from the next call."""
     connector_class(connector)
-    try:
-        pattern = destination.check_pattern(host)
-    except destination.DestinationError as exc:
-        raise InvalidFieldError(f"host: {exc}", field="host") from None
+    pattern = _host_pattern(host)
     async with org_transaction(pool, org_id) as conn:
         await _org_slug(conn, org_id)
         cur = await conn.execute(vault_repo.REMOVE_HOST, (connector, pattern))

@@ -8,21 +8,21 @@ nothing was sent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import msgspec
 import psycopg
 import pytest
 
-from arx.api.app import create_app
 from arx.config import Settings
-from arx.runtime import open_runtime
 from arx.sandbox.falcon import FalconState
-from arx.sandbox.falcon import create_app as create_falcon_app
-from tests.fixtures.arx import FALCON_CLIENT_ID, FALCON_CLIENT_SECRET, FALCON_URL, Example
+from tests.fixtures.arx import (
+    FALCON_CLIENT_ID,
+    FALCON_CLIENT_SECRET,
+    FALCON_URL,
+    Example,
+    deployment,
+)
 from tests.fixtures.database import Database
 
 pytestmark = pytest.mark.anyio
@@ -175,31 +175,13 @@ async def test_the_hosts_a_credential_may_go_to(
     assert (await client.get(hosts, headers=example.owner)).status_code == 200
 
 
-@asynccontextmanager
-async def _deployment(
-    settings: Settings, falcon: FalconState, **changes: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The same database under other deployment settings."""
-    changed = msgspec.structs.replace(settings, **changes)
-    transport = httpx.ASGITransport(app=create_falcon_app(falcon))
-    async with (
-        open_runtime(changed, connector_transport=transport) as rt,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(changed, runtime=rt)),
-            base_url="http://arx.test",
-        ) as client,
-    ):
-        await rt.pool.wait(timeout=10)
-        yield client
-
-
 async def test_loopback_is_only_for_orgs_the_operator_runs_a_sandbox_for(
     settings: Settings, example: Example, falcon: FalconState
 ) -> None:
     assert FALCON_URL.startswith("http://localhost")
     url = f"/v1/admin/orgs/{example.seeded.org_id}/credentials/crowdstrike"
     for orgs in ((), ("another-org",)):
-        async with _deployment(settings, falcon, sandbox_orgs=orgs) as client:
+        async with deployment(settings, falcon, sandbox_orgs=orgs) as client:
             # The loopback credential the example org stored is refused at use...
             resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
             assert (resp.status_code, resp.json()["code"]) == (409, "destination_refused")
@@ -210,7 +192,7 @@ async def test_loopback_is_only_for_orgs_the_operator_runs_a_sandbox_for(
             )
             assert resp.status_code == 422
             assert falcon.requests == []
-    async with _deployment(settings, falcon, sandbox_orgs=("example",)) as client:
+    async with deployment(settings, falcon, sandbox_orgs=("example",)) as client:
         resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
         assert resp.status_code == 200, resp.text
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,21 +28,18 @@ from moto import settings as moto_settings
 from moto.server import ThreadedMotoServer
 
 from arx.admin.credentials import store_credential
-from arx.api.app import create_app
 from arx.config import Settings
-from arx.connectors.crowdstrike import FalconSecret
-from arx.db.pool import org_transaction
-from arx.runtime import Runtime, open_runtime
+from arx.runtime import Runtime
 from arx.sandbox.falcon import FalconState
-from arx.sandbox.falcon import create_app as create_falcon_app
 from arx.vault.keys import LocalKey
-from arx.vault.types import Sealed, StoredCredential
 from tests.fixtures.arx import (
     FALCON_CLIENT_ID,
     FALCON_CLIENT_SECRET,
     FALCON_URL,
     Example,
+    deployment,
     make_org,
+    open_falcon_credential,
 )
 from tests.fixtures.database import Database
 from tests.fixtures.kms import (
@@ -181,45 +177,6 @@ def _admin_actions(test_db: Database, org_id: UUID) -> list[tuple[str, dict[str,
         ).fetchall()
 
 
-async def _open(runtime: Runtime, org_id: UUID) -> FalconSecret:
-    """The org's Falcon credential, opened as the execute path would."""
-    async with org_transaction(runtime.pool, org_id) as conn:
-        cur = await conn.execute(
-            "SELECT id, version, base_url, kek_id, wrapped_dek, nonce, ciphertext"
-            " FROM arx.credentials WHERE org_id = %s AND connector = 'crowdstrike'"
-            " ORDER BY version DESC LIMIT 1",
-            (org_id,),
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    stored = StoredCredential(
-        id=row[0],
-        org_id=org_id,
-        connector="crowdstrike",
-        version=row[1],
-        base_url=row[2],
-        sealed=Sealed(kek_id=row[3], wrapped_dek=row[4], nonce=row[5], ciphertext=row[6]),
-    )
-    return await runtime.vault.open_credential(stored, FalconSecret)
-
-
-@asynccontextmanager
-async def _deployment(
-    settings: Settings, falcon: FalconState, **changes: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    changed = msgspec.structs.replace(settings, **changes)
-    transport = httpx.ASGITransport(app=create_falcon_app(falcon))
-    async with (
-        open_runtime(changed, connector_transport=transport) as rt,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(changed, runtime=rt)),
-            base_url="http://arx.test",
-        ) as client,
-    ):
-        await rt.pool.wait(timeout=10)
-        yield client
-
-
 async def test_arx_kek_rotation_rewraps_data_keys_and_leaves_ciphertexts_alone(
     settings: Settings, example: Example, falcon: FalconState, test_db: Database
 ) -> None:
@@ -232,7 +189,7 @@ async def test_arx_kek_rotation_rewraps_data_keys_and_leaves_ciphertexts_alone(
 
     # The operator rotates: the new key wraps, the old one still unwraps.
     rotated = {"kek": new_kek, "kek_retired": (base64.b64encode(old_kek).decode(),)}
-    async with _deployment(settings, falcon, **rotated) as client:
+    async with deployment(settings, falcon, **rotated) as client:
         resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
         assert resp.status_code == 200, resp.text
         shown = (await client.get(key_url, headers=example.owner)).json()
@@ -254,12 +211,12 @@ async def test_arx_kek_rotation_rewraps_data_keys_and_leaves_ciphertexts_alone(
     assert ("org.key_rewrapped", {"kek_id": new_id, "rewrapped": 1}) in _admin_actions(test_db, org)
 
     # The old key can go: everything opens under the new one alone.
-    async with _deployment(settings, falcon, kek=new_kek, kek_retired=()) as client:
+    async with deployment(settings, falcon, kek=new_kek, kek_retired=()) as client:
         resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
         assert resp.status_code == 200, resp.text
     # And the previous deployment (old key only) can no longer open it.
     falcon.requests.clear()
-    async with _deployment(settings, falcon, kek=old_kek) as client:
+    async with deployment(settings, falcon, kek=old_kek) as client:
         resp = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
         assert (resp.status_code, resp.json()["code"]) == (500, "vault_error")
         assert falcon.requests == []
@@ -346,7 +303,9 @@ async def test_an_org_brings_its_own_key_and_revoking_arx_fails_that_org_closed(
     assert falcon.requests == []
     assert FALCON_CLIENT_SECRET not in refused.text
     # Nobody else is touched: the other org's credential opens as before.
-    assert (await _open(runtime, other.org_id)).client_secret.reveal() == FALCON_CLIENT_SECRET
+    assert (
+        await open_falcon_credential(runtime, other.org_id)
+    ).client_secret.reveal() == FALCON_CLIENT_SECRET
     # A key ARX cannot use is refused before anything depends on it.
     again = await client.put(
         key_url, json={"provider": provider, "key": key}, headers=example.owner

@@ -23,7 +23,6 @@ from arx.admin.credentials import store_credential
 from arx.api.app import create_app
 from arx.config import Settings
 from arx.connectors.crowdstrike import FalconSecret
-from arx.db.pool import org_transaction
 from arx.errors import VaultError
 from arx.runtime import Runtime, open_runtime
 from arx.sandbox.falcon import FalconState
@@ -32,13 +31,13 @@ from arx.vault import crypto
 from arx.vault.keyring import KeyRing
 from arx.vault.keys import LocalKey
 from arx.vault.service import Vault
-from arx.vault.types import Sealed, StoredCredential
 from tests.fixtures.arx import (
     FALCON_CLIENT_ID,
     FALCON_CLIENT_SECRET,
     FALCON_URL,
     Example,
     make_org,
+    open_falcon_credential,
 )
 from tests.fixtures.database import Database
 
@@ -143,26 +142,8 @@ def _credential_rows(test_db: Database, org_id: UUID) -> list[dict[str, Any]]:
 
 
 async def _open(runtime: Runtime, org_id: UUID, *, kek: bytes | None = None) -> FalconSecret:
-    """Open the org's latest crowdstrike credential as the app role would."""
-    async with org_transaction(runtime.pool, org_id) as conn:
-        cur = await conn.execute(
-            "SELECT id, version, base_url, kek_id, wrapped_dek, nonce, ciphertext"
-            " FROM arx.credentials WHERE org_id = %s AND connector = 'crowdstrike'"
-            " ORDER BY version DESC LIMIT 1",
-            (org_id,),
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    cred = StoredCredential(
-        id=row[0],
-        org_id=org_id,
-        connector="crowdstrike",
-        version=row[1],
-        base_url=row[2],
-        sealed=Sealed(kek_id=row[3], wrapped_dek=row[4], nonce=row[5], ciphertext=row[6]),
-    )
-    vault = Vault(KeyRing(kek)) if kek is not None else runtime.vault
-    return await vault.open_credential(cred, FalconSecret)
+    vault = Vault(KeyRing(kek)) if kek is not None else None
+    return await open_falcon_credential(runtime, org_id, vault=vault)
 
 
 async def test_stored_row_holds_no_secret_and_opens_for_its_org(
