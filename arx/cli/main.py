@@ -477,6 +477,11 @@ def _add_operator_commands(sub: _Sub) -> None:
     seed.add_argument("--url", help=f"the ARX API (default: $ARX_URL, else {DEFAULT_URL})")
     seed.add_argument("--falcon-url", required=True, help="the Falcon sandbox's base URL")
     seed.add_argument(
+        "--sandbox-url",
+        help="the Okta/Jira/Splunk/Sentinel sandboxes (arx.sandbox.suite), whose secret is "
+        "ARX_SANDBOX_SECRET: a credential for each",
+    )
+    seed.add_argument(
         "--bundle", type=Path, default=Path("bundles/example"), help="the example bundle source"
     )
     seed.set_defaults(operator=_seed_example)
@@ -598,7 +603,8 @@ def _demo(ns: argparse.Namespace) -> None:
 
 def _seed_example(ns: argparse.Namespace) -> bytes:
     """compose.yaml's seed step. Secrets come from the environment (never
-    arguments): ARX_BOOTSTRAP_TOKEN, ARX_SANDBOX_FALCON_CLIENT_ID/SECRET."""
+    arguments): ARX_BOOTSTRAP_TOKEN, ARX_SANDBOX_FALCON_CLIENT_ID/SECRET,
+    ARX_SANDBOX_SECRET."""
     import secrets  # noqa: PLC0415
 
     from arx.devstack import seed  # noqa: PLC0415  (dev-only, like demo)
@@ -617,6 +623,8 @@ def _seed_example(ns: argparse.Namespace) -> bytes:
             falcon_url=ns.falcon_url,
             client_id=env.get("ARX_SANDBOX_FALCON_CLIENT_ID", seed.SANDBOX_CLIENT_ID),
             client_secret=env.get("ARX_SANDBOX_FALCON_CLIENT_SECRET", ""),
+            sandbox_url=ns.sandbox_url,
+            sandbox_secret=env.get("ARX_SANDBOX_SECRET", ""),
         )
         revision = seed.publish_policy(
             url,

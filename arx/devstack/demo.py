@@ -134,6 +134,8 @@ class Stack:
     base_url: str
     falcon_url: str
     falcon_client_secret: str
+    # The Okta/Jira/Splunk/Sentinel sandboxes (their secret: falcon_client_secret).
+    sandbox_url: str
     opa_url: str
     opa_token: str  # the sidecar answers nobody else (opa/authz.rego)
     api_keys: dict[str, str]
@@ -415,6 +417,7 @@ def local_stack(
             base_url=base,
             falcon_url=falcon_url,
             falcon_client_secret=sandbox_secret,
+            sandbox_url=sandbox_url,
             opa_url=sidecar.url,
             opa_token=sidecar.token,
             api_keys=seeded.api_keys if seeded else {},

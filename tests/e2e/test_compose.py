@@ -182,11 +182,17 @@ def test_the_seed_and_the_compose_sidecar_give_a_governed_call(
     services = compose["services"]
     # The sandbox runs on the API's loopback (the URL the API is given).
     assert compose["services"]["falcon-sandbox"]["network_mode"] == "service:api"
-    hosts = {"api:8080": stack.base_url, "127.0.0.1:9000": stack.falcon_url}
+    assert compose["services"]["vendor-sandboxes"]["network_mode"] == "service:api"
+    hosts = {
+        "api:8080": stack.base_url,
+        "127.0.0.1:9000": stack.falcon_url,
+        "127.0.0.1:9100": stack.sandbox_url,
+    }
     values = {
         "ARX_OPA_TOKEN": stack.opa_token,
         "ARX_BOOTSTRAP_TOKEN": stack.api_env["ARX_BOOTSTRAP_TOKEN"],
         "ARX_SANDBOX_FALCON_CLIENT_SECRET": stack.falcon_client_secret,
+        "ARX_SANDBOX_SECRET": stack.falcon_client_secret,
     }
 
     # The seed: the example org, its agents and keys, its policy activated.
@@ -226,7 +232,9 @@ def test_the_seed_and_the_compose_sidecar_give_a_governed_call(
                         "/v1/data/arx/decision?provenance=true", json={"input": {}}, headers=token
                     )
                     bundles = resp.json().get("provenance", {}).get("bundles", {})
-                    if bundles.get("example", {}).get("revision") == out["policy_revision"]:
+                    # Both bundles: each is downloaded on its own.
+                    example = bundles.get("example", {}).get("revision")
+                    if example == out["policy_revision"] and "arx-base" in bundles:
                         break
                 except (httpx.TransportError, ValueError):
                     pass
@@ -250,6 +258,19 @@ def test_the_seed_and_the_compose_sidecar_give_a_governed_call(
     assert resp.status_code == 200, resp.text
     assert resp.json()["verdict"] == "PERMIT"
     assert out["policy_revision"] in resp.json()["bundle_revision"]
+    # The seed stored a credential for each other sandbox: a governed call on one.
+    resp = httpx.post(
+        f"{stack.base_url}/v1/sdk/execute",
+        json={
+            "connector": "jira",
+            "operation": "issues:search",
+            "params": {"jql": "project = SEC"},
+        },
+        headers={"authorization": f"Bearer {out['api_keys']['triage-bot']}"},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    assert [i["key"] for i in resp.json()["result"]["issues"]] == ["SEC-1", "SEC-2"]
 
     # The trail's checkpoints are signed with the audit key `keys` made, and
     # its public half, as an auditor would get it, verifies them offline.
