@@ -21,8 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from arx.audit.service import record_admin_event
 from arx.db.pool import Conn, fetch_all, org_transaction
-from arx.errors import ARXError, InvalidFieldError, NotFoundError
-from arx.identity import repo as identity_repo
+from arx.errors import ARXError, InvalidFieldError
+from arx.identity.orgs import require_org
 from arx.vault import crypto
 from arx.vault import repo as vault_repo
 from arx.vault.keyring import OrgKey, check_key_ref
@@ -35,7 +35,7 @@ _PROBE_AAD = b"arx/kek-probe"
 
 async def key_info(pool: AsyncConnectionPool[Conn], vault: Vault, org_id: UUID) -> OrgKeyInfo:
     async with org_transaction(pool, org_id) as conn:
-        await _require_org(conn, org_id)
+        await require_org(conn, org_id)
         chosen = await org_key(conn, org_id)
         counts = await fetch_all(conn, vault_repo.SEALED_UNDER, None, _Count)
     kek = vault.keys.current(chosen, org_id)
@@ -62,7 +62,7 @@ async def set_key(
         raise InvalidFieldError(f"key: {exc}", field="key") from None
     kek = await _usable(vault, OrgKey(provider, ref), org_id)
     async with org_transaction(pool, org_id) as conn:
-        await _require_org(conn, org_id)
+        await require_org(conn, org_id)
         await conn.execute(vault_repo.ORG_KEY_EXCLUSIVE, (str(org_id),))
         await conn.execute(
             vault_repo.SET_ORG_KEY,
@@ -83,7 +83,7 @@ async def rewrap(
     pool: AsyncConnectionPool[Conn], vault: Vault, *, org_id: UUID, actor: str
 ) -> OrgKeyInfo:
     async with org_transaction(pool, org_id) as conn:
-        await _require_org(conn, org_id)
+        await require_org(conn, org_id)
         await conn.execute(vault_repo.ORG_KEY_EXCLUSIVE, (str(org_id),))
         kek = vault.keys.current(await org_key(conn, org_id), org_id)
         moved = await _rewrap_all(conn, vault, org_id, kek)
@@ -136,12 +136,6 @@ async def _rewrap_all(conn: Conn, vault: Vault, org_id: UUID, kek: KeyProvider) 
             await conn.execute(update, params)
             moved += 1
     return moved
-
-
-async def _require_org(conn: Conn, org_id: UUID) -> None:
-    cur = await conn.execute(identity_repo.SELECT_ORG_BY_ID, (org_id,))
-    if await cur.fetchone() is None:
-        raise NotFoundError(f"no org {org_id}")
 
 
 class _Count(msgspec.Struct, frozen=True):

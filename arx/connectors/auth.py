@@ -16,9 +16,7 @@ failure there means nothing was sent) and refreshed once after a 401.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +30,8 @@ from arx.errors import (
     ConnectorRequestError,
     ConnectorUnreachableError,
 )
+from arx.tokens import TokenCache
 from arx.vault.secret import Secret, secret_dec_hook
-
-# Refresh this long before the announced expiry, so a token never dies in flight.
-TOKEN_REFRESH_MARGIN = 60.0
 
 
 class ConnectorAuth(httpx.Auth):
@@ -84,49 +80,6 @@ class Basic(ConnectorAuth):
         return (self._password,)
 
 
-@dataclass(slots=True)
-class _Cached:
-    token: Secret
-    refresh_at: float  # monotonic seconds
-
-
-class TokenCache:
-    """Tokens per (credential version, URL), shared by a connector's calls.
-
-    Keyed by the credential's version, so a rotated credential never reuses
-    the old version's token; one exchange at a time per key.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._tokens: dict[tuple[str, str], _Cached] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        # Monotonic, so a wall-clock jump cannot stretch a token's life; tests may replace it.
-        self.clock = clock
-
-    def fresh(self, key: tuple[str, str]) -> Secret | None:
-        cached = self._tokens.get(key)
-        if cached is None or self.clock() >= cached.refresh_at:
-            return None
-        return cached.token
-
-    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        # Locks are kept: one may be between a release and its next waiter's
-        # wake-up, and dropping it then would allow a second concurrent exchange.
-        return self._locks.setdefault(key, asyncio.Lock())
-
-    def put(self, key: tuple[str, str], token: Secret, expires_in: float) -> None:
-        now = self.clock()
-        for old in [k for k, t in self._tokens.items() if now >= t.refresh_at]:
-            del self._tokens[old]
-        if expires_in > TOKEN_REFRESH_MARGIN:
-            self._tokens[key] = _Cached(token, now + expires_in - TOKEN_REFRESH_MARGIN)
-
-    def drop(self, key: tuple[str, str], token: Secret) -> None:
-        cached = self._tokens.get(key)
-        if cached is not None and cached.token == token:
-            del self._tokens[key]
-
-
 class _TokenReply(msgspec.Struct):
     access_token: Secret
     expires_in: int = 3600
@@ -164,15 +117,7 @@ class TokenSource(ConnectorAuth):
         self._token: Secret | None = None
 
     async def prepare(self, http: httpx.AsyncClient) -> None:
-        token = self._cache.fresh(self._key)
-        if token is None:
-            async with self._cache.lock(self._key):
-                # Another call may have exchanged while this one waited.
-                token = self._cache.fresh(self._key)
-                if token is None:
-                    token, expires_in = await self._exchange(http)
-                    self._cache.put(self._key, token, expires_in)
-        self._token = token
+        self._token = await self._cache.get(self._key, lambda: self._exchange(http))
 
     def rejected(self) -> bool:
         if self._token is not None:

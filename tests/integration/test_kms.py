@@ -346,3 +346,32 @@ async def test_key_references_are_checked_and_only_owners_set_them(
         assert resp.json()["field"] == "key"
     bad = await client.put(key_url, json={"provider": "vault"}, headers=example.owner)
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("provider", ["azure-key-vault", "gcp-kms"])
+async def test_a_refused_kms_token_is_exchanged_once_and_the_call_retried(
+    provider: str, *, client: httpx.AsyncClient, example: Example, kms: KmsServer
+) -> None:
+    """The KMS forgets ARX's bearer token before it expires (revoked, or the
+    service restarted): the next call gets a new one and succeeds; later
+    calls reuse it."""
+    if provider == "azure-key-vault":
+        kms.state.add_azure_key("org-kek")
+        key, tokens, exchange = AZURE_KEY, kms.state.azure_tokens, "entra:token"
+    else:
+        kms.state.add_gcp_key(GCP_KEY)
+        key, tokens, exchange = GCP_KEY, kms.state.gcp_tokens, "google:token"
+    org = example.seeded.org_id
+    resp = await client.put(
+        f"/v1/admin/orgs/{org}/key", json={"provider": provider, "key": key}, headers=example.owner
+    )
+    assert resp.status_code == 200, resp.text
+    assert kms.state.calls.count(exchange) == 1
+
+    tokens.clear()
+    kms.state.calls.clear()
+    for _ in range(2):
+        ok = await client.post(EXECUTE, json=SEARCH, headers=example.auth("triage-bot"))
+        assert ok.status_code == 200, ok.text
+    assert kms.state.calls.count(exchange) == 1
+    assert len(tokens) == 1

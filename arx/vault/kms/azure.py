@@ -24,7 +24,7 @@ import httpx
 import msgspec
 
 from arx.errors import KeyUnavailableError, VaultError
-from arx.vault.kms.oauth import TokenCache
+from arx.tokens import TokenCache
 from arx.vault.secret import Secret, secret_dec_hook
 
 PREFIX = "azure-kv:"
@@ -88,7 +88,8 @@ class AzureKeyVault:
         self._client_secret = client_secret
         # Tests (and emulators): every vault's requests go here instead.
         self._endpoint = endpoint.rstrip("/") if endpoint else None
-        self.tokens = TokenCache(self._exchange)
+        self.tokens = TokenCache()
+        self._token_key = ("azure", self._token_url)
 
     def key(self, url: str) -> AzureKey:
         try:
@@ -98,6 +99,9 @@ class AzureKeyVault:
         parts = urlsplit(ref)
         base = self._endpoint or f"https://{parts.hostname}"
         return AzureKey(self, ref, f"{base}{parts.path}")
+
+    async def _token(self) -> Secret:
+        return await self.tokens.get(self._token_key, self._exchange)
 
     async def _exchange(self) -> tuple[Secret, float]:
         form = {
@@ -123,11 +127,12 @@ class AzureKeyVault:
 
     async def post(self, url: str, value: bytes) -> bytes:
         body = {"alg": ALGORITHM, "value": _b64url(value)}
-        token = await self.tokens.get()
+        token = await self._token()
         try:
             resp = await self._send(url, body, token)
             if resp.status_code == 401:
-                resp = await self._send(url, body, await self.tokens.get(stale=token))
+                self.tokens.drop(self._token_key, token)
+                resp = await self._send(url, body, await self._token())
         except httpx.TransportError as exc:
             raise _unreachable("Azure Key Vault", exc) from None
         if resp.status_code in (401, 403, 404):

@@ -21,7 +21,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from arx.errors import KeyUnavailableError, VaultError
-from arx.vault.kms.oauth import TokenCache
+from arx.tokens import TokenCache
 from arx.vault.secret import Secret, secret_dec_hook
 
 PREFIX = "gcp-kms:"
@@ -84,12 +84,16 @@ class GcpKms:
         self._http = http
         self._account = account
         self._endpoint = endpoint.rstrip("/")
-        self.tokens = TokenCache(self._exchange)
+        self.tokens = TokenCache()
+        self._token_key = ("gcp", self._account.token_uri)
 
     def key(self, name: str) -> GcpKey:
         if not KEY_NAME.match(name):
             raise VaultError("a stored Cloud KMS key id is not a CryptoKey name")
         return GcpKey(self, name)
+
+    async def _token(self) -> Secret:
+        return await self.tokens.get(self._token_key, self._exchange)
 
     async def _exchange(self) -> tuple[Secret, float]:
         now = int(time.time())
@@ -125,11 +129,12 @@ class GcpKms:
 
     async def call(self, name: str, verb: str, body: dict[str, str], field: str) -> bytes:
         url = f"{self._endpoint}/v1/{name}:{verb}"
-        token = await self.tokens.get()
+        token = await self._token()
         try:
             resp = await self._send(url, body, token)
             if resp.status_code == 401:
-                resp = await self._send(url, body, await self.tokens.get(stale=token))
+                self.tokens.drop(self._token_key, token)
+                resp = await self._send(url, body, await self._token())
         except httpx.TransportError as exc:
             raise _unreachable("Cloud KMS", exc) from None
         status = _status(resp)
